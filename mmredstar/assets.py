@@ -2,7 +2,8 @@
 
 A bare name (``qwen2_5/14B_sft``, ``internvl2_8b``, ``geoqa``) or a path resolves to one file.
 Assets live in top-level folders of the repository: ``data_cards/*.md``, ``models/*.yaml``,
-``train/**/*.yaml``, ``eval/*.yaml``. Search order: an existing path as given; the folders under
+``train/**/*.yaml``, ``eval/*.yaml``, and pipeline configs (curation, GeoQA pipeline, studies)
+in ``configs/**/*.yaml``. Search order: an existing path as given; the folders under
 ``$MMREDSTAR_ASSETS`` (a directory holding those folders, for installs outside a clone); the
 repository this package was installed from.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-KINDS = {"data_cards": ".md", "models": ".yaml", "train": ".yaml", "eval": ".yaml"}
+KINDS = {"data_cards": ".md", "models": ".yaml", "train": ".yaml", "eval": ".yaml", "configs": ".yaml"}
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
