@@ -26,6 +26,8 @@ from typing import Any
 from .schema import DataError, Problem, Sample, record_from_dict, validate_record
 
 RECORD_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 # ----------------------------------------------------------------------------------------- paths
@@ -65,6 +67,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

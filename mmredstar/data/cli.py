@@ -1,4 +1,10 @@
-"""``mmredstar data ...``: convert, validate and summarise sample files."""
+"""``mmredstar data ...``: convert public datasets into samples; validate and summarise sample files.
+
+    mmredstar data cards                                    # the shipped data cards
+    mmredstar data convert --card aime24 --src ../shared/benchmarks/qwen2.5-math/aime24.jsonl --out data/aime24.jsonl
+    mmredstar data validate data/aime24.jsonl
+    mmredstar data stats data/aime24.jsonl
+"""
 
 from __future__ import annotations
 
@@ -101,3 +107,76 @@ def stats(files, as_json):
             v = ", ".join(f"{a}: {b:.0f}" if isinstance(b, float) else f"{a}: {b}" for a, b in v.items()) or "-"
         t.add_row(k, str(v) if v is not None else "-")
     Console().print(t)
+
+
+def _parse_options(pairs) -> dict:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise click.BadParameter(f"{p!r}: write KEY=VALUE", param_hint="--option")
+        k, _, v = p.partition("=")
+        out[k.strip()] = v
+    return out
+
+
+@data.command()
+@click.option("--card", "card_name", required=True, help="Data card: a name (see `mmredstar data cards`) or a card file (.md/.yaml).")
+@click.option("--src", required=True, help="Source: a file (JSONL, JSON, Parquet, .pk), a directory or a glob.")
+@click.option("--out", required=True, help="Output sample file (.jsonl, .jsonl.gz, .parquet), or a shard prefix with --shard-size.")
+@click.option("--split", default=None, help="Split to record on every sample (default: the card's, else from the file name).")
+@click.option("--where", "where", multiple=True, help='Keep rows passing a filter, e.g. --where \'task="geometry problem solving"\' --where level=5 (ANDed).')
+@click.option("--subset", default=None, help="A named filter from the card (e.g. mathvista: geometry; math: hard).")
+@click.option("--limit", type=int, default=None, help="Stop after this many samples.")
+@click.option("--image-dir", default=None, help="Directory relative image paths in the source are resolved against.")
+@click.option("--option", "opts", multiple=True, help="Adapter option KEY=VALUE (e.g. response=solution, language=zh, spj_file=PATH).")
+@click.option("--shard-size", type=int, default=None, help="Write shards OUT-00000.jsonl ... of this many samples.")
+@click.option("--dedupe", is_flag=True, help="Drop rows whose content repeats an earlier row's (default: keep, with ids <id>-2...).")
+@click.option("--allow-skips", is_flag=True, help="Exit 0 even if some rows could not be converted (they are still listed).")
+@click.option("--overwrite", is_flag=True, help="Redo the conversion even if OUT is up to date.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def convert(card_name, src, out, split, where, subset, limit, image_dir, opts, shard_size, dedupe, allow_skips,
+            overwrite, quiet):
+    """Convert a public dataset into sample records through its data card (streaming).
+
+    Prints what was written, filtered and skipped. A row that cannot be converted is reported with
+    its file, line (or row) and field, listed with its reason in OUT.convert/skipped.jsonl, and the
+    command exits non-zero unless --allow-skips. A rerun with the same inputs does nothing."""
+    from .convert import convert as run_convert
+    from .convert import sidecar_dir
+
+    try:
+        report = run_convert(card_name, src, out, split=split, where=where, subset=subset, limit=limit,
+                             image_dir=image_dir, options=_parse_options(opts), shard_size=shard_size,
+                             dedupe=dedupe, overwrite=overwrite, progress=not quiet)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    if report.up_to_date:
+        click.echo(f"up to date: {out} (same card, sources and options; --overwrite redoes it)")
+    click.echo(report.summary())
+    if report.skipped:
+        click.echo(f"skipped rows with their reasons: {sidecar_dir(out)}/skipped.jsonl", err=True)
+        if not allow_skips:
+            click.echo(f"{report.skipped} row(s) could not be converted; fix them or pass --allow-skips", err=True)
+            sys.exit(1)
+
+
+@data.command()
+@click.argument("name", required=False)
+def cards(name):
+    """List the data cards, or show one card's mapping and notes."""
+    from .cards import list_cards, load_card
+
+    if name is None:
+        for n in list_cards():
+            c = load_card(n)
+            hub = c.info.get("hub")
+            hub = ", ".join(hub) if isinstance(hub, list) else (hub or "-")
+            click.echo(f"{n:15s} {c.answer_type:8s} {hub}")
+        return
+    try:
+        c = load_card(name)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"# {c.name}  ({c.path})")
+    with open(c.path, encoding="utf-8") as f:
+        click.echo(f.read())

@@ -1,0 +1,267 @@
+"""Read the raw rows of a public dataset as it is published: JSONL(.gz), JSON, Parquet, pickle, directories.
+
+Every row comes with where it came from (file, line or row number, key), so an adapter error can
+name it. Nothing is held in memory that need not be: JSONL and Parquet stream; a JSON file is read
+as text and decoded one record at a time (line numbers included, e.g. MathVista's
+``testmini.json`` dict of pid -> record); a pickle (the original GeoQA ``.pk``) is loaded whole with
+a restricted unpickler that accepts only plain containers and numpy arrays.
+
+    from mmredstar.data.sources import iter_source
+    for row in iter_source("../shared/benchmarks/mathvista/testmini.json"):
+        print(row.where(), row.key, sorted(row.data)[:3])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..io import iter_jsonl
+from ..schema import Problem
+from .text import natural_key
+
+SOURCE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet", ".pk", ".pkl", ".pickle")
+
+
+@dataclass
+class RawRow:
+    """One raw record and its location.
+
+    ``file`` is the path shown to people (relative to the source root); ``path`` the real path;
+    ``line`` the 1-based line (JSONL, JSON) or ``None``; ``index`` the 0-based position of the row
+    in its file; ``key`` the record's key in a dict-of-records JSON; ``root`` the dataset root
+    (image paths are relative to it); ``row_dir`` the directory of the file holding the row."""
+
+    file: str
+    path: str
+    line: int | None
+    index: int
+    key: str | None
+    data: Any
+    root: str
+    row_dir: str
+    problem: Problem | None = None
+    single: bool = False  # the file holds this one record (its path then serves as the record's id)
+
+    @property
+    def number(self) -> int:
+        """The line number when known, else the 1-based row number."""
+        return self.line if self.line is not None else self.index + 1
+
+    @property
+    def unit(self) -> str:
+        return "line" if self.line is not None else "row"
+
+    def where(self) -> str:
+        s = f"{self.file}:{self.number}" if self.line is not None else f"{self.file} row {self.index + 1}"
+        return s + (f" (key {self.key!r})" if self.key is not None else "")
+
+
+def list_source_files(src: str | os.PathLike, pattern: str | None = None) -> tuple[str, list[str]]:
+    """(root, files) for a file, a directory (recursively, natural order) or a glob pattern.
+
+    ``pattern`` (e.g. ``**/data.json`` for Geometry3K's per-problem folders) selects files in a directory."""
+    src = os.fspath(src)
+    if os.path.isdir(src):
+        root = os.path.abspath(src)
+        if pattern:
+            files = [str(p) for p in Path(root).glob(pattern) if p.is_file()]
+        else:
+            files = []
+            for dp, dns, fns in os.walk(root):
+                dns[:] = [d for d in dns if not d.startswith(".") and not d.endswith(".convert")]
+                files += [os.path.join(dp, f) for f in fns if f.endswith(SOURCE_SUFFIXES) and not f.startswith(".")]
+        files.sort(key=lambda p: natural_key(os.path.relpath(p, root)))
+        if not files:
+            what = f"files matching {pattern!r}" if pattern else f"files ending in {', '.join(SOURCE_SUFFIXES)}"
+            raise ValueError(f"{src}: directory holds no {what}; point --src at the dataset's data files")
+        return root, files
+    if any(ch in src for ch in "*?["):
+        import glob
+
+        files = sorted(glob.glob(src, recursive=True), key=natural_key)
+        if not files:
+            raise ValueError(f"{src}: no files match this pattern")
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+        return root, files
+    if not os.path.exists(src):
+        raise ValueError(f"{src}: file not found; check --src")
+    return os.path.dirname(os.path.abspath(src)), [src]
+
+
+def iter_source(src: str | os.PathLike, *, pattern: str | None = None, trust_pickle: bool = False) -> Iterator[RawRow]:
+    """Every raw row of every file named by ``src``; unreadable rows come with a ``problem``."""
+    root, files = list_source_files(src, pattern)
+    for path in files:
+        yield from iter_file(path, root=root, trust_pickle=trust_pickle)
+
+
+def iter_file(path: str, *, root: str | None = None, trust_pickle: bool = False) -> Iterator[RawRow]:
+    path = os.fspath(path)
+    root = root or os.path.dirname(os.path.abspath(path))
+    shown = os.path.relpath(os.path.abspath(path), root)
+    row_dir = os.path.dirname(os.path.abspath(path))
+
+    def mk(index, data, line=None, key=None, problem=None, single=False):
+        return RawRow(shown, path, line, index, key, data, root, row_dir, problem, single)
+
+    if path.endswith((".jsonl", ".jsonl.gz")):
+        for i, (line, obj, prob) in enumerate(iter_jsonl(path)):
+            if prob is not None:
+                prob.file = shown
+            yield mk(i, obj, line=line, problem=prob)
+    elif path.endswith(".json"):
+        for i, (line, key, obj, prob) in enumerate(_iter_json(path, shown)):
+            single = key is None and line == 0
+            yield mk(i, obj, line=1 if single else line, key=key, problem=prob, single=single)
+    elif path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        i = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
+            for r in batch.to_pylist():
+                yield mk(i, r)
+                i += 1
+    elif path.endswith((".pk", ".pkl", ".pickle")):
+        data = load_pickle(path, trust=trust_pickle)
+        if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+            for i, (k, v) in enumerate(data.items()):
+                yield mk(i, v, key=str(k))
+        elif isinstance(data, (list, tuple)):
+            for i, v in enumerate(data):
+                yield mk(i, v)
+        else:
+            yield mk(0, data, single=True)
+    else:
+        raise ValueError(f"{path}: unsupported file type; use one of {', '.join(SOURCE_SUFFIXES)}")
+
+
+# ----------------------------------------------------------------------------------------- JSON
+def _iter_json(path: str, shown: str) -> Iterator[tuple[int | None, str | None, Any, Problem | None]]:
+    """(line, key, record, problem) for a JSON list of records, a dict of key -> record, or one record."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    dec = json.JSONDecoder()
+    n = len(text)
+    pos, line = 0, 1
+
+    def line_at(i: int) -> int:
+        nonlocal pos, line
+        line += text.count("\n", pos, i)
+        pos = i
+        return line
+
+    def ws(i: int) -> int:
+        while i < n and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def bad(i: int, msg: str):
+        return (line_at(min(i, n)), None, None,
+                Problem(shown, line_at(min(i, n)), "-", f"malformed JSON: {msg}", "fix the file; other records were read"))
+
+    i = ws(0)
+    if i >= n:
+        yield bad(i, "empty file")
+        return
+    try:
+        if text[i] == "[":
+            i = ws(i + 1)
+            if i < n and text[i] == "]":
+                return
+            while True:
+                start = i
+                val, i = dec.raw_decode(text, i)
+                yield line_at(start), None, val, None
+                i = ws(i)
+                if i < n and text[i] == ",":
+                    i = ws(i + 1)
+                elif i < n and text[i] == "]":
+                    return
+                else:
+                    yield bad(i, "expected ',' or ']'")
+                    return
+        elif text[i] == "{":
+            j = ws(i + 1)
+            if j < n and text[j] == "}":
+                return
+            # Peek at the first value: a dict of records when values are objects, else one record.
+            key0, k = dec.raw_decode(text, j)
+            k = ws(k)
+            if k >= n or text[k] != ":":
+                yield bad(k, "expected ':'")
+                return
+            k = ws(k + 1)
+            first, _ = dec.raw_decode(text, k)
+            if not isinstance(first, dict):
+                yield 0, None, json.loads(text), None  # line 0 marks "the whole file is one record"
+                return
+            i = j
+            while True:
+                key, i = dec.raw_decode(text, i)
+                i = ws(i)
+                if i >= n or text[i] != ":":
+                    yield bad(i, "expected ':'")
+                    return
+                i = ws(i + 1)
+                start = i
+                val, i = dec.raw_decode(text, i)
+                if not isinstance(val, dict):
+                    yield (line_at(start), str(key), None,
+                           Problem(shown, line_at(start), str(key), f"expected a record object, got {type(val).__name__}"))
+                else:
+                    yield line_at(start), str(key), val, None
+                i = ws(i)
+                if i < n and text[i] == ",":
+                    i = ws(i + 1)
+                elif i < n and text[i] == "}":
+                    return
+                else:
+                    yield bad(i, "expected ',' or '}'")
+                    return
+        else:
+            yield line_at(i), None, json.loads(text), None
+    except json.JSONDecodeError as e:
+        yield bad(e.pos, f"{e.msg}")
+
+
+# ----------------------------------------------------------------------------------------- pickle
+_SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"), ("collections", "OrderedDict"), ("builtins", "set"),
+    ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "slice"), ("builtins", "range"),
+    ("_codecs", "encode"),
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def __init__(self, f, path: str):
+        super().__init__(f)
+        self._path = path
+
+    def find_class(self, module, name):
+        if (module, name) in _SAFE_GLOBALS or (module.startswith("numpy") and name in ("dtype", "ndarray")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"{self._path}: refusing to load {module}.{name} from a pickle (it could run code); GeoQA .pk files "
+            "hold only lists, dicts and numpy arrays. If you trust this file, pass --option trust_pickle=true")
+
+
+def load_pickle(path: str, *, trust: bool = False) -> Any:
+    """Load a pickle; unless ``trust``, only plain containers and numpy arrays are allowed."""
+    with open(path, "rb") as f:
+        if trust:
+            return pickle.load(f)
+        try:
+            return _SafeUnpickler(f, path).load()
+        except pickle.UnpicklingError:
+            raise
+        except Exception as e:
+            raise ValueError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
