@@ -166,7 +166,7 @@ def _geoqa_original(row: dict, ctx: RowContext) -> dict:
     from .convert import _jsonable
 
     for k, v in row.items():
-        if k in ("image", key) or not isinstance(k, str) or k.startswith("_"):
+        if k in ("image", "choices", key) or not isinstance(k, str) or k.startswith("_"):
             continue
         extra[k] = _jsonable(v)
     row.update(_question=str(text).strip(), _choices=choices, _answer=letter, _answer_type="choice",
@@ -358,7 +358,7 @@ def taco(row: dict, ctx: RowContext) -> dict:
         text += "\n\nUse this starter code:\n```python\n" + str(starter).rstrip() + "\n```"
     sols = _load_json_field(row, "solutions")
     meta: dict[str, Any] = {"n_solutions": len(sols) if isinstance(sols, list) else 0,
-                            "difficulty_label": row.get("difficulty"), "test_type": "call" if fn else "stdin"}
+                            "test_type": "call" if fn else "stdin"}
     for k in ("tags", "skill_types", "raw_tags"):
         v = row.get(k)
         if isinstance(v, str):

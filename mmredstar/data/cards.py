@@ -53,7 +53,8 @@ class Card:
     images: shortcut for ``columns["images"]``: the column holding image path(s) or image bytes.
     image_dir: directory relative image paths are resolved against, relative to the dataset root
         (the ``--src`` directory, or the source file's directory); default: the row file's directory.
-    meta: source columns copied into ``Sample.meta``: a list (same names) or ``{meta_key: column}``.
+    meta: source columns copied into ``Sample.meta``: a list (same names) or ``{meta_key: column}``
+        (a list of candidate columns as the value: the first present one).
     answer_from: when there is no answer column, extract it from the ``solution`` column:
         ``boxed`` (the last ``\\boxed{}``) or ``the_answer_is`` (MetaMathQA's "The answer is: X").
     answer_format: how a choice answer is written: ``letter``, ``index`` (0-based), ``index1``,

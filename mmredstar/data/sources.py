@@ -242,6 +242,8 @@ _SAFE_GLOBALS = {
 
 
 class _SafeUnpickler(pickle.Unpickler):
+    """Only the globals a data pickle needs (numpy arrays, plain containers); anything else is refused."""
+
     def __init__(self, f, path: str):
         super().__init__(f)
         self._path = path
@@ -261,7 +263,7 @@ def load_pickle(path: str, *, trust: bool = False) -> Any:
             return pickle.load(f)
         try:
             return _SafeUnpickler(f, path).load()
-        except pickle.UnpicklingError:
-            raise
+        except pickle.UnpicklingError as e:
+            raise ValueError(str(e)) from None
         except Exception as e:
             raise ValueError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None

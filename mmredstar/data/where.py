@@ -62,6 +62,9 @@ def parse_where(expr: str) -> Predicate:
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
+            if not re.fullmatch(r"[\w.\- ]+", raw):
+                raise ValueError(f"bad filter {expr!r}: the value {raw!r} is neither a number nor a word; "
+                                 "quote text values, e.g. task=\"geometry problem solving\"") from None
             value = raw  # bare word
     return Predicate(field, op, value, expr.strip())
 
