@@ -1,0 +1,41 @@
+"""Training: SFT, DPO, GRPO and REINFORCE++ from YAML recipes, for text models and VLMs.
+
+    from mmredstar.training import run
+    out = run("tiny/sft", ["train.max_steps=20"])     # -> output dir with weights, metrics.json, ...
+
+Command line: ``mmredstar train RECIPE [key=value ...] [--resume] [--check]``. Recipes live in ``train/``
+(``train/tiny/*.yaml`` run on CPU in minutes); ``train/_sets.yaml`` names the data sets recipes use.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .config import METHODS, Recipe, RecipeError, load_recipe
+
+__all__ = ["run", "load_recipe", "check_recipe", "Recipe", "RecipeError", "METHODS"]
+
+
+def run(recipe: str | os.PathLike | Recipe, overrides: list[str] | dict | None = None) -> str:
+    """Train from a recipe (name, path or ``Recipe``) with dotted ``overrides``; returns the output directory."""
+    rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
+    if isinstance(recipe, Recipe) and overrides:
+        from .config import apply_overrides, recipe_from_dict
+
+        name, path = rec.name, rec.path
+        rec = recipe_from_dict(apply_overrides(rec.to_dict(), overrides), file=path or "<recipe>")
+        rec.name, rec.path = name, path
+    if rec.method == "sft":
+        from .sft import train
+    elif rec.method == "dpo":
+        from .dpo import train
+    else:
+        from .rl import train
+    return train(rec)
+
+
+def check_recipe(recipe: str | os.PathLike, overrides: list[str] | dict | None = None) -> Recipe:
+    """Validate a recipe without loading a model: keys and types, the model preset, data names, DeepSpeed config."""
+    from .validate import check
+
+    return check(recipe, overrides)

@@ -1,0 +1,503 @@
+"""Typed training recipes: the dataclasses every recipe key maps to, YAML loading and overrides.
+
+A recipe is YAML whose keys are the fields below (each documented once, on its field). Loading checks
+every key and type and reports a problem as ``file:line: key 'x': ...`` with a did-you-mean; dotted
+command-line overrides (``train.lr=1e-5 data.max_length=2048``) are coerced to the field's type.
+
+    from mmredstar.training.config import load_recipe
+    cfg = load_recipe("tiny/sft", ["train.max_steps=10"])     # -> Recipe
+
+Run ``mmredstar train tiny/sft --check`` to validate a recipe without loading a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from mmredstar.assets import resolve
+
+METHODS = ("sft", "dpo", "grpo", "reinforce_pp")
+
+
+class RecipeError(ValueError):
+    """A recipe key or value is wrong; the message names the file, line and key and says what to do."""
+
+
+# ----------------------------------------------------------------------------------------- sections
+@dataclass
+class ModelConfig:
+    """Which model to train and how to build it."""
+
+    name: str = ""
+    """A model preset (``models/<name>.yaml``, e.g. ``qwen2_5_7b_instruct``, ``tiny_text``) or a path to a
+    saved model directory (an earlier run's output, an HF checkpoint)."""
+    init_from: str | None = None
+    """Start from the output of another recipe (e.g. DPO after ``qwen2_5/14B_sft_4k``): its output dir
+    (``runs/<recipe>``, or that recipe's ``output_dir``) must exist; ``name`` still names the architecture."""
+    dtype: str | None = None
+    """Weights dtype when loading (``float32``, ``bfloat16``); ``None`` = the preset's."""
+    attn_implementation: str | None = None
+    """``sdpa`` | ``eager`` | ``flash_attention_2``; ``None`` = the preset's. Ulysses needs sdpa or flash."""
+    rope_scaling: dict | None = None
+    """RoPE scaling overriding the preset's, e.g. ``{rope_type: linear, factor: 4.0}`` (Position Interpolation)."""
+    max_position_embeddings: int | None = None
+    """Context length overriding the preset's (set it with ``rope_scaling`` when extending the context)."""
+    freeze: dict = field(default_factory=dict)
+    """Modules to freeze, e.g. ``{vision: true, projector: false, llm: false}`` (see ``modeling.param_groups``)."""
+    lrs: dict = field(default_factory=dict)
+    """Per-module learning rates, e.g. ``{vision: 1e-6, projector: 1e-4}``; modules not named use ``train.lr``."""
+    overrides: dict = field(default_factory=dict)
+    """Any other keyword passed to ``load_model`` (e.g. ``{max_tiles: 6}``)."""
+    seed: int | None = None
+    """Seed for random initialisation of tiny presets; ``None`` = ``train.seed``."""
+
+
+@dataclass
+class DataConfig:
+    """What to train on and how to shape it into sequences."""
+
+    train: list[str] = field(default_factory=list)
+    """Training data: sample files, globs, directories or named sets (``train/_sets.yaml``). SFT files hold
+    samples with one response (the target); DPO files hold pairs; RL files hold prompts."""
+    eval: list[str] = field(default_factory=list)
+    """Optional held-out data in the same form; evaluated every ``train.eval_steps``."""
+    root: str | None = None
+    """Directory that named sets' relative paths are resolved against; default ``$MMREDSTAR_DATA`` or ``./data``."""
+    image_root: str | None = None
+    """Directory image paths are relative to; default: each data file's directory."""
+    limit: int | None = None
+    """Use at most this many training records (after reading, before shuffling); ``None`` = all."""
+    max_length: int = 4096
+    """Maximum tokens per training sequence (prompt + response; for DPO each of prompt+chosen and
+    prompt+rejected; for RL the prompt)."""
+    truncation: Literal["truncate", "drop"] = "truncate"
+    """Over-long samples: ``truncate`` cuts the response end (never inside an image span: the cut moves
+    before the span and the image is dropped with it; a sample left with no target tokens is dropped);
+    ``drop`` skips the sample. Both are counted in ``metrics.json`` (``truncation``)."""
+    packing: bool = False
+    """SFT: pack several samples into each ``max_length`` row (text and images); position ids restart per
+    sample, attention never crosses samples, image spans are never split."""
+    blank_images: bool = False
+    """Replace every image by a blank one of the same size (the ablation that shows images are used)."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule, precision, checkpoints and parallelism (the transformers Trainer's knobs)."""
+
+    lr: float = 1e-5
+    """Peak learning rate (the LM's; see ``model.lrs`` for per-module rates)."""
+    epochs: float = 1.0
+    """Passes over the training data (ignored when ``max_steps`` > 0)."""
+    max_steps: int = -1
+    """Stop after this many optimiser steps; -1 = run ``epochs``."""
+    batch_size: int = 8
+    """Global batch size in samples (packed rows for packed SFT; pairs for DPO; completions for RL) per
+    optimiser step. Gradient accumulation = batch_size / (micro_batch_size x data-parallel processes)."""
+    micro_batch_size: int = 1
+    """Samples per process per forward pass."""
+    lr_scheduler: str = "linear"
+    """``linear`` | ``cosine`` | ``constant`` | ``constant_with_warmup`` | any transformers scheduler name."""
+    warmup_ratio: float = 0.0
+    """Fraction of steps with linear warm-up."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0 disables)."""
+    optim: str = "adamw_torch"
+    """Optimiser name as transformers knows it."""
+    seed: int = 42
+    """Seed for data order, initialisation of tiny presets, dropout and sampling."""
+    bf16: Literal["auto", True, False] = "auto"
+    """bfloat16 mixed precision: ``auto`` = on when a GPU supports it, off on CPU."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (long context)."""
+    liger: Literal["auto", True, False] = "auto"
+    """Liger kernels: ``auto`` = on when ``liger-kernel`` is installed and a GPU is present."""
+    deepspeed: str | None = None
+    """DeepSpeed config: ``zero2``, ``zero3`` (shipped in ``train/deepspeed/``) or a JSON path; ``None`` = none."""
+    sequence_parallel: int = 1
+    """Ulysses sequence-parallel degree (DeepSpeed ALST); needs ``deepspeed`` and sdpa/flash attention."""
+    logging_steps: int = 1
+    """Log the loss every this many steps (metrics.json keeps every logged value)."""
+    save_steps: int = 0
+    """Save a resumable checkpoint every this many steps; 0 = only the final model."""
+    save_total_limit: int | None = 2
+    """Keep at most this many checkpoints."""
+    eval_steps: int = 0
+    """Evaluate on ``data.eval`` every this many steps; 0 = at the end only (when eval data is given)."""
+    resume: bool = False
+    """Resume from the last checkpoint in the output directory (weights, optimiser, scheduler, data order, RNG)."""
+    num_threads: int | None = None
+    """torch CPU threads (``torch.set_num_threads``); ``None`` = leave as is."""
+    dataloader_num_workers: int = 0
+    """Background data-loading processes."""
+    report_to: list[str] = field(default_factory=list)
+    """Experiment trackers (``wandb``, ``tensorboard``); empty = none."""
+    progress: bool = True
+    """Show tqdm progress bars."""
+    extra_args: dict = field(default_factory=dict)
+    """Any other ``TrainingArguments`` / TRL config field, passed through verbatim."""
+
+
+@dataclass
+class SFTConfig:
+    """Supervised fine-tuning on one target response per sample."""
+
+    loss_on_think: bool = True
+    """Train on the ``<think>...</think>`` block too (``false``: loss only on the text after it)."""
+
+
+@dataclass
+class DPOConfig:
+    """Direct preference optimisation from (chosen, rejected) pairs, through TRL's DPOTrainer."""
+
+    beta: float = 0.1
+    """KL strength of the DPO loss (the paper: 0.3 and 0.5)."""
+    loss_type: str = "sigmoid"
+    """TRL loss type (``sigmoid`` = the DPO paper's; ``ipo``, ``hinge``, ...)."""
+    label_smoothing: float = 0.0
+    """Conservative-DPO label smoothing."""
+    precompute_ref_log_probs: bool = False
+    """Compute the reference model's log-probs once before training (frees the reference model)."""
+    sft_weight: float = 0.0
+    """Add TRL's ``sft`` loss on the chosen response with this weight (0 = pure DPO)."""
+
+
+@dataclass
+class RLConfig:
+    """Online RL with the rule reward (GRPO or REINFORCE++) through TRL's GRPOTrainer."""
+
+    num_generations: int = 2
+    """Responses sampled per prompt (the paper: 2)."""
+    temperature: float = 1.0
+    """Sampling temperature (the paper: 1.0)."""
+    top_p: float = 1.0
+    """Nucleus sampling."""
+    max_completion_length: int = 256
+    """Maximum new tokens per response."""
+    beta: float = 0.0
+    """KL penalty coefficient against the initial policy (0 = no reference model)."""
+    epsilon: float = 0.2
+    """PPO-style clipping range of the importance ratio."""
+    num_iterations: int = 1
+    """Optimisation passes per generated batch."""
+    loss_type: str = "dapo"
+    """TRL loss aggregation (``grpo``, ``dapo``, ``dr_grpo``, ``bnpo``)."""
+    reward: str = "rule"
+    """``rule`` (r = 1 verified / 0 wrong / -1 no valid answer, ``mmredstar.verify``) or ``module:function``
+    returning a TRL reward function when called with ``reward_options``."""
+    reward_options: dict = field(default_factory=dict)
+    """Keyword options for the reward (e.g. verifier options)."""
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    """GRPO's advantage scaling (ignored by REINFORCE++, which always normalises over the global batch)."""
+
+
+@dataclass
+class Recipe:
+    """One training run: method, model, data, optimisation, and the method's own settings."""
+
+    method: Literal["sft", "dpo", "grpo", "reinforce_pp"] = "sft"
+    """``sft`` | ``dpo`` | ``grpo`` | ``reinforce_pp``."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The model (a preset name or path; the shorthand ``model: NAME`` sets ``model.name``)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """The data (the shorthand ``data: [a, b]`` sets ``data.train``)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Optimisation and infrastructure."""
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    """SFT settings (``method: sft``)."""
+    dpo: DPOConfig = field(default_factory=DPOConfig)
+    """DPO settings (``method: dpo``)."""
+    rl: RLConfig = field(default_factory=RLConfig)
+    """RL settings (``method: grpo`` / ``reinforce_pp``)."""
+    output_dir: str | None = None
+    """Where weights, checkpoints, metrics.json, the resolved recipe and the data manifest go;
+    default ``runs/<recipe name>``."""
+    description: str = ""
+    """What this run reproduces (free text, e.g. the paper's table)."""
+    source: str = ""
+    """Where the hyper-parameters come from (paper section / table)."""
+
+    # runtime-only (not recipe keys)
+    path: str | None = field(default=None, metadata={"runtime": True})
+    name: str | None = field(default=None, metadata={"runtime": True})
+
+    def to_dict(self) -> dict:
+        """The recipe as plain data (runtime fields dropped): what ``recipe.resolved.yaml`` holds."""
+        return _to_plain(self)
+
+
+# ----------------------------------------------------------------------------------------- loading
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not f.metadata.get("runtime")}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _key_lines(node, prefix: str = "", out: dict | None = None) -> dict[str, int]:
+    """Map dotted key -> 1-based line from a composed YAML node tree."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = f"{prefix}{k.value}"
+            out[key] = k.start_mark.line + 1
+            _key_lines(v, key + ".", out)
+    return out
+
+
+def _hints() -> dict[type, dict[str, Any]]:
+    return {cls: typing.get_type_hints(cls) for cls in (Recipe, ModelConfig, DataConfig, TrainConfig, SFTConfig,
+                                                        DPOConfig, RLConfig)}
+
+
+def _is_optional(tp) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+def _coerce(value: Any, tp, where: str) -> Any:
+    """Check/convert ``value`` to the annotated type ``tp``; raise RecipeError(where...) when impossible.
+
+    >>> _coerce("1e-5", float, "train.lr")
+    1e-05
+    >>> _coerce("true", bool, "x")
+    True
+    >>> _coerce("a", list[str], "data.train")
+    ['a']
+    """
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("null", "none", "~") and type(None) in args:
+            return None
+        errs = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except RecipeError as e:
+                errs.append(str(e))
+        raise RecipeError(errs[0] if errs else f"{where}: bad value {value!r}")
+    if origin is Literal:
+        for a in args:
+            if value == a and type(value) is type(a):
+                return a
+        if isinstance(value, str):
+            low = value.lower()
+            for a in args:
+                if isinstance(a, bool) and low == str(a).lower():
+                    return a
+                if isinstance(a, str) and low == a.lower():
+                    return a
+        raise RecipeError(f"{where}: {value!r} is not one of {list(args)}")
+    if origin is list:
+        (inner,) = args or (Any,)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            if isinstance(value, str) and value.startswith("["):
+                value = yaml.safe_load(value)
+            else:
+                value = [value] if value != "" else []
+        if not isinstance(value, list):
+            raise RecipeError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is dict or origin is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise RecipeError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise RecipeError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+            except ValueError:
+                pass
+            else:
+                if f.is_integer():
+                    return int(f)
+        raise RecipeError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise RecipeError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise RecipeError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise RecipeError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls, data: dict, hints: dict, *, prefix: str, file: str, lines: dict[str, int]):
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("runtime")}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = prefix + str(key)
+        if key not in fields:
+            line = lines.get(dotted)
+            loc = f"{file}:{line}" if line else file
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
+            raise RecipeError(f"{loc}: unknown key '{dotted}': {hint}")
+        tp = hints[cls][key]
+        sub = tp if dataclasses.is_dataclass(tp) else None
+        try:
+            if sub is not None:
+                value = _shorthand(key, value)
+                if not isinstance(value, dict):
+                    raise RecipeError(f"{dotted}: expected a mapping of {sub.__name__} keys, got {value!r}")
+                kwargs[key] = _build(sub, value, hints, prefix=dotted + ".", file=file, lines=lines)
+            else:
+                kwargs[key] = _coerce(value, tp, dotted)
+        except RecipeError as e:
+            if str(e).startswith(file):
+                raise
+            line = lines.get(dotted)
+            loc = f"{file}:{line}" if line else file
+            raise RecipeError(f"{loc}: key {e}") from None
+    return cls(**kwargs)
+
+
+def _shorthand(section: str, value: Any) -> Any:
+    """``model: NAME`` -> ``{name: NAME}``; ``data: [files]`` / ``data: FILE`` -> ``{train: [...]}``."""
+    if section == "model" and isinstance(value, str):
+        return {"name": value}
+    if section == "data" and isinstance(value, (list, str)):
+        return {"train": value if isinstance(value, list) else [value]}
+    return value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.lr=1e-5"`` -> ``("train.lr", "1e-5")`` (values are typed later, by the field).
+
+    >>> parse_override("data.train=[a.jsonl, b.jsonl]")
+    ('data.train', ['a.jsonl', 'b.jsonl'])
+    """
+    if "=" not in text:
+        raise RecipeError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=1e-5")
+    key, raw = text.split("=", 1)
+    key = key.strip().lstrip("-")
+    raw = raw.strip()
+    try:
+        val = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        val = raw
+    if isinstance(val, (dict, list, bool)) or val is None:
+        return key, val
+    return key, raw
+
+
+def apply_overrides(data: dict, overrides: list[str] | dict | None) -> dict:
+    """Set dotted keys in a nested dict (a copy); ``model=NAME``/``data=[...]`` shorthands work too."""
+    import copy
+
+    data = copy.deepcopy(data)
+    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in (overrides or [])]
+    for key, val in items:
+        parts = key.split(".")
+        cur = data
+        for i, p in enumerate(parts[:-1]):
+            nxt = cur.get(p)
+            if nxt is None:
+                nxt = cur[p] = {}
+            elif not isinstance(nxt, dict):
+                nxt = cur[p] = _shorthand(p, nxt) if i == 0 else nxt
+                if not isinstance(nxt, dict):
+                    raise RecipeError(f"override {key}: '{'.'.join(parts[:i + 1])}' is not a section")
+            cur = nxt
+        cur[parts[-1]] = val
+    return data
+
+
+def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int] | None = None) -> Recipe:
+    """Build and check a ``Recipe`` from plain data (keys and types; not the referenced assets)."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{file}: a recipe must be a YAML mapping, got {type(data).__name__}")
+    rec = _build(Recipe, data, _hints(), prefix="", file=file, lines=lines or {})
+    if not rec.model.name:
+        raise RecipeError(f"{file}: key 'model' is missing: name a preset (e.g. 'model: tiny_text') or a path")
+    if not rec.data.train:
+        raise RecipeError(f"{file}: key 'data' is missing: list sample files or named sets under 'data.train'")
+    t = rec.train
+    if t.batch_size < 1 or t.micro_batch_size < 1:
+        raise RecipeError(f"{file}: train.batch_size and train.micro_batch_size must be >= 1")
+    if t.sequence_parallel > 1 and not t.deepspeed:
+        raise RecipeError(f"{file}:{(lines or {}).get('train.sequence_parallel', '?')}: key 'train.sequence_parallel'"
+                          f"={t.sequence_parallel} needs DeepSpeed: set train.deepspeed (e.g. zero2 or zero3)")
+    if rec.method in ("grpo", "reinforce_pp") and rec.rl.num_generations < 2:
+        raise RecipeError(f"{file}: rl.num_generations must be >= 2 (advantages compare responses to one another)")
+    return rec
+
+
+def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | dict | None = None) -> Recipe:
+    """Resolve a recipe (bare name under ``train/`` or a path), apply overrides and check keys and types."""
+    path = resolve("train", name_or_path)
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise RecipeError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    lines = _key_lines(node) if node is not None else {}
+    data = apply_overrides(data or {}, overrides)
+    rec = recipe_from_dict(data, file=str(path), lines=lines)
+    rec.path = str(path)
+    rec.name = recipe_name(path)
+    return rec
+
+
+def recipe_name(path: str | os.PathLike) -> str:
+    """``.../train/qwen2_5/7B_sft_4k.yaml`` -> ``qwen2_5/7B_sft_4k``; other paths -> the file stem."""
+    p = Path(path).resolve()
+    parts = p.with_suffix("").parts
+    if "train" in parts:
+        i = len(parts) - 1 - parts[::-1].index("train")
+        return "/".join(parts[i + 1:])
+    return p.stem
+
+
+def dump_recipe(rec: Recipe) -> str:
+    """The resolved recipe as YAML text (what ``recipe.resolved.yaml`` holds)."""
+    head = f"# resolved from {rec.name or rec.path}: every default filled in, every override applied\n"
+    return head + yaml.safe_dump(rec.to_dict(), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,83 @@
+"""Check a recipe without loading a model: keys and types, the referenced preset, data and DeepSpeed config.
+
+    mmredstar train qwen2_5/7B_sft_4k --check
+    python -c "from mmredstar.training.validate import check_all; check_all()"    # every shipped recipe
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mmredstar.assets import AssetError, list_assets, resolve
+
+from .config import Recipe, RecipeError, load_recipe
+from .data import KINDS, describe_spec, named_sets, shipped_sets_path
+
+METHOD_KIND = {"sft": "sft", "dpo": "dpo", "grpo": "rl", "reinforce_pp": "rl"}
+
+
+def check(name_or_path, overrides=None) -> Recipe:
+    """Load and check one recipe; raises ``RecipeError`` naming the file, line and key."""
+    rec = load_recipe(name_or_path, overrides)
+    path = rec.path or str(name_or_path)
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0].startswith("#") or "mmredstar train" not in lines[0] and "python -m" not in lines[0]:
+        raise RecipeError(f"{path}:1: the first line must be a comment with the command that runs this recipe, "
+                          f"e.g. '# mmredstar train {rec.name}'")
+    # model: a preset or an existing path
+    m = rec.model.name
+    if not os.path.exists(m):
+        try:
+            resolve("models", m)
+        except AssetError:
+            raise RecipeError(f"{path}:{_line(lines, 'model')}: key 'model': no preset {m!r} in models/ and no such "
+                              f"path; presets: {', '.join(list_assets('models'))}") from None
+    if rec.model.init_from:
+        try:
+            load_recipe(rec.model.init_from)
+        except (RecipeError, AssetError, FileNotFoundError) as e:
+            raise RecipeError(f"{path}:{_line(lines, 'init_from')}: key 'model.init_from': {e}") from None
+    # data: built-in, named set of the right kind, or an existing path
+    sets = named_sets()
+    want = METHOD_KIND[rec.method]
+    for spec in rec.data.train + rec.data.eval:
+        try:
+            kind, name = describe_spec(spec)
+        except ValueError as e:
+            raise RecipeError(f"{path}:{_line(lines, 'data')}: key 'data': {e}") from None
+        if kind == "set":
+            if sets[name]["kind"] != want:
+                raise RecipeError(f"{path}:{_line(lines, spec)}: data set {spec!r} is a {sets[name]['kind']} set, "
+                                  f"but method {rec.method} trains on {want} data")
+        elif kind == "builtin":
+            if not name.startswith(want + "_"):
+                raise RecipeError(f"{path}:{_line(lines, spec)}: built-in set {name!r} is not {want} data")
+        elif not os.path.exists(spec) and not any(c in spec for c in "*?["):
+            raise RecipeError(f"{path}:{_line(lines, spec)}: data {spec!r} is neither a named set "
+                              f"({shipped_sets_path()}), 'builtin:NAME', nor an existing path")
+    if rec.train.deepspeed:
+        from .runner import deepspeed_config
+
+        try:
+            deepspeed_config(rec.train.deepspeed)
+        except ValueError as e:
+            raise RecipeError(f"{path}:{_line(lines, 'deepspeed')}: {e}") from None
+    return rec
+
+
+def _line(lines: list[str], needle: str) -> int | str:
+    for i, ln in enumerate(lines, 1):
+        if needle in ln and not ln.lstrip().startswith("#"):
+            return i
+    return "?"
+
+
+def check_all() -> list[str]:
+    """Check every recipe under ``train/`` and the named-set file; returns the recipe names."""
+    names = list_assets("train")
+    for n in names:
+        check(n)
+    for name, s in named_sets().items():
+        assert s["kind"] in KINDS, name
+    return names
