@@ -34,6 +34,11 @@ def test_cli_convert_writes_valid_samples_and_round_trips(assets, tmp_path):
     assert (n, problems) == (3, [])
     back = list(read_samples(str(out)))
     assert back[0].images[0].path == "geoqa_test_images/geoqa_0.png" and back[0].images[0].load().size == (48, 48)
+    # lossless: what was read back is what the adapter built (image paths as seen from the output)
+    from mmredstar.data import iter_card
+
+    built = list(iter_card("geoqa", assets / "geoqa/original/test.pk", image_out=str(tmp_path / "geo" / "geoqa_test_images")))
+    assert [s.to_dict(out_dir=str(out.parent)) for s in built] == [s.to_dict() for s in back]
     rep = json.loads((tmp_path / "geo" / "geoqa_test.jsonl.convert" / "report.json").read_text())
     assert rep["written"] == 3 and rep["skipped"] == 0
     v = cli("data", "validate", str(out))
