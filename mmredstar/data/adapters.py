@@ -154,8 +154,15 @@ def _geoqa_original(row: dict, ctx: RowContext) -> dict:
     if letter is None:
         raise Skip("label", f"label {row['label']!r} is not an index or letter of the {len(choices)} choices")
     img = row.get("image")
+    if img is None and ctx.raw.single:  # GeoQA+ json-image_files: <id>.json beside <id>.png
+        stem = os.path.splitext(os.path.basename(ctx.raw.path))[0]
+        for ext in (".png", ".jpg", ".jpeg"):
+            if os.path.exists(os.path.join(ctx.raw.row_dir, stem + ext)):
+                img = stem + ext
+                break
     if img is None:
-        raise Skip("image", "missing the diagram", "original GeoQA records carry it as an image array")
+        raise Skip("image", "missing the diagram", "original GeoQA records carry it as an image array "
+                   "(or, one problem per JSON file, as a PNG with the same name)")
     orig_id = row.get("id", ctx.seq)
     name = f"geoqa_{scalar_to_str(orig_id)}"
     if isinstance(img, str):

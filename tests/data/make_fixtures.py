@@ -107,6 +107,12 @@ def geoqa() -> None:
     with open(root / "original" / "corrupt.pk", "wb") as f:
         pickle.dump(bad, f, protocol=4)
 
+    # GeoQA+ json-image_files: one problem per <id>.json with its diagram as <id>.png
+    plus = {k: v for k, v in recs[1].items() if k != "image"}
+    plus["id"] = 5
+    write_json(root / "json-image_files" / "5.json", plus)
+    save_png(diagram(1), root / "json-image_files" / "5.png")
+
     # LLM-era: G-LLaVA test_questions.jsonl + test_answers.jsonl, images under images/test/
     instr = ("\nFirst perform reasoning, then finally select the question from the choices in the following "
              "format: Answer: xxx.\nQuestion:")

@@ -51,6 +51,13 @@ def test_geoqa_original_pickle(assets, tmp_path):
     assert emb[0].images[0].bytes is not None and emb[0].answer == "C"
 
 
+def test_geoqa_plus_json_image_files(assets):
+    samples, rep = conv("geoqa", assets / "geoqa/json-image_files")
+    (s,) = samples
+    assert s.answer == "B" and s.meta["orig_id"] == "5" and s.images[0].path == "5.png"
+    images_load(s)
+
+
 def test_geoqa_original_language_zh(assets):
     samples, _ = conv("geoqa", assets / "geoqa/original/test.pk", options={"language": "zh"})
     assert samples[0].question.startswith("如图，AB∥CD")
