@@ -30,13 +30,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..io import SampleWriter, atomic_write, write_json, write_parquet
-from ..schema import CodeTests, DataError, ImageRef, Message, Part, Response, Sample, validate_record
+from ..schema import DataError, ImageRef, Message, Part, Response, Sample, validate_record
 from .cards import Card, load_card, resolve_hook
 from .levels import map_difficulty
 from .rows import RowContext, Skip
 from .sources import RawRow, iter_source, list_source_files
-from .text import (format_template, get_path, last_boxed, render_choices, scalar_to_str, split_choices,
-                   strip_math_delims, the_answer_is)
+from .text import (
+    format_template,
+    get_path,
+    last_boxed,
+    render_choices,
+    scalar_to_str,
+    split_choices,
+    strip_math_delims,
+    the_answer_is,
+)
 from .where import Predicate, parse_where
 
 KNOWN_SPLITS = ("train", "test", "testmini", "validation", "val", "dev")

@@ -28,11 +28,10 @@ def last_boxed(text: str | None) -> str | None:
     """
     if not text:
         return None
-    best = None
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*", text):
-        best = m
-    if best is None:
+    found = list(re.finditer(r"\\(?:boxed|fbox)\s*", text))
+    if not found:
         return None
+    best = found[-1]
     i = best.end()
     if i < len(text) and text[i] == "{":
         depth = 0
@@ -146,11 +145,10 @@ def split_choices(text: str) -> tuple[str, list[str] | None]:
     >>> split_choices("Find x.")
     ('Find x.', None)
     """
-    m = None
-    for m in re.finditer(r"(?:^|\s)(?:Choices|Options)\s*[:：]", text, flags=re.IGNORECASE):
-        pass
-    if m is None:
+    found = list(re.finditer(r"(?:^|\s)(?:Choices|Options)\s*[:：]", text, flags=re.IGNORECASE))
+    if not found:
         return text.strip(), None
+    m = found[-1]
     stem, tail = text[:m.start()].strip(), text[m.end():]
     lines = [ln for ln in tail.splitlines() if ln.strip()]
     choices: list[str] = []

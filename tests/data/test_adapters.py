@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from mmredstar.data import Card, ConvertReport, Skip, iter_card
 from mmredstar.schema import validate_record
 
