@@ -1,0 +1,94 @@
+"""Batched generation from text models and VLMs with the training prompt format.
+
+Prompts are encoded by ``processor.encode(sample)`` (the same chat template and image expansion as
+training), sorted by length, left-padded into batches and decoded with transformers' ``generate``
+(KV cache). Each output is a ``Response`` with finish reason, token counts and the generation
+parameters.
+
+    from mmredstar.modeling import load_model, generate
+    model, processor = load_model("tiny_vlm")
+    responses = generate(model, processor, samples, n=4, temperature=1.0, max_new_tokens=128, seed=0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from mmredstar.schema import Response, Sample
+
+
+def _model_inputs(model, batch: dict) -> dict:
+    keep = {"input_ids", "attention_mask"}
+    if getattr(model.config, "model_type", "") == "mmredstar_vlm":
+        keep |= {"pixel_values", "num_tiles"}
+    return {k: v for k, v in batch.items() if k in keep}
+
+
+def generate(model, processor, samples: Sequence[Sample], *, n: int = 1, temperature: float = 0.0,
+             top_p: float = 1.0, max_new_tokens: int = 256, seed: int = 0, batch_size: int = 16,
+             blank_images: bool = False, progress: bool = True, name: str | None = None) -> list[list[Response]]:
+    """``n`` responses per sample (greedy when ``temperature == 0``), in the order of ``samples``.
+
+    Deterministic for a given seed and batch size. ``finish_reason`` is ``stop`` when the model closed
+    its turn (``<|im_end|>``/EOS) and ``length`` when it hit ``max_new_tokens``. ``gen`` records
+    teacher (model name), n, temperature, top_p, max_tokens, seed (and ``blank_images`` when set).
+    """
+    from tqdm.auto import tqdm
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    samples = list(samples)
+    feats = [processor.encode(s, blank_images=blank_images) for s in samples]
+    order = sorted(range(len(samples)), key=lambda i: -len(feats[i]["input_ids"]))
+    device = next(model.parameters()).device
+    tok = processor.tokenizer
+    stop_ids = sorted({i for i in (processor.eos_token_id, tok.eos_token_id) if i is not None})
+    pad_id = processor.pad_token_id if processor.pad_token_id is not None else stop_ids[0]
+    do_sample = temperature > 0
+    gen_params = {"teacher": name or processor.name or getattr(model.config, "_name_or_path", ""), "n": n,
+                  "temperature": float(temperature), "top_p": float(top_p), "max_tokens": int(max_new_tokens),
+                  "seed": int(seed)}
+    if blank_images:
+        gen_params["blank_images"] = True
+    results: list[list[Response]] = [[] for _ in samples]
+    rows_per_batch = max(1, batch_size // n) if n <= batch_size else 1
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=len(samples), desc="generate", disable=not progress, unit="prompt")
+    try:
+        for b, start in enumerate(range(0, len(order), rows_per_batch)):
+            idx = order[start:start + rows_per_batch]
+            rows = [feats[i] for i in idx for _ in range(n)]
+            batch = processor.collate(rows, padding_side="left")
+            inputs = {k: v.to(device) for k, v in _model_inputs(model, batch).items()}
+            prompt_len = inputs["input_ids"].shape[1]
+            kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=stop_ids,
+                      pad_token_id=pad_id, use_cache=True)
+            if do_sample:
+                kw.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
+            else:
+                kw.update(temperature=None, top_p=None, top_k=None)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(int(seed) * 1_000_003 + b)
+                with torch.inference_mode():
+                    out = model.generate(**inputs, **kw)
+            new = out[:, prompt_len:].tolist()
+            for r, row in enumerate(new):
+                i = idx[r // n]
+                cut, reason = len(row), "length"
+                for j, t in enumerate(row):
+                    if t in stop_ids:
+                        cut, reason = j + 1, "stop"
+                        break
+                ids = row[:cut]
+                text = processor.decode(ids, skip_special_tokens=True)
+                results[i].append(Response(text=text, finish_reason=reason,
+                                           prompt_tokens=len(feats[i]["input_ids"]), completion_tokens=len(ids),
+                                           gen=dict(gen_params)))
+            bar.update(len(idx))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return results

@@ -1,0 +1,287 @@
+"""``load_model``: one entry point for presets, saved runs, HF checkpoints and hub ids.
+
+    from mmredstar.modeling import load_model
+    model, processor = load_model("tiny_vlm", seed=0)                 # built from config, < 1 s on CPU
+    model, processor = load_model("runs/sft")                          # what save_pretrained wrote
+    model, processor = load_model("ckpts/Qwen2.5-7B-Instruct", dtype="bfloat16")
+    model, processor = load_model("ckpts/InternVL2-8B")                # original layout, converted
+    model, processor = load_model("qwen2_5_math_7b_instruct", rope_scaling={"rope_type": "linear", "factor": 4})
+
+What a path is decides how it loads: a directory with ``mmredstar_processor.json`` is a saved run
+(reloads bit-exactly); ``config.json`` with ``model_type: internvl`` is a transformers-native InternVL
+(``-hf``) checkpoint; ``model_type: internvl_chat`` (with ``llm_config``/``vision_config``) is an original
+InternVL2 release, converted on load; anything else is a causal LM for ``AutoModelForCausalLM``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmredstar.modeling.presets import ModelPreset, is_preset, load_preset
+from mmredstar.modeling.processor import PROCESSOR_FILE, Processor
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "fp32": torch.float32,
+          "bf16": torch.bfloat16, "fp16": torch.float16}
+PROCESSOR_KEYS = ("tile_size", "min_tiles", "max_tiles", "use_thumbnail", "system_prompt", "image_mean", "image_std")
+CONFIG_KEYS = ("rope_scaling", "max_position_embeddings", "attn_implementation")
+
+
+def _dtype(d) -> torch.dtype | None:
+    if d is None or isinstance(d, torch.dtype):
+        return d
+    if str(d) not in DTYPES:
+        raise ValueError(f"unknown dtype {d!r}; use one of {sorted(DTYPES)}")
+    return DTYPES[str(d)]
+
+
+def normalize_rope(rope_scaling: dict | None, rope_theta: float | None = None) -> dict | None:
+    """A rope scaling mapping in transformers' ``rope_parameters`` form (``type`` -> ``rope_type``).
+
+    >>> normalize_rope({"type": "linear", "factor": 4}, 10000.0)
+    {'factor': 4.0, 'rope_type': 'linear', 'rope_theta': 10000.0}
+    """
+    if rope_scaling is None:
+        return None
+    rs = {k: v for k, v in dict(rope_scaling).items() if k != "type"}
+    rs["rope_type"] = rope_scaling.get("rope_type", rope_scaling.get("type", "default"))
+    if "factor" in rs:
+        rs["factor"] = float(rs["factor"])
+    if rope_theta is not None:
+        rs.setdefault("rope_theta", float(rope_theta))
+    return dict(sorted(rs.items()))
+
+
+def apply_rope(config, rope_scaling: dict | None = None, max_position_embeddings: int | None = None):
+    """Set RoPE scaling / context length on an LM config (in place) and return it."""
+    if rope_scaling is not None:
+        theta = (getattr(config, "rope_parameters", None) or {}).get("rope_theta",
+                                                                    getattr(config, "rope_theta", None))
+        params = normalize_rope(rope_scaling, theta)
+        if params.get("rope_type") in ("yarn", "longrope", "llama3"):
+            params.setdefault("original_max_position_embeddings", config.max_position_embeddings)
+        config.rope_parameters = params
+    if max_position_embeddings is not None:
+        config.max_position_embeddings = int(max_position_embeddings)
+    return config
+
+
+def text_config_of(preset: ModelPreset, **changes):
+    """The LM's transformers config from a preset (+ rope scaling), without loading weights."""
+    from transformers import AutoConfig
+
+    tc = dict(preset.text_config)
+    mt = tc.pop("model_type")
+    if mt == "internlm2":
+        from mmredstar.modeling.convert import internlm2_to_llama_config
+
+        cfg = internlm2_to_llama_config({"model_type": mt, **tc})
+    else:
+        cfg = AutoConfig.for_model(mt, **tc)
+    apply_rope(cfg, changes.get("rope_scaling", preset.rope_scaling), changes.get("max_position_embeddings"))
+    attn = changes.get("attn_implementation") or preset.attn_implementation
+    if attn:
+        cfg._attn_implementation = attn
+    return cfg
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def _processor_for(preset: ModelPreset, tokenizer) -> Processor:
+    return Processor(tokenizer, family=preset.family, name=preset.name, tile_size=preset.tile_size,
+                     min_tiles=preset.min_tiles, max_tiles=preset.max_tiles, use_thumbnail=preset.use_thumbnail,
+                     tokens_per_tile=preset.tokens_per_tile if preset.family == "vlm" else 0,
+                     image_mean=preset.image_mean, image_std=preset.image_std, system_prompt=preset.system_prompt,
+                     think_tags=preset.think_tags)
+
+
+def _fit_vocab(model, processor: Processor) -> None:
+    n = len(processor.tokenizer)
+    if model.get_input_embeddings().num_embeddings < n:
+        model.resize_token_embeddings(n, pad_to_multiple_of=64)
+
+
+def build_model(preset: ModelPreset, tokenizer=None, *, seed: int = 0, meta: bool = False, **changes):
+    """A randomly initialised model from a preset's config (``meta=True``: on the meta device, no memory;
+    used to count parameters of big presets). Returns ``(model, processor)``; processor is None when
+    ``meta`` and no tokenizer was given."""
+    from transformers import AutoModelForCausalLM
+
+    from mmredstar.modeling.tokenizer import build_tiny_tokenizer
+    from mmredstar.modeling.vlm import VisionLanguageModel, VLMConfig
+
+    if tokenizer is None and not meta:
+        tokenizer = build_tiny_tokenizer()
+    processor = _processor_for(preset, tokenizer) if tokenizer is not None else None
+    tcfg = text_config_of(preset, **changes)
+    ctx = torch.device("meta") if meta else _seeded(seed)
+    with ctx:
+        if preset.family == "text":
+            model = AutoModelForCausalLM.from_config(tcfg)
+        else:
+            image_token_id = processor.image_token_id if processor else tcfg.vocab_size - 1
+            cfg = VLMConfig(text_config=tcfg, vision_config=dict(preset.vision or {}), image_token_id=image_token_id,
+                            downsample_ratio=preset.downsample_ratio,
+                            projector_hidden_act=preset.projector_hidden_act, select_layer=preset.select_layer,
+                            tile_size=preset.tile_size)
+            cfg._attn_implementation = tcfg._attn_implementation
+            model = VisionLanguageModel(cfg)
+    if processor is not None and not meta:
+        _fit_vocab(model, processor)
+    return model, processor
+
+
+def _split_overrides(overrides: dict) -> tuple[dict, dict, dict]:
+    """(preset-field changes, LM-config changes, processor changes)."""
+    from mmredstar.modeling.presets import PRESET_FIELDS
+
+    preset_kw, config_kw, proc_kw = {}, {}, {}
+    for k, v in overrides.items():
+        if k in CONFIG_KEYS:
+            config_kw[k] = v
+        elif k in PROCESSOR_KEYS:
+            proc_kw[k] = v
+            preset_kw[k] = v
+        elif k in PRESET_FIELDS:
+            preset_kw[k] = v
+        else:
+            raise ValueError(f"load_model: unknown override {k!r}; use a ModelPreset field "
+                             f"({sorted(PRESET_FIELDS)}) or one of {list(CONFIG_KEYS)}")
+    return preset_kw, config_kw, proc_kw
+
+
+def load_model(preset_or_path: str | os.PathLike | ModelPreset, *, dtype=None, device=None, seed: int = 0,
+               trust_remote_code: bool = False, **overrides) -> tuple[Any, Processor]:
+    """``(model, processor)`` for a preset name, a preset object, a saved output dir, an HF checkpoint dir
+    or a hub id. See the module docstring. ``overrides``: preset fields (``max_tiles=6``,
+    ``init="random"``), ``rope_scaling={...}``, ``max_position_embeddings``, ``attn_implementation``."""
+    preset_kw, config_kw, proc_kw = _split_overrides(overrides)
+    target = preset_or_path
+    if isinstance(target, ModelPreset) or (not os.path.isdir(str(target)) and is_preset(target)):
+        preset = load_preset(target)
+        if preset_kw or "rope_scaling" in config_kw:
+            changes = dict(preset_kw)
+            if "rope_scaling" in config_kw:
+                changes["rope_scaling"] = config_kw["rope_scaling"]
+            if "attn_implementation" in config_kw:
+                changes["attn_implementation"] = config_kw["attn_implementation"]
+            preset = preset.replace(**changes)
+        if "max_position_embeddings" in config_kw:
+            preset = preset.replace(text_config={**preset.text_config,
+                                                 "max_position_embeddings": config_kw["max_position_embeddings"]})
+        problems = preset.validate()
+        if problems:
+            raise ValueError("; ".join(problems))
+        dt = _dtype(dtype) or _dtype(preset.dtype)
+        if preset.init == "random":
+            model, processor = build_model(preset, seed=seed)
+        else:
+            model, processor = _load_checkpoint(preset.checkpoint, preset=preset, dtype=dt, config_kw=config_kw,
+                                                proc_kw=proc_kw, trust_remote_code=trust_remote_code)
+        model.to(dt)
+    else:
+        path = str(target)
+        if not os.path.isdir(path):
+            path = _download(path)
+        model, processor = _load_checkpoint(path, preset=None, dtype=_dtype(dtype), config_kw=config_kw,
+                                            proc_kw=proc_kw, trust_remote_code=trust_remote_code)
+        if dtype is not None:
+            model.to(_dtype(dtype))
+    if device is not None:
+        model.to(device)
+    return model, processor
+
+
+def _download(name: str) -> str:
+    """A hub id -> a local snapshot directory (needs network; tests never get here)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.py",
+                                                       "*.tiktoken", "*.jinja"])
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{name!r} is not a preset (see `mmredstar models list`), not a directory, and could not "
+                         f"be fetched from the hub: {e}") from None
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    p = Path(path) / "config.json"
+    if not p.exists():
+        raise ValueError(f"{path}: no config.json; expected a saved model, an HF checkpoint or an InternVL2 release")
+    with open(p, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _tokenizer_from(path: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{path}: cannot load its tokenizer ({e}); original InternLM2-based releases need "
+                         "trust_remote_code=True") from None
+
+
+def _load_checkpoint(path: str, *, preset: ModelPreset | None, dtype, config_kw: dict, proc_kw: dict,
+                     trust_remote_code: bool):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from mmredstar.modeling import convert
+    from mmredstar.modeling.vlm import VisionLanguageModel
+
+    raw = read_config(path)
+    mt = raw.get("model_type")
+    attn = config_kw.get("attn_implementation") or (preset.attn_implementation if preset else None)
+    rope = config_kw.get("rope_scaling", preset.rope_scaling if preset else None)
+    mpe = config_kw.get("max_position_embeddings")
+
+    if os.path.exists(os.path.join(path, PROCESSOR_FILE)):  # a saved run
+        processor = Processor.from_pretrained(path, **proc_kw)
+        config = AutoConfig.from_pretrained(path)
+        apply_rope(config.get_text_config(), rope, mpe)
+        kw = {"config": config, "dtype": dtype or "auto"}
+        if attn:
+            kw["attn_implementation"] = attn
+        cls = VisionLanguageModel if mt == "mmredstar_vlm" else AutoModelForCausalLM
+        model = cls.from_pretrained(path, **kw)
+        return model, processor
+
+    tok = _tokenizer_from(path, trust_remote_code)
+    if mt in ("internvl", "internvl_chat"):
+        cfg, state = (convert.load_internvl_hf(path) if mt == "internvl" else convert.load_internvl_original(path))
+        base = preset or ModelPreset(name=Path(path).name, family="vlm", source=f"{path}/config.json",
+                                     checkpoint=path, dtype="bfloat16")
+        vis = {**convert.vision_preset_fields(cfg), **proc_kw}
+        base = base.replace(**{k: v for k, v in vis.items() if k in
+                               ("tile_size", "min_tiles", "max_tiles", "use_thumbnail", "downsample_ratio")})
+        base = base.replace(vision=cfg["vision_config"])
+        processor = _processor_for(base, tok)
+        model = convert.build_vlm(cfg, state, image_token_id=processor.image_token_id, dtype=dtype,
+                                  attn_implementation=attn, rope_scaling=rope, max_position_embeddings=mpe)
+        _fit_vocab(model, processor)
+        return model, processor
+
+    # a plain causal LM (Qwen2.5, Llama, ...)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    apply_rope(config, rope, mpe)
+    kw = {"config": config, "dtype": dtype or "auto", "trust_remote_code": trust_remote_code}
+    if attn:
+        kw["attn_implementation"] = attn
+    model = AutoModelForCausalLM.from_pretrained(path, **kw)
+    base = preset or ModelPreset(name=Path(path).name, family="text", source=f"{path}/config.json", checkpoint=path)
+    if proc_kw:
+        base = base.replace(**proc_kw)
+    processor = _processor_for(copy.copy(base), tok)
+    _fit_vocab(model, processor)
+    return model, processor
