@@ -190,40 +190,40 @@ def _iter_json(path: str, shown: str) -> Iterator[tuple[int | None, str | None, 
             j = ws(i + 1)
             if j < n and text[j] == "}":
                 return
-            # Peek at the first value: a dict of records when values are objects, else one record.
-            key0, k = dec.raw_decode(text, j)
-            k = ws(k)
-            if k >= n or text[k] != ":":
-                yield bad(k, "expected ':'")
-                return
-            k = ws(k + 1)
-            first, _ = dec.raw_decode(text, k)
-            if not isinstance(first, dict):
+
+            def members():
+                k = j
+                while True:
+                    key, k = dec.raw_decode(text, k)
+                    k = ws(k)
+                    if k >= n or text[k] != ":":
+                        raise json.JSONDecodeError("expected ':'", text, k)
+                    k = ws(k + 1)
+                    at = k
+                    val, k = dec.raw_decode(text, k)
+                    yield at, key, val
+                    k = ws(k)
+                    if k < n and text[k] == ",":
+                        k = ws(k + 1)
+                    elif k < n and text[k] == "}":
+                        return
+                    else:
+                        raise json.JSONDecodeError("expected ',' or '}'", text, k)
+
+            # A dict of records (MathVista: pid -> record) when every value is an object, else one record.
+            container = True
+            try:
+                for _, _, v in members():
+                    if not isinstance(v, dict):
+                        container = False
+                        break
+            except json.JSONDecodeError:
+                pass  # read the records before the error; the error is reported below
+            if not container:
                 yield 0, None, json.loads(text), None  # line 0 marks "the whole file is one record"
                 return
-            i = j
-            while True:
-                key, i = dec.raw_decode(text, i)
-                i = ws(i)
-                if i >= n or text[i] != ":":
-                    yield bad(i, "expected ':'")
-                    return
-                i = ws(i + 1)
-                start = i
-                val, i = dec.raw_decode(text, i)
-                if not isinstance(val, dict):
-                    yield (line_at(start), str(key), None,
-                           Problem(shown, line_at(start), str(key), f"expected a record object, got {type(val).__name__}"))
-                else:
-                    yield line_at(start), str(key), val, None
-                i = ws(i)
-                if i < n and text[i] == ",":
-                    i = ws(i + 1)
-                elif i < n and text[i] == "}":
-                    return
-                else:
-                    yield bad(i, "expected ',' or '}'")
-                    return
+            for at, key, val in members():
+                yield line_at(at), str(key), val, None
         else:
             yield line_at(i), None, json.loads(text), None
     except json.JSONDecodeError as e:

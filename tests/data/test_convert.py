@@ -193,3 +193,18 @@ def test_skip_from_a_hook_in_strict_mode_raises_with_location(assets):
     card = Card(name="x", columns={"question": "problem", "answer": "answer"}, adapter=hook)
     with pytest.raises(DataError, match=r"test.jsonl:1: field 'problem': not today \(try tomorrow\)"):
         list(iter_card(card, assets / "amc23/test.jsonl", strict=True))
+
+
+def test_json_layouts_one_record_dict_of_records_and_list(tmp_path):
+    from mmredstar.data.sources import iter_file
+
+    one = tmp_path / "one.json"  # a single record whose first value happens to be an object
+    one.write_text(json.dumps({"metadata": {"task": "t"}, "problem": "1+1?", "answer": "2"}, indent=2))
+    rows = list(iter_file(str(one)))
+    assert len(rows) == 1 and rows[0].single and rows[0].data["answer"] == "2"
+    many = tmp_path / "many.json"
+    many.write_text('{\n "a": {"problem": "1+1?"},\n "b": {"problem": "2+2?"}\n}\n')
+    assert [(r.key, r.line) for r in iter_file(str(many))] == [("a", 2), ("b", 3)]
+    lst = tmp_path / "list.json"
+    lst.write_text('[\n{"x": 1},\n\n{"x": 2}]')
+    assert [(r.index, r.line) for r in iter_file(str(lst))] == [(0, 2), (1, 4)]
