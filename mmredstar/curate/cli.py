@@ -1,0 +1,77 @@
+"""``mmredstar curate CONFIG.yaml``: run (or resume) a curation config.
+
+    mmredstar curate configs/curate/geoqa_fixture.yaml
+    mmredstar curate configs/curate/geoqa_fixture.yaml --out runs/geoqa --workers 4 --set sampling.temperature=0.6
+    mmredstar curate configs/curate/numina_qwq.yaml --check       # validate the config, run nothing
+    mmredstar curate --keys                                         # every config key with its documentation
+
+Resuming is the default: finished work units in ``OUT/units/`` are reused and never re-queried.
+``--fresh`` deletes them (and the outputs) first.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command(name="curate")
+@click.argument("config", required=False)
+@click.option("--resume/--fresh", default=True, show_default=True,
+              help="Reuse finished work units (default) or delete them and the outputs and start over.")
+@click.option("--out", default=None, help="Output directory (overrides 'out').")
+@click.option("--workers", type=int, default=None, help="Work units whose teacher calls run at once (overrides 'workers').")
+@click.option("--limit", type=int, default=None, help="Stop after this many input prompts (overrides 'limit').")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any config key, e.g. --set select.dpo.pairing=all (repeatable).")
+@click.option("--progress/--no-progress", default=None, help="Show the progress bar (default: the config's 'progress').")
+@click.option("--check", is_flag=True, help="Load and check the config (teacher and difficulty options too), run nothing.")
+@click.option("--keys", is_flag=True, help="List every config key with its type and documentation.")
+def curate(config, resume, out, workers, limit, sets, progress, check, keys):
+    """Sample a teacher, filter, verify, and write SFT / DPO / RL sets from CONFIG (a YAML file or a name under configs/)."""
+    from .config import ConfigError, field_docs, load_config
+
+    if keys:
+        for key, tp, doc in field_docs():
+            click.echo(f"{key} ({tp})\n    {doc}")
+        return
+    if not config:
+        raise click.UsageError("give a CONFIG (e.g. configs/curate/geoqa_fixture.yaml), or --keys")
+    overrides = list(sets)
+    if out is not None:
+        overrides.append(f"out={out}")
+    if workers is not None:
+        overrides.append(f"workers={workers}")
+    if limit is not None:
+        overrides.append(f"limit={limit}")
+    try:
+        cfg = load_config(config, overrides)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    if check:
+        click.echo(f"{config}: OK (teacher {cfg.teacher.get('kind')}, difficulty {cfg.difficulty.source}, out {cfg.out})")
+        return
+    from ..schema import DataError
+    from .pipeline import Pipeline
+    from .teachers import TeacherError
+
+    try:
+        result = Pipeline(cfg, progress=progress).run(fresh=not resume)
+    except (DataError, TeacherError, ValueError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    c = result.report["counts"]
+    click.echo(f"{result.out}: {c['input']} prompts in, {c['decontaminated']} decontaminated, {c['prompts']} to the teacher, "
+               f"{c['responses']} responses ({c['verified_correct']} verified) -> {c['sft']} SFT, {c['dpo_pairs']} DPO pairs, "
+               f"{c['rl_prompts']} RL prompts, {c['rejected']} rejected")
+    u = result.run.get("units")
+    if result.run.get("status") == "up to date":
+        click.echo("(already complete: nothing to do)")
+    elif isinstance(u, dict):
+        click.echo(f"work units: {u['units']} ({u['teacher_queried']} queried, {u['teacher_cached']} reused from an "
+                   f"earlier run) in {result.run.get('seconds', 0):.1f}s")
+    click.echo(f"report: {result.out}/report.md")
+
+
+if __name__ == "__main__":
+    sys.exit(curate())

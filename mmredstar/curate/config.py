@@ -1,0 +1,467 @@
+"""Typed curation configs: every YAML key of ``mmredstar curate CONFIG.yaml`` is a field below,
+documented once, on the field.
+
+    mmredstar curate configs/curate/geoqa_fixture.yaml --set sampling.temperature=0.6
+
+Python::
+
+    from mmredstar.curate.config import load_config
+    cfg = load_config("configs/curate/geoqa_fixture.yaml", ["out=runs/x", "workers=2"])
+
+Loading checks every key and type; a problem is reported as ``file:line: key 'a.b': ...`` with a
+did-you-mean. Relative paths in a config are relative to the working directory the command runs in
+(run the shipped configs from the repository root). Teacher and difficulty-source options are
+checked against the chosen backend's own config class when the config is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key or value is wrong; the message names the file, line and key and says what to do."""
+
+
+# ----------------------------------------------------------------------------------------- sections
+@dataclass
+class InputSpec:
+    """Where samples come from: sample files (``path``) or a data card and its raw source (``card`` + ``src``)."""
+
+    path: str | list[str] | None = None
+    """Sample files (JSONL / .jsonl.gz / Parquet), directories or globs, in our schema."""
+    card: str | None = None
+    """A data card name (``geoqa``, ``math``, ...) or card file; used with ``src``."""
+    src: str | None = None
+    """The raw dataset file or folder the card converts (the public release's own format)."""
+    split: str | None = None
+    """Split recorded on card samples (default: the card's or guessed from the file name)."""
+    subset: str | None = None
+    """A subset the card defines (e.g. ``geometry`` for MathVista)."""
+    where: list[str] = field(default_factory=list)
+    """Row filters for card inputs (``mmredstar.data.where`` syntax, e.g. ``"meta.level == 'Level 5'"``)."""
+    options: dict = field(default_factory=dict)
+    """Adapter options for card inputs (override the card's ``options``)."""
+    image_dir: str | None = None
+    """Directory relative image paths of card inputs are resolved against."""
+    limit: int | None = None
+    """Read at most this many samples from this input."""
+    name: str | None = None
+    """A display name (used for decontamination benchmarks; default: the card or file name)."""
+
+
+@dataclass
+class DecontaminateConfig:
+    """Drop training prompts that overlap evaluation benchmarks (word n-gram overlap of the question text)."""
+
+    benchmarks: list[InputSpec] = field(default_factory=list)
+    """The evaluation sets, as sample files or card + src (same keys as ``inputs``). Empty: no decontamination."""
+    ngram: int = 13
+    """n of the word n-grams compared (13 is the common practice, e.g. GPT-3 / OLMo decontamination)."""
+    min_words: int = 6
+    """A benchmark question shorter than ``ngram`` words is matched as a whole word sequence when it has
+    at least this many words; shorter ones are ignored (too generic to mean contamination)."""
+
+
+@dataclass
+class DifficultyConfig:
+    """Where each prompt's difficulty (1-10) comes from, and which difficulties are kept."""
+
+    source: str = "labels"
+    """``labels`` (the dataset's own, already in ``Sample.difficulty``), ``scorer`` (a model prompted with a
+    rubric), ``pass_rate`` (a student's pass rate over k samples), or a dotted path ``pkg.mod:factory``
+    (see ``mmredstar.curate.difficulty``)."""
+    params: dict = field(default_factory=dict)
+    """Options of the source (see its config class in ``mmredstar.curate.difficulty``), e.g. for ``scorer``:
+    ``{teacher: {kind: openai, model: ...}, votes: 1}``; for ``pass_rate``: ``{teacher: {...}, k: 8}``."""
+    range: list[float] | None = None
+    """Keep only prompts whose difficulty band (difficulty rounded half up) lies in ``[lo, hi]``, e.g.
+    ``[7, 9]``. ``None``: keep all."""
+    keep_unknown: bool = False
+    """With a ``range``: keep prompts whose difficulty is unknown (``None``) instead of dropping them."""
+    default: float | None = None
+    """Difficulty given to prompts the source leaves unknown (``None``: stays unknown)."""
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling parameters sent to the teacher (recorded on every response in ``gen``)."""
+
+    temperature: float = 0.7
+    """Sampling temperature (QwQ/QVQ-style long-CoT teachers: 0.6-1.0)."""
+    top_p: float = 0.95
+    """Nucleus sampling mass."""
+    max_tokens: int = 16384
+    """Maximum new tokens per response (a response cut at this limit has ``finish_reason: length``)."""
+    seed: int = 0
+    """Base seed; each prompt's seed is derived from it and the sample id, so results do not depend on
+    batching, order or workers."""
+    stop: list[str] | None = None
+    """Stop strings."""
+    extra: dict = field(default_factory=dict)
+    """Backend-specific sampling options passed through (e.g. ``{top_k: 20, repetition_penalty: 1.05}``)."""
+
+
+@dataclass
+class SFTSelect:
+    """SFT positives: verified responses, deduplicated, capped per prompt."""
+
+    enabled: bool = True
+    """Write ``sft.jsonl``."""
+    dedupe: bool = True
+    """Drop a response whose normalised text (case and whitespace folded) repeats another of the same prompt."""
+    shortest_k: int | None = None
+    """Keep the k shortest verified responses of each prompt (``None``: all)."""
+    max_per_prompt: int | None = None
+    """At most this many SFT records per prompt (after ``shortest_k``; ``None``: no cap)."""
+
+
+@dataclass
+class DPOSelect:
+    """DPO pairs: a verified (chosen) and a failed (rejected) response of the same prompt and images."""
+
+    enabled: bool = True
+    """Write ``dpo.jsonl``."""
+    pairing: str = "random"
+    """``random`` (seeded), ``shortest_chosen`` (shortest verified vs random failed), ``longest_rejected``
+    (random verified vs longest failed), ``shortest_longest`` (shortest verified vs longest failed), ``all``
+    (every chosen x rejected combination, in order)."""
+    max_pairs_per_prompt: int = 1
+    """At most this many pairs per prompt; each response is used at most once except with ``all``."""
+    rejected_verdicts: list[str] = field(default_factory=lambda: ["wrong", "no_answer"])
+    """Verdicts a rejected response may have (``wrong``, ``no_answer``, ``error``)."""
+    include_filtered: bool = False
+    """Also use responses dropped by rule filters (repetitive, wrong language, ...) as rejected."""
+    seed: int = 0
+    """Seed of the pairing choices (combined with the sample id: independent of order and workers)."""
+
+
+@dataclass
+class RLSelect:
+    """RL prompt sets: prompts whose teacher pass rate is mixed (neither always nor never solved)."""
+
+    enabled: bool = True
+    """Write ``rl.jsonl`` (prompts without responses, with ``meta.pass_rate``)."""
+    min_pass_rate: float = 0.0
+    """Keep prompts with pass rate strictly above this."""
+    max_pass_rate: float = 1.0
+    """Keep prompts with pass rate strictly below this."""
+    min_responses: int = 2
+    """Only prompts with at least this many teacher responses have a meaningful pass rate."""
+
+
+@dataclass
+class SelectConfig:
+    sft: SFTSelect = field(default_factory=SFTSelect)
+    """SFT positives."""
+    dpo: DPOSelect = field(default_factory=DPOSelect)
+    """DPO pairs."""
+    rl: RLSelect = field(default_factory=RLSelect)
+    """RL prompt sets."""
+
+
+@dataclass
+class ReportConfig:
+    plots: bool = True
+    """Write PNG plots (funnel, pass rate by difficulty, response lengths) beside ``report.md``."""
+
+
+@dataclass
+class CurateConfig:
+    """One curation run: inputs -> decontaminate -> difficulty -> range -> teacher -> filters -> verify -> select."""
+
+    out: str = "runs/curate"
+    """Output directory: ``sft.jsonl``, ``dpo.jsonl``, ``rl.jsonl``, ``rejected.jsonl``,
+    ``decontaminated.jsonl``, ``report.{json,md}``, plots, and ``units/`` (the resumable work units)."""
+    inputs: list[InputSpec] = field(default_factory=list)
+    """Where the prompts come from (read in order, streaming)."""
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
+    """Benchmark decontamination."""
+    difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+    """Difficulty source and range selection."""
+    schedule: dict = field(default_factory=lambda: {"1-10": 4})
+    """Teacher samples per prompt by difficulty band: ``{"1-3": 2, "4-6": 4, "7-10": 8}`` (bands inclusive,
+    difficulty rounded half up). The paper samples harder prompts more."""
+    default_n: int = 4
+    """Teacher samples for a prompt whose difficulty is unknown or outside every schedule band."""
+    teacher: dict = field(default_factory=lambda: {"kind": "scripted"})
+    """The teacher: ``{kind: vllm | openai | transformers | replay | scripted | pkg.mod:Class, ...options}``;
+    the options are the fields of that teacher's config class (``mmredstar.curate.teachers``)."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """Sampling parameters."""
+    filters: Any = None
+    """Rule filters run on each response before verification (``mmredstar.verify.filters.run_filters``
+    spec, e.g. ``[repetition, {language: {lang: en}}, answer_format, code_complete]``); ``None``: none."""
+    verify: dict = field(default_factory=dict)
+    """Options passed to ``mmredstar.verify.verify_response`` (e.g. ``{timeout: 10}`` for code)."""
+    select: SelectConfig = field(default_factory=SelectConfig)
+    """What goes into the SFT, DPO and RL files."""
+    report: ReportConfig = field(default_factory=ReportConfig)
+    """Report options."""
+    unit_size: int = 64
+    """Prompts per work unit. A unit's teacher output is written atomically before the next is used, so a
+    kill loses at most the units in flight; a rerun re-queries no finished unit."""
+    workers: int = 1
+    """Units whose teacher calls run at the same time (threads). Each OpenAI-teacher unit already sends
+    up to ``teacher.concurrency`` requests at once."""
+    limit: int | None = None
+    """Stop after this many input samples (after decontamination)."""
+    progress: bool = True
+    """Show a progress bar (rate and ETA)."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------- loading
+def _key_lines(node, prefix: str = "", out: dict | None = None) -> dict[str, int]:
+    """Line (1-based) of every key of a composed YAML mapping, dotted: {"select.sft.dedupe": 12}."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = f"{prefix}{k.value}"
+            out[key] = k.start_mark.line + 1
+            _key_lines(v, key + ".", out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out[f"{prefix[:-1]}[{i}]"] = v.start_mark.line + 1
+            _key_lines(v, f"{prefix[:-1]}[{i}].", out)
+    return out
+
+
+def _is_optional(tp) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+def _where(file: str, lines: dict[str, int], key: str) -> str:
+    line = lines.get(key)
+    if line is None and "." in key:
+        line = lines.get(key.rsplit(".", 1)[0])
+    return f"{file}:{line}" if line else file
+
+
+def _coerce(value: Any, tp, key: str, file: str, lines: dict[str, int]) -> Any:
+    def fail(msg: str):
+        raise ConfigError(f"{_where(file, lines, key)}: key '{key}': {msg}")
+
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            return tp()
+        if not isinstance(value, dict):
+            fail(f"expected a mapping of {[f.name for f in dataclasses.fields(tp)]}, got {type(value).__name__}")
+        return build_dataclass(tp, value, prefix=key + ".", file=file, lines=lines)
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            fail("must not be empty")
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key, file, lines)
+            except ConfigError as e:
+                errors.append(str(e).split(": ", 2)[-1])
+        fail(f"{value!r} fits none of the allowed types ({'; '.join(errors)})")
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, (str, dict)) and dataclasses.is_dataclass(item):
+            value = [value] if isinstance(value, dict) else [{"path": value}]
+        if not isinstance(value, list):
+            fail(f"expected a list, got {type(value).__name__} {value!r}")
+        return [_coerce(v, item, f"{key}[{i}]", file, lines) for i, v in enumerate(value)]
+    if tp is dict or origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            fail(f"expected a mapping, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        fail(f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            fail(f"expected an integer, got {type(value).__name__} {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            fail(f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            fail(f"expected a number, got {type(value).__name__} {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            fail(f"expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            fail(f"expected a string, got {type(value).__name__} {value!r}")
+        return str(value)
+    return value
+
+
+def build_dataclass(cls, data: dict, *, prefix: str = "", file: str = "<config>", lines: dict | None = None):
+    """Build dataclass ``cls`` from a mapping, checking every key and type (errors name file:line and key)."""
+    lines = lines or {}
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kw = {}
+    for k, v in (data or {}).items():
+        key = prefix + str(k)
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; allowed keys: {names}"
+            raise ConfigError(f"{_where(file, lines, key)}: unknown key '{key}'{hint}")
+        kw[k] = _coerce(v, hints[k], key, file, lines)
+    return cls(**kw)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"sampling.temperature=0.6"`` -> ``("sampling.temperature", 0.6)`` (the value is read as YAML).
+
+    >>> parse_override("select.dpo.pairing=all"), parse_override("limit=10")
+    (('select.dpo.pairing', 'all'), ('limit', 10))
+    """
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. sampling.temperature=0.6")
+    k, v = text.split("=", 1)
+    return k.strip(), yaml.safe_load(v) if v.strip() else None
+
+
+def apply_overrides(data: dict, overrides: list[str] | dict | None) -> dict:
+    """Set dotted keys in a nested mapping (a copy)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
+    for key, value in items:
+        cur = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            if not isinstance(cur.get(p), dict):
+                cur[p] = {}
+            cur = cur[p]
+        cur[parts[-1]] = value
+    return data
+
+
+def config_from_dict(data: dict, *, file: str = "<config>", lines: dict | None = None) -> CurateConfig:
+    """Build and check a ``CurateConfig`` (teacher and difficulty options included)."""
+    cfg = build_dataclass(CurateConfig, data, file=file, lines=lines)
+    where = lambda key: _where(file, lines or {}, key)  # noqa: E731
+    check_config(cfg, where)
+    return cfg
+
+
+def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
+    """Semantic checks beyond types: each raises ``ConfigError`` naming the key and what to do."""
+    from .difficulty import build_source, parse_schedule
+    from .teachers import teacher_config
+
+    if not cfg.inputs:
+        raise ConfigError(f"{where('inputs')}: key 'inputs': no inputs; add e.g. "
+                          "`inputs: [{path: data/train.jsonl}]` or `[{card: geoqa, src: GeoQA3/train.pk}]`")
+    for i, spec in enumerate(list(cfg.inputs) + list(cfg.decontaminate.benchmarks)):
+        key = f"inputs[{i}]" if i < len(cfg.inputs) else f"decontaminate.benchmarks[{i - len(cfg.inputs)}]"
+        if (spec.path is None) == (spec.card is None):
+            raise ConfigError(f"{where(key)}: key '{key}': give either 'path' (sample files) or 'card' + 'src'")
+        if spec.card is not None and spec.src is None:
+            raise ConfigError(f"{where(key)}: key '{key}.src': a card input needs 'src' (the raw dataset files)")
+    try:
+        parse_schedule(cfg.schedule)
+    except ValueError as e:
+        raise ConfigError(f"{where('schedule')}: key 'schedule': {e}") from None
+    if cfg.difficulty.range is not None and len(cfg.difficulty.range) != 2:
+        raise ConfigError(f"{where('difficulty.range')}: key 'difficulty.range': expected [lo, hi], e.g. [7, 9]")
+    for k in ("unit_size", "workers"):
+        if getattr(cfg, k) < 1:
+            raise ConfigError(f"{where(k)}: key '{k}': must be at least 1")
+    try:
+        teacher_config(cfg.teacher)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where('teacher')}: key 'teacher': {e}") from None
+    try:
+        build_source(cfg.difficulty.source, cfg.difficulty.params, check_only=True)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where('difficulty')}: key 'difficulty': {e}") from None
+    from .select import PAIRINGS
+
+    if cfg.select.dpo.pairing not in PAIRINGS:
+        close = difflib.get_close_matches(cfg.select.dpo.pairing, list(PAIRINGS), n=1)
+        raise ConfigError(f"{where('select.dpo.pairing')}: key 'select.dpo.pairing': unknown pairing "
+                          f"{cfg.select.dpo.pairing!r}" + (f"; did you mean '{close[0]}'?" if close else "")
+                          + f"; use one of {list(PAIRINGS)}")
+
+
+def load_config(path_or_dict: str | os.PathLike | dict | CurateConfig,
+                overrides: list[str] | dict | None = None) -> CurateConfig:
+    """A ``CurateConfig`` from a YAML file (path or a name under ``configs/``), a dict or a config."""
+    if isinstance(path_or_dict, CurateConfig):
+        data, file, lines = path_or_dict.to_dict(), "<config>", {}
+    elif isinstance(path_or_dict, dict):
+        data, file, lines = path_or_dict, "<config>", {}
+    else:
+        from mmredstar.assets import AssetError, resolve
+
+        path = os.fspath(path_or_dict)
+        if not os.path.exists(path):
+            try:
+                path = os.fspath(resolve("configs", path))
+            except AssetError as e:
+                raise ConfigError(f"{path_or_dict}: config not found ({e})") from None
+        file = path
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            data = yaml.safe_load(text) or {}
+            lines = _key_lines(yaml.compose(text)) if data else {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return config_from_dict(data, file=file, lines=lines)
+
+
+def field_docs(cls=CurateConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, type, doc) for every field, read from the attribute docstrings in this module."""
+    import ast
+    import inspect
+
+    src = inspect.getsource(inspect.getmodule(cls))
+    tree = ast.parse(src)
+    docs: dict[tuple[str, str], str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            body = node.body
+            for a, b in zip(body, body[1:]):
+                if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+                    docs[(node.name, a.target.id)] = " ".join(str(b.value.value).split())
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        out.append((prefix + f.name, getattr(tp, "__name__", str(tp).replace("typing.", "")),
+                    docs.get((cls.__name__, f.name), "")))
+        if dataclasses.is_dataclass(tp):
+            out.extend(field_docs(tp, prefix + f.name + "."))
+    return out

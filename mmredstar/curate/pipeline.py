@@ -1,0 +1,502 @@
+"""The curation pipeline: samples -> decontaminate -> difficulty -> range -> teacher -> filters -> verify -> select.
+
+    mmredstar curate configs/curate/geoqa_fixture.yaml            # resumes by default
+    mmredstar curate configs/curate/geoqa_fixture.yaml --fresh    # start over
+
+Python::
+
+    from mmredstar.curate import run
+    result = run("configs/curate/geoqa_fixture.yaml", ["out=runs/geoqa"])
+    print(result.report["counts"])
+
+How it streams and resumes:
+
+- Steps are generators over ``Sample`` records; inputs are read lazily and grouped into *work units*
+  of ``unit_size`` prompts. Nothing holds all samples: at most ``2 * workers + 1`` units are in memory.
+- Each unit's model work is cached under ``OUT/units/`` in files named by a content hash:
+  ``difficulty/<key>.jsonl`` (model-based difficulty sources), ``teacher/<key>.jsonl`` (the prompts with
+  their teacher responses: key = sample ids and their n, the teacher's fingerprint, the sampling
+  parameters), ``judged/<key>.jsonl`` (filter and verifier results: key = teacher key, filters, verify
+  options). Each file is written atomically (temp file, fsync, rename) when its unit is done, so a
+  kill loses at most the units in flight, and a rerun finds every finished unit and queries nothing
+  again. Changing the filters re-judges without re-querying the teacher.
+- Selection happens per prompt as soon as its responses are judged; outputs are streamed into
+  ``sft.jsonl``, ``dpo.jsonl``, ``rl.jsonl``, ``rejected.jsonl`` and ``decontaminated.jsonl``, which
+  appear atomically at the end of the run. Because every unit is deterministic given its key, a resumed
+  run writes the same files as an uninterrupted one. ``report.{json,md}`` and plots follow;
+  ``runs.jsonl`` logs each run (units queried vs cached, teacher counters, timing); ``state.json``
+  marks a finished run so an identical rerun returns at once.
+- One run per output directory at a time (a lock file); stale temp files of a killed run are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..io import SampleWriter, atomic_write, count_records, expand_paths, read_jsonl, read_samples, write_json
+from ..schema import DataError, Response, Sample
+from .config import CurateConfig, InputSpec, load_config
+from .decontaminate import NgramIndex, build_index, decontaminate
+from .difficulty import build_source, in_range, parse_schedule, samples_for
+from .report import Report
+from .select import dropped, pair_dpo, response_record, rl_prompt, select_sft
+from .teachers import SamplingParams, Teacher, build_teacher
+
+JUDGE_VERSION = 1
+OUTPUTS = ("sft.jsonl", "dpo.jsonl", "rl.jsonl", "rejected.jsonl", "decontaminated.jsonl", "report.json",
+           "report.md", "funnel.png", "pass_rate_by_difficulty.png", "lengths.png", "state.json")
+
+
+def key_of(obj) -> str:
+    """A content hash of a JSON-able object (the name of a work unit's file).
+
+    >>> key_of({"a": 1, "b": [2]}) == key_of({"b": [2], "a": 1})
+    True
+    """
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+
+@dataclass
+class Unit:
+    """One work unit: a chunk of prompts on their way through the pipeline."""
+
+    index: int
+    samples: list[Sample]
+    n_input: int = 0
+    out_of_range: int = 0
+    teacher_key: str = ""
+    teacher_cached: bool = False
+
+
+@dataclass
+class CurateResult:
+    """What ``run`` returns: the output directory, the report dict and this run's log line."""
+
+    out: str
+    report: dict
+    run: dict
+    files: dict[str, str] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------- inputs
+def iter_input(spec: InputSpec) -> Iterator[Sample]:
+    """Samples of one input: sample files, or a data card over its raw source (streaming)."""
+    if spec.path is not None:
+        it: Iterable[Sample] = read_samples(spec.path)
+        if spec.limit is not None:
+            it = itertools.islice(it, spec.limit)
+        yield from it
+    else:
+        from ..data import iter_card
+
+        yield from iter_card(spec.card, spec.src, split=spec.split, where=spec.where, subset=spec.subset,
+                             limit=spec.limit, image_dir=spec.image_dir, options=spec.options or None)
+
+
+def iter_inputs(specs: list[InputSpec]) -> Iterator[Sample]:
+    for spec in specs:
+        yield from iter_input(spec)
+
+
+def _input_name(spec: InputSpec) -> str:
+    if spec.name:
+        return spec.name
+    if spec.card:
+        return str(spec.card)
+    p = spec.path if isinstance(spec.path, str) else (spec.path or ["?"])[0]
+    base = os.path.basename(str(p))
+    for suf in (".jsonl.gz", ".jsonl", ".json", ".parquet"):
+        if base.endswith(suf):
+            return base[: -len(suf)]
+    return base
+
+
+def _input_signature(specs: list[InputSpec]) -> list:
+    sig = []
+    for spec in specs:
+        paths = expand_paths(spec.path) if spec.path is not None else [spec.src]
+        for p in paths:
+            st = os.stat(p)
+            sig.append([os.path.abspath(p), st.st_size, st.st_mtime_ns])
+    return sig
+
+
+def _count_inputs(specs: list[InputSpec]) -> int | None:
+    total = 0
+    for spec in specs:
+        if spec.path is None:
+            return None
+        n = count_records(spec.path)
+        total += min(n, spec.limit) if spec.limit is not None else n
+    return total
+
+
+def chunked(it: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
+    """Lists of ``size`` items (the last may be shorter).
+
+    >>> [len(c) for c in chunked(range(7), 3)]
+    [3, 3, 1]
+    """
+    it = iter(it)
+    while True:
+        chunk = list(itertools.islice(it, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
+    """``map(fn, items)`` with up to ``workers`` calls at once, results in input order, a bounded window."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="curate") as ex:
+        window: deque = deque()
+        try:
+            for x in items:
+                window.append(ex.submit(fn, x))
+                if len(window) >= 2 * workers:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            for f in window:
+                f.cancel()
+
+
+# ----------------------------------------------------------------------------------------- judging
+def judge_sample(s: Sample, filters, verify_opts: dict) -> None:
+    """Run the rule filters, then the verifier, on each response of ``s`` (in place).
+
+    A response a filter drops gets ``meta.stage = "filter"`` and ``reason = "filter: ..."`` and is not
+    verified; the others get ``verdict``, ``reward``, ``extracted``, ``reason`` from ``verify_response``."""
+    from ..verify import verify_response
+
+    run_filters = None
+    if filters:
+        from ..verify.filters import run_filters
+    for r in s.responses:
+        if run_filters is not None:
+            keep, reason = run_filters(r, s, filters)
+            if not keep:
+                r.verdict = r.reward = r.extracted = None
+                r.reason = f"filter: {reason}"
+                r.meta["stage"] = "filter"
+                continue
+        r.meta.pop("stage", None)
+        verify_response(s, r.text, r.finish_reason, **verify_opts).apply(r)
+
+
+def _judgment(r: Response) -> list:
+    return [r.verdict, r.reward, r.extracted, r.reason, (r.meta or {}).get("stage") == "filter"]
+
+
+def _apply_judgment(r: Response, j: list) -> None:
+    r.verdict, r.reward, r.extracted, r.reason, filtered = j
+    if filtered:
+        r.meta["stage"] = "filter"
+    else:
+        r.meta.pop("stage", None)
+
+
+# ----------------------------------------------------------------------------------------- the run
+class _Lock:
+    """An exclusive lock on ``OUT/.lock`` (released by the OS if the process dies)."""
+
+    def __init__(self, out: Path):
+        self.path = out / ".lock"
+        self.f = None
+
+    def __enter__(self):
+        import fcntl
+
+        self.f = open(self.path, "a+")
+        try:
+            fcntl.flock(self.f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.close()
+            raise RuntimeError(f"{self.path.parent}: another curate run is using this output directory; "
+                               "wait for it or choose another 'out'") from None
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.f.fileno(), fcntl.LOCK_UN)
+        self.f.close()
+
+
+def _clean_temp(out: Path) -> int:
+    n = 0
+    for p in itertools.chain(out.glob(".*.tmp"), out.glob("units/*/.*.tmp")):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n
+
+
+def _fresh(out: Path) -> None:
+    shutil.rmtree(out / "units", ignore_errors=True)
+    for name in OUTPUTS:
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+
+
+class Pipeline:
+    """One curation run over a config (see the module docstring); ``run()`` does it all."""
+
+    def __init__(self, cfg: CurateConfig, *, teacher: Teacher | None = None, progress: bool | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.params = SamplingParams.from_config(cfg.sampling)
+        self.teacher = teacher or build_teacher(cfg.teacher)
+        self.source = build_source(cfg.difficulty.source, cfg.difficulty.params)
+        self.bands = parse_schedule(cfg.schedule)
+        self.progress = cfg.progress if progress is None else progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.stats = {"units": 0, "teacher_queried": 0, "teacher_cached": 0, "judged_cached": 0,
+                      "difficulty_queried": 0, "difficulty_cached": 0}
+        self._stats_lock = threading.Lock()
+        self.teacher_fp = self.teacher.fingerprint()
+        self.source_fp = self.source.fingerprint()
+        self.judge_fp = {"filters": cfg.filters, "verify": cfg.verify, "version": JUDGE_VERSION}
+
+    def _bump(self, k: str) -> None:
+        with self._stats_lock:
+            self.stats[k] += 1
+
+    def _unit_path(self, stage: str, key: str) -> Path:
+        return self.out / "units" / stage / f"{key}.jsonl"
+
+    # -- stage 1 (worker thread): difficulty, range, teacher --------------------------------------
+    def _difficulty(self, samples: list[Sample]) -> None:
+        d_cfg = self.cfg.difficulty
+        if self.source.cached:
+            path = self._unit_path("difficulty", key_of({"ids": [s.id for s in samples], "source": self.source_fp}))
+            res = None
+            if path.exists():
+                rows = list(read_jsonl(path))
+                if [r["id"] for r in rows] == [s.id for s in samples]:
+                    res = [(r["difficulty"], r["meta"]) for r in rows]
+                    self._bump("difficulty_cached")
+            if res is None:
+                res = self.source.score(samples)
+                with atomic_write(path) as f:
+                    for s, (d, m) in zip(samples, res):
+                        f.write(json.dumps({"id": s.id, "difficulty": d, "meta": m}, ensure_ascii=False) + "\n")
+                self._bump("difficulty_queried")
+        else:
+            res = self.source.score(samples)
+        for s, (d, m) in zip(samples, res):
+            if s.difficulty is not None and d != s.difficulty:
+                s.meta.setdefault("difficulty_label", s.difficulty)
+            s.meta.update(m)
+            s.difficulty = d if d is not None else (d_cfg.default if d_cfg.default is not None else None)
+
+    def stage_teacher(self, unit: Unit) -> Unit:
+        self._difficulty(unit.samples)
+        d_cfg = self.cfg.difficulty
+        kept = [s for s in unit.samples if in_range(s.difficulty, d_cfg.range, d_cfg.keep_unknown)]
+        unit.out_of_range = len(unit.samples) - len(kept)
+        ns = [samples_for(s.difficulty, self.bands, self.cfg.default_n) for s in kept]
+        key = key_of({"items": [[s.id, k] for s, k in zip(kept, ns)], "teacher": self.teacher_fp,
+                      "params": self.params.to_dict()})
+        unit.teacher_key, unit.samples = key, kept
+        path = self._unit_path("teacher", key)
+        if path.exists():
+            try:
+                cached = list(read_samples(path))
+            except DataError as e:
+                self.log(f"warning: unreadable unit {path} ({e}); querying it again")
+                cached = None
+            if cached is not None and [c.id for c in cached] == [s.id for s in kept]:
+                for s, c in zip(kept, cached):
+                    s.responses = c.responses
+                unit.teacher_cached = True
+                self._bump("teacher_cached")
+                return unit
+        todo = [i for i, k in enumerate(ns) if k > 0]
+        outs = self.teacher.generate([kept[i] for i in todo], [ns[i] for i in todo], self.params) if todo else []
+        if len(outs) != len(todo):
+            raise RuntimeError(f"teacher {self.teacher.kind} returned {len(outs)} results for {len(todo)} prompts")
+        for s in kept:
+            s.responses = []
+        for i, rs in zip(todo, outs):
+            kept[i].responses = list(rs)
+        with SampleWriter(path) as w:
+            for s in kept:
+                w.write(s)
+        self._bump("teacher_queried")
+        return unit
+
+    # -- stage 2 (main thread): filters + verify ----------------------------------------------------
+    def stage_judge(self, unit: Unit) -> Unit:
+        path = self._unit_path("judged", key_of({"teacher": unit.teacher_key, "judge": self.judge_fp}))
+        if path.exists():
+            rows = list(read_jsonl(path))
+            if [r["id"] for r in rows] == [s.id for s in unit.samples] and all(
+                    len(r["j"]) == len(s.responses) for r, s in zip(rows, unit.samples)):
+                for r, s in zip(rows, unit.samples):
+                    for resp, j in zip(s.responses, r["j"]):
+                        _apply_judgment(resp, j)
+                self._bump("judged_cached")
+                return unit
+        for s in unit.samples:
+            judge_sample(s, self.cfg.filters, self.cfg.verify)
+        with atomic_write(path) as f:
+            for s in unit.samples:
+                f.write(json.dumps({"id": s.id, "j": [_judgment(r) for r in s.responses]}, ensure_ascii=False) + "\n")
+        return unit
+
+    # -- the whole run --------------------------------------------------------------------------------
+    def _benchmarks(self) -> NgramIndex | None:
+        d = self.cfg.decontaminate
+        if not d.benchmarks:
+            return None
+        ix = build_index(((_input_name(b), iter_input(b)) for b in d.benchmarks), n=d.ngram, min_words=d.min_words)
+        self.log(f"decontamination: {ix.questions} benchmark questions, {len(ix)} {d.ngram}-grams indexed"
+                 + (f" ({ix.ignored_short} too short to use)" if ix.ignored_short else ""))
+        return ix
+
+    def run(self, *, fresh: bool = False) -> CurateResult:
+        cfg, out = self.cfg, self.out
+        out.mkdir(parents=True, exist_ok=True)
+        with _Lock(out):
+            if fresh:
+                _fresh(out)
+            _clean_temp(out)
+            conf = _jsonable(cfg.to_dict())
+            state_key = key_of({"config": conf, "inputs": _input_signature(cfg.inputs + cfg.decontaminate.benchmarks),
+                                "teacher": self.teacher_fp, "source": self.source_fp})
+            state_path = out / "state.json"
+            if state_path.exists() and not fresh:
+                try:
+                    st = json.loads(state_path.read_text())
+                except ValueError:
+                    st = {}
+                if st.get("key") == state_key and all((out / f).exists() for f in st.get("files", [])):
+                    self.log(f"{out}: already complete for this config and these inputs (use --fresh to redo)")
+                    report = json.loads((out / "report.json").read_text())
+                    return CurateResult(str(out), report, {"status": "up to date"},
+                                        {f: str(out / f) for f in st.get("files", [])})
+            t0 = time.time()
+            try:
+                result = self._run(out, conf)
+            except BaseException as e:
+                self._log_run({"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": round(time.time() - t0, 2)})
+                raise
+            finally:
+                self.teacher.close()
+            result.run["seconds"] = round(time.time() - t0, 2)
+            self._log_run(result.run)
+            result.run["units"] = dict(self.stats)
+            write_json(state_path, {"key": state_key, "files": sorted(result.files)})
+            return result
+
+    def _log_run(self, d: dict) -> None:
+        line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **d, "units": dict(self.stats),
+                "teacher": self.teacher.stats(), "difficulty_source": self.source.stats()}
+        with open(self.out / "runs.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+
+    def _run(self, out: Path, conf: dict) -> CurateResult:
+        cfg = self.cfg
+        rep = Report()
+        index = self._benchmarks()
+        sel = cfg.select
+        total = _count_inputs(cfg.inputs) if self.progress else None
+        if total is not None and cfg.limit is not None:
+            total = min(total, cfg.limit)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc="curate", unit=" prompt", dynamic_ncols=True, mininterval=0.5)
+        files = {}
+        with contextlib.ExitStack() as stack:
+            W = {name: stack.enter_context(SampleWriter(out / f"{name}.jsonl"))
+                 for name in ("sft", "dpo", "rl", "rejected", "decontaminated")}
+            state = {"input": 0}
+
+            def counted(it):
+                for s in it:
+                    state["input"] += 1
+                    yield s
+
+            def removed(s, hit):
+                rep.counts["decontaminated"] += 1
+                rep.decontamination[hit[0]] += 1
+                W["decontaminated"].write(s)
+
+            stream = decontaminate(counted(iter_inputs(cfg.inputs)), index, removed)
+            if cfg.limit is not None:
+                stream = itertools.islice(stream, cfg.limit)
+            units = (Unit(i, chunk, n_input=len(chunk)) for i, chunk in enumerate(chunked(stream, cfg.unit_size)))
+            for unit in ordered_map(self.stage_teacher, units, cfg.workers):
+                self.stage_judge(unit)
+                self.stats["units"] += 1
+                rep.counts["out_of_range"] += unit.out_of_range
+                for s in unit.samples:
+                    kept, drop = select_sft(s, sel.sft)
+                    if sel.sft.enabled:
+                        for i in kept:
+                            W["sft"].write(response_record(s, i, s.responses[i]))
+                    pairs = pair_dpo(s, sel.dpo) if sel.dpo.enabled else []
+                    for p in pairs:
+                        W["dpo"].write(p)
+                    rl = rl_prompt(s, sel.rl) if sel.rl.enabled else None
+                    if rl is not None:
+                        W["rl"].write(rl)
+                    rej = dropped(s, kept, drop)
+                    for i, r in rej:
+                        W["rejected"].write(response_record(s, i, r))
+                    rep.add_prompt(s, sft=len(kept) if sel.sft.enabled else 0, pairs=len(pairs), rl=rl is not None,
+                                   rejected=rej)
+                if bar is not None:
+                    bar.update(unit.n_input)
+                    bar.set_postfix(sft=rep.counts["sft"], dpo=rep.counts["dpo_pairs"], rl=rep.counts["rl_prompts"],
+                                    cached=self.stats["teacher_cached"], refresh=False)
+            rep.counts["input"] = state["input"]
+            for name, w in W.items():
+                files[f"{name}.jsonl"] = str(out / f"{name}.jsonl")
+        if bar is not None:
+            bar.close()
+        report = rep.write(str(out), config=conf, plots=cfg.report.plots)
+        for f in ["report.json", "report.md", *report.get("plots", [])]:
+            files[f] = str(out / f)
+        run = {"status": "complete", "prompts": rep.counts["prompts"], "responses": rep.counts["responses"]}
+        return CurateResult(str(out), report, run, files)
+
+
+def _jsonable(x):
+    return json.loads(json.dumps(x, default=str))
+
+
+def run(config, overrides: list[str] | dict | None = None, *, fresh: bool = False, teacher: Teacher | None = None,
+        progress: bool | None = None) -> CurateResult:
+    """Run curation from a config (YAML path, name under ``configs/``, dict or ``CurateConfig``).
+
+    ``overrides``: dotted ``key=value`` strings or a dict (``{"out": "runs/x", "workers": 4}``).
+    ``fresh``: delete this output directory's units and outputs first (default: resume).
+    ``teacher``: a ready ``Teacher`` object instead of ``config.teacher`` (Python API only)."""
+    cfg = load_config(config, overrides)
+    return Pipeline(cfg, teacher=teacher, progress=progress).run(fresh=fresh)
+
+
+__all__ = ["run", "Pipeline", "CurateResult", "Unit", "judge_sample", "iter_inputs", "iter_input", "chunked",
+           "ordered_map", "key_of"]
