@@ -1,0 +1,309 @@
+"""In-sandbox test runner for untrusted candidate programs (standard library only).
+
+Started by ``mmredstar.verify.sandbox`` (never by hand) as::
+
+    unshare --net --pid --mount --ipc --uts --fork --kill-child --mount-proc \\
+        python -I mmredstar/verify/_runner.py --uid U --gid G ...
+
+As root inside the fresh namespaces it makes the mount tree private, remounts ``/`` read-only (this
+namespace only), mounts small private tmpfs on /tmp, /var/tmp and /dev/shm, creates its working
+directory there, then drops to an unprivileged uid/gid (no supplementary groups, no_new_privs,
+not dumpable) before it reads the job. Without namespaces (``--no-ns``) it only drops privileges.
+
+The job (JSON on stdin) holds the candidate code and the test INPUTS only: expected outputs never
+enter the sandbox, so candidate code cannot read them. Each test runs in a forked child in its own
+process group, under the resource limits, with a per-test wall-clock limit; after each test every
+other process of the sandbox uid is killed. One JSON line per test goes to stdout:
+``{"i": 0, "status": "ok"|"timeout"|"error"|"memory"|"killed", "out": ..., "err": ..., "time": s}``.
+"""
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import time
+import traceback
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
+MAX_OUT = 8 * 1024 * 1024
+
+
+def _libc():
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _mount(libc, src, target, fstype, flags, data):
+    r = libc.mount(src and src.encode(), target.encode(), fstype and fstype.encode(), ctypes.c_ulong(flags),
+                   data and data.encode())
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {target}: {os.strerror(e)}")
+
+
+def setup_namespace(tmp_mb):
+    libc = _libc()
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE, None)
+    _mount(libc, None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+    for d in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(d):
+            _mount(libc, "tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
+
+
+def drop_privileges(uid, gid):
+    if os.getuid() == 0:
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        if os.getuid() != uid or os.geteuid() != uid:
+            raise RuntimeError("could not drop privileges")
+    libc = _libc()
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def set_limits(a):
+    lim = [
+        (resource.RLIMIT_AS, a.memory_mb * 1024 * 1024),
+        (resource.RLIMIT_FSIZE, a.fsize_mb * 1024 * 1024),
+        (resource.RLIMIT_NOFILE, a.nofile),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_CPU, int(a.total) + 2),
+    ]
+    if DEDICATED:                     # counts every process of the uid: only meaningful for our own uid
+        lim.append((resource.RLIMIT_NPROC, a.nproc))
+    for what, val in lim:
+        try:
+            resource.setrlimit(what, (val, val))
+        except (ValueError, OSError):
+            pass
+
+
+def _read_all(fd, deadline, cap):
+    """Read a pipe until EOF or the deadline; returns (bytes, timed_out)."""
+    chunks, size = [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b"".join(chunks), True
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            return b"".join(chunks), True
+        data = os.read(fd, 65536)
+        if not data:
+            return b"".join(chunks), False
+        if size < cap:
+            chunks.append(data[: cap - size])
+        size += len(data)
+
+
+def _child(code, mode, fn_name, test_input, in_fd, out_w, err_w, res_w, per_test):
+    """In the forked child: run the candidate on one test; never returns."""
+    try:
+        os.setpgid(0, 0)
+        os.dup2(in_fd, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.dup2(res_w, 3)
+        os.closerange(4, 4096)            # the runner's report stream must not reach candidate code
+        res_w = 3
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (int(per_test) + 1, int(per_test) + 1))
+        except (ValueError, OSError):
+            pass
+        sys.stdin = os.fdopen(0, "r", closefd=False)
+        sys.stdout = os.fdopen(1, "w", closefd=False)
+        sys.stderr = os.fdopen(2, "w", closefd=False)
+        sys.setrecursionlimit(100000)
+        g = {"__name__": "__main__" if mode == "stdio" else "candidate", "__builtins__": __builtins__}
+        compiled = compile(code, "<candidate>", "exec")
+        exec(compiled, g)
+        if mode == "call":
+            fn = None
+            if "Solution" in g and hasattr(g["Solution"], fn_name):
+                fn = getattr(g["Solution"](), fn_name)
+            elif fn_name in g:
+                fn = g[fn_name]
+            if fn is None:
+                raise NameError(f"no function or Solution method named {fn_name!r}")
+            args = test_input if isinstance(test_input, list) else [test_input]
+            out = fn(*args)
+            if isinstance(out, tuple):
+                out = list(out)
+            payload = json.dumps({"result": out}, default=repr)
+            os.write(res_w, payload.encode())
+        try:
+            sys.stdout.flush()
+        except Exception:
+            pass
+        os._exit(0)
+    except MemoryError:
+        os._exit(3)
+    except SystemExit as e:
+        try:
+            sys.stdout.flush()
+        except Exception:
+            pass
+        os._exit(0 if e.code in (None, 0) else 1)
+    except BaseException:
+        try:
+            sys.stderr.write(traceback.format_exc()[-2000:])
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os._exit(1)
+
+
+DEDICATED = False     # True once running as the sandbox's own uid: then kill(-1) reaches only our processes
+
+
+def _kill_rest():
+    """Kill every other process this uid may signal (the sandbox's own processes only)."""
+    if not DEDICATED:
+        return
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_one(job, i, test_input, per_test, emit):
+    code, mode, fn_name = job["code"], job["mode"], job.get("fn_name")
+    data = test_input if isinstance(test_input, str) else ("\n".join(map(str, test_input)) if mode == "stdio"
+                                                           else "")
+    in_path = os.path.join(os.getcwd(), f".stdin{i}")
+    with open(in_path, "w") as f:
+        f.write(data if mode == "stdio" else "")
+    in_fd = os.open(in_path, os.O_RDONLY)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        _child(code, mode, fn_name, test_input, in_fd, out_w, err_w, res_w, per_test)
+    for fd in (out_w, err_w, res_w, in_fd):
+        os.close(fd)
+    deadline = t0 + per_test
+    out, timed_out = _read_all(out_r, deadline, MAX_OUT)
+    status = "ok"
+    code_ = None
+    while True:
+        try:
+            wpid, st = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if wpid:
+            code_ = st
+            break
+        if timed_out or time.monotonic() > deadline:
+            timed_out = True
+            break
+        time.sleep(0.002)
+    if timed_out:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        status = "timeout"
+    elapsed = time.monotonic() - t0
+    err, _ = _read_all(err_r, time.monotonic() + 0.05, 4096)
+    res, _ = _read_all(res_r, time.monotonic() + 0.05, MAX_OUT)
+    for fd in (out_r, err_r, res_r):
+        os.close(fd)
+    _kill_rest()
+    while True:                       # reap whatever the candidate left behind
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                break
+        except ChildProcessError:
+            break
+    try:
+        os.unlink(in_path)
+    except OSError:
+        pass
+    rec = {"i": i, "time": round(elapsed, 4)}
+    if status == "ok" and code_ is not None:
+        if os.WIFSIGNALED(code_):
+            sig = os.WTERMSIG(code_)
+            status = "timeout" if sig in (signal.SIGXCPU, signal.SIGKILL) and elapsed >= per_test * 0.9 else "killed"
+            rec["signal"] = sig
+        elif os.WEXITSTATUS(code_) == 3:
+            status = "memory"
+        elif os.WEXITSTATUS(code_) != 0:
+            status = "error"
+    rec["status"] = status
+    rec["out"] = out.decode("utf-8", "replace")
+    rec["err"] = err.decode("utf-8", "replace")[-1000:]
+    if mode == "call" and status == "ok":
+        try:
+            rec["result"] = json.loads(res.decode("utf-8", "replace"))["result"]
+        except (ValueError, KeyError):
+            rec["status"] = "error"
+            rec["err"] = (rec["err"] + "\nno return value").strip()
+    emit(rec)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--uid", type=int, required=True)
+    ap.add_argument("--gid", type=int, required=True)
+    ap.add_argument("--no-ns", action="store_true")
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--tmp-mb", type=int, default=64)
+    ap.add_argument("--memory-mb", type=int, default=1024)
+    ap.add_argument("--fsize-mb", type=int, default=16)
+    ap.add_argument("--nofile", type=int, default=64)
+    ap.add_argument("--nproc", type=int, default=32)
+    ap.add_argument("--per-test", type=float, default=4.0)
+    ap.add_argument("--total", type=float, default=30.0)
+    a = ap.parse_args()
+
+    job = json.loads(sys.stdin.read())
+    os.close(0)
+    os.open(os.devnull, os.O_RDONLY)
+    if not a.no_ns:
+        setup_namespace(a.tmp_mb)
+        workdir = "/tmp/work"
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        os.chown(workdir, a.uid, a.gid)
+    else:
+        workdir = a.workdir
+    os.chdir(workdir)
+    was_root = os.getuid() == 0
+    drop_privileges(a.uid, a.gid)
+    global DEDICATED
+    DEDICATED = was_root and os.getuid() == a.uid
+    set_limits(a)
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+
+    def emit(rec):
+        out.write(json.dumps(rec) + "\n")
+        out.flush()
+
+    emit({"ready": True, "uid": os.getuid(), "ns": not a.no_ns, "dedicated": DEDICATED})
+    start = time.monotonic()
+    for i, test_input in enumerate(job["inputs"]):
+        left = a.total - (time.monotonic() - start)
+        if left <= 0:
+            emit({"i": i, "status": "timeout", "out": "", "err": "total time limit", "time": 0})
+            break
+        run_one(job, i, test_input, min(a.per_test, left), emit)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""``mmredstar verify IN.jsonl --out OUT.jsonl``: score responses with the rule reward.
+
+Each input line is either a flat record with ``response``, ``answer``, ``answer_type`` and where
+needed ``choices`` / ``tests`` (optional ``finish_reason``, ``meta``), written back with ``verdict``,
+``reward``, ``extracted`` and ``reason`` added; or a full sample record with ``responses``, written
+back with every response verified in place (so curation files can be re-verified). A bad line never
+stops the run: it is written with verdict ``error`` and the reason. Output is streamed to
+``OUT.partial`` and renamed when complete; a rerun after a crash resumes after the last written line.
+
+    mmredstar verify responses.jsonl --out scored.jsonl --workers 4
+    mmredstar verify cases.jsonl --out scored.jsonl --mode strict --opt tuple_order=any
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter, deque
+
+import click
+
+from ..io import iter_jsonl, write_json
+from ..schema import CodeTests, DataError, Message, Sample, Verdict, validate_record
+from . import verify_many
+
+MODES = {
+    "default": {},
+    "strict": {"tuple_order": "strict", "percent": "strict", "rounding": False, "rel_tol": 1e-9},
+    "fast": {"sympy": False},
+}
+"""--mode presets of verifier options (``--opt key=value`` overrides single options)."""
+
+
+def error_verdict(sample: Sample, text: str, finish_reason=None, **_) -> Verdict:
+    """Verifier for input lines that could not be read: an error verdict carrying the reason."""
+    return Verdict("error", -1.0, None, sample.meta.get("error", "bad input line"))
+
+
+def _bad(reason: str) -> Sample:
+    return Sample(prompt=[], answer_type="text", answer="", id="bad",
+                  meta={"verifier": "mmredstar.verify.cli:error_verdict", "error": reason})
+
+
+def flat_sample(d: dict, where: str) -> Sample:
+    """The Sample a flat ``{response, answer, answer_type, ...}`` line stands for (raises ValueError)."""
+    at = d.get("answer_type")
+    if at not in ("math", "numeric", "choice", "code", "text"):
+        raise ValueError(f"{where}: field 'answer_type': {at!r} is not one of math, numeric, choice, code, text")
+    if not isinstance(d.get("response"), str):
+        raise ValueError(f"{where}: field 'response': expected a string, got {type(d.get('response')).__name__}")
+    tests = d.get("tests")
+    if isinstance(tests, str):
+        try:
+            tests = json.loads(tests)
+        except ValueError as e:
+            raise ValueError(f"{where}: field 'tests': not valid JSON ({e})") from None
+    if at == "code":
+        if not isinstance(tests, dict) or not isinstance(tests.get("inputs"), list) or \
+                not isinstance(tests.get("outputs"), list):
+            raise ValueError(f"{where}: field 'tests': code answers need {{inputs: [...], outputs: [...]}}")
+        if len(tests["inputs"]) != len(tests["outputs"]):
+            raise ValueError(f"{where}: field 'tests': {len(tests['inputs'])} inputs but {len(tests['outputs'])} outputs")
+    elif d.get("answer") is None:
+        raise ValueError(f"{where}: field 'answer': missing reference answer")
+    if at == "choice" and not isinstance(d.get("choices"), list):
+        raise ValueError(f"{where}: field 'choices': a choice answer needs the list of choices")
+    q = d.get("question") or d.get("prompt") or ""
+    meta = d.get("meta") if isinstance(d.get("meta"), dict) else {}
+    return Sample(prompt=[Message.make("user", q if isinstance(q, str) else json.dumps(q))], answer_type=at,
+                  answer=None if d.get("answer") is None else str(d["answer"]), choices=d.get("choices"),
+                  tests=CodeTests(tests["inputs"], tests["outputs"], tests.get("fn_name")) if isinstance(tests, dict) else None,
+                  meta=dict(meta), id=str(d.get("id") or "line"))
+
+
+def _parse_opts(opts: tuple[str, ...]) -> dict:
+    out = {}
+    for o in opts:
+        if "=" not in o:
+            raise click.BadParameter(f"--opt {o!r}: expected key=value")
+        k, v = o.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def _resume_point(partial: str) -> int:
+    """Complete lines already in ``partial`` (a torn last line is cut off)."""
+    if not os.path.exists(partial):
+        return 0
+    with open(partial, "rb+") as f:
+        data = f.read()
+        keep = data.rfind(b"\n") + 1
+        if keep != len(data):
+            f.seek(keep)
+            f.truncate()
+    return data[:keep].count(b"\n")
+
+
+def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = None, progress: bool = True,
+               force: bool = False) -> Counter:
+    """Verify every line of ``inp`` into ``out`` (see the module docstring); returns verdict counts."""
+    from tqdm import tqdm
+
+    options = dict(options or {})
+    partial = out + ".partial"
+    if force and os.path.exists(partial):
+        os.unlink(partial)
+    done = _resume_point(partial)
+    counts: Counter = Counter()
+    pending: deque = deque()      # (kind, record, n) in input order
+
+    def triples():
+        for lineno, d, prob in iter_jsonl(inp):
+            if lineno <= done_lines[0]:
+                continue
+            where = f"{inp}:{lineno}"
+            if prob is not None:
+                pending.append(("bad", {"line": lineno}, 1))
+                yield _bad(str(prob)), "", None
+                continue
+            if not isinstance(d, dict):
+                pending.append(("bad", {"line": lineno}, 1))
+                yield _bad(f"{where}: expected a JSON object"), "", None
+                continue
+            if "response" not in d and isinstance(d.get("responses"), list):
+                probs = validate_record(d, file=inp, line=lineno)
+                if probs:
+                    pending.append(("bad", dict(d), 1))
+                    yield _bad(str(DataError(probs))), "", None
+                    continue
+                s = Sample.from_dict(d, file=inp, line=lineno)
+                pending.append(("sample", s, len(s.responses)))
+                for r in s.responses:
+                    yield s, r.text, r.finish_reason
+                continue
+            try:
+                s = flat_sample(d, where)
+            except ValueError as e:
+                pending.append(("bad", dict(d), 1))
+                yield _bad(str(e)), "", None
+                continue
+            pending.append(("flat", d, 1))
+            yield s, d["response"], d.get("finish_reason")
+
+    # count only lines that hold something, the way iter_jsonl numbers them
+    done_lines = [0]
+    if done:
+        n = 0
+        for lineno, _, _ in iter_jsonl(inp):
+            n += 1
+            if n == done:
+                done_lines[0] = lineno
+                break
+    total = sum(1 for _ in iter_jsonl(inp)) if progress else None
+    bar = tqdm(total=total, initial=done, desc="verify", unit="line", disable=not progress, file=sys.stderr)
+    verdicts = verify_many(triples(), workers=workers, **options)
+    with open(partial, "a", encoding="utf-8") as f:
+        def flush_empty():
+            # samples without responses get no verdicts: write them through when they reach the head
+            while pending and pending[0][0] == "sample" and pending[0][2] == 0:
+                f.write(json.dumps(pending.popleft()[1].to_dict(), ensure_ascii=False) + "\n")
+                bar.update(1)
+
+        for v in verdicts:
+            flush_empty()
+            kind, rec, n = pending.popleft()
+            if kind == "sample":
+                got = [v] + [next(verdicts) for _ in range(n - 1)]
+                for r, vv in zip(rec.responses, got):
+                    vv.apply(r)
+                    counts[vv.verdict] += 1
+                line = rec.to_dict()
+            else:
+                line = dict(rec)
+                line.update(verdict=v.verdict, reward=v.reward, extracted=v.extracted, reason=v.reason)
+                counts[v.verdict] += 1
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            f.flush()
+            bar.update(1)
+        flush_empty()
+        f.flush()
+        os.fsync(f.fileno())
+    bar.close()
+    os.replace(partial, out)
+    return counts
+
+
+@click.command("verify")
+@click.argument("inp", metavar="IN.jsonl", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output JSONL.")
+@click.option("--workers", "-w", default=0, show_default=True, help="Worker processes (0: in this process).")
+@click.option("--mode", type=click.Choice(sorted(MODES)), default="default", show_default=True,
+              help="Option preset: default, strict (ordered lists, strict percent, no rounding), fast (no sympy).")
+@click.option("--opt", "opts", multiple=True, metavar="KEY=VALUE",
+              help="Verifier option, e.g. --opt tuple_order=strict --opt timeout=10 (repeatable).")
+@click.option("--summary", type=click.Path(dir_okay=False), default=None, help="Also write the counts as JSON.")
+@click.option("--force", is_flag=True, help="Start over instead of resuming OUT.partial.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def verify(inp, out, workers, mode, opts, summary, force, quiet):
+    """Score responses (math, choice, code, text) and write verdict, reward, extracted and reason."""
+    options = {**MODES[mode], **_parse_opts(opts)}
+    counts = run_verify(inp, out, workers=workers, options=options, progress=not quiet, force=force)
+    total = sum(counts.values())
+    click.echo(f"verified {total} responses -> {out}")
+    for k in ("correct", "wrong", "no_answer", "error"):
+        n = counts.get(k, 0)
+        click.echo(f"  {k:<10} {n:>8}  {n / total:6.1%}" if total else f"  {k:<10} {n:>8}")
+    if summary:
+        write_json(summary, {"input": inp, "output": out, "mode": mode, "options": options,
+                             "counts": dict(counts), "total": total})
