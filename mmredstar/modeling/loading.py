@@ -122,7 +122,10 @@ def build_model(preset: ModelPreset, tokenizer=None, *, seed: int = 0, meta: boo
     from mmredstar.modeling.vlm import VisionLanguageModel, VLMConfig
 
     if tokenizer is None and not meta:
-        tokenizer = build_tiny_tokenizer()
+        if preset.tokenizer == "checkpoint":
+            tokenizer = _tokenizer_from(_local(preset.checkpoint), False)
+        else:
+            tokenizer = build_tiny_tokenizer()
     processor = _processor_for(preset, tokenizer) if tokenizer is not None else None
     tcfg = text_config_of(preset, **changes)
     ctx = torch.device("meta") if meta else _seeded(seed)
@@ -187,7 +190,7 @@ def load_model(preset_or_path: str | os.PathLike | ModelPreset, *, dtype=None, d
         if preset.init == "random":
             model, processor = build_model(preset, seed=seed)
         else:
-            model, processor = _load_checkpoint(preset.checkpoint, preset=preset, dtype=dt, config_kw=config_kw,
+            model, processor = _load_checkpoint(_local(preset.checkpoint), preset=preset, dtype=dt, config_kw=config_kw,
                                                 proc_kw=proc_kw, trust_remote_code=trust_remote_code)
         model.to(dt)
     else:
@@ -201,6 +204,10 @@ def load_model(preset_or_path: str | os.PathLike | ModelPreset, *, dtype=None, d
     if device is not None:
         model.to(device)
     return model, processor
+
+
+def _local(name: str) -> str:
+    return name if os.path.isdir(name) else _download(name)
 
 
 def _download(name: str) -> str:
@@ -225,12 +232,17 @@ def read_config(path: str | os.PathLike) -> dict:
 
 def _tokenizer_from(path: str, trust_remote_code: bool):
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # it reads config.json and warns about the composite model type
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"{path}: cannot load its tokenizer ({e}); original InternLM2-based releases need "
                          "trust_remote_code=True") from None
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def _load_checkpoint(path: str, *, preset: ModelPreset | None, dtype, config_kw: dict, proc_kw: dict,
@@ -257,7 +269,12 @@ def _load_checkpoint(path: str, *, preset: ModelPreset | None, dtype, config_kw:
         model = cls.from_pretrained(path, **kw)
         return model, processor
 
-    tok = _tokenizer_from(path, trust_remote_code)
+    if preset is not None and preset.tokenizer == "tiny":
+        from mmredstar.modeling.tokenizer import build_tiny_tokenizer
+
+        tok = build_tiny_tokenizer()
+    else:
+        tok = _tokenizer_from(path, trust_remote_code)
     if mt in ("internvl", "internvl_chat"):
         cfg, state = (convert.load_internvl_hf(path) if mt == "internvl" else convert.load_internvl_original(path))
         base = preset or ModelPreset(name=Path(path).name, family="vlm", source=f"{path}/config.json",

@@ -47,9 +47,9 @@ class ModelPreset:
     init: str = "pretrained"
     """``pretrained`` (load ``checkpoint``) or ``random`` (build from ``text_config``/``vision`` with the
     seed: tiny presets, and real-architecture presets for the performance suite)."""
-    tokenizer: str = "checkpoint"
-    """``checkpoint`` (the checkpoint's own tokenizer) or ``tiny`` (the local byte-level BPE, built in
-    ~0.05 s; used whenever no checkpoint is loaded)."""
+    tokenizer: str = "auto"
+    """``checkpoint`` (the checkpoint's own tokenizer), ``tiny`` (the local byte-level BPE, built in
+    ~0.05 s) or ``auto`` (the checkpoint's when ``init: pretrained``, else tiny)."""
     dtype: str = "bfloat16"
     """Weights dtype: ``float32`` | ``bfloat16`` | ``float16``."""
     attn_implementation: str = "sdpa"
@@ -145,8 +145,10 @@ class ModelPreset:
             out.append(f"{p}: init must be 'pretrained' or 'random', got {self.init!r}")
         if self.init == "pretrained" and not self.checkpoint:
             out.append(f"{p}: init is 'pretrained' but no 'checkpoint' is given")
-        if self.tokenizer not in ("checkpoint", "tiny"):
-            out.append(f"{p}: tokenizer must be 'checkpoint' or 'tiny', got {self.tokenizer!r}")
+        if self.tokenizer not in ("auto", "checkpoint", "tiny"):
+            out.append(f"{p}: tokenizer must be 'auto', 'checkpoint' or 'tiny', got {self.tokenizer!r}")
+        if self.init == "random" and self.tokenizer == "checkpoint" and not self.checkpoint:
+            out.append(f"{p}: tokenizer 'checkpoint' needs a 'checkpoint'")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             out.append(f"{p}: dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
         tc = self.text_config or {}
@@ -275,7 +277,7 @@ def preset_summary(p: ModelPreset) -> dict[str, Any]:
         "layers": tc.get("num_hidden_layers"), "heads": f"{tc.get('num_attention_heads')}/"
         f"{tc.get('num_key_value_heads', tc.get('num_attention_heads'))}", "vocab_size": tc.get("vocab_size"),
         "max_position_embeddings": tc.get("max_position_embeddings"), "context_length": p.context_length,
-        "rope": {"rope_theta": tc.get("rope_theta"), **(p.rope_scaling or {})},
+        "rope": {"rope_theta": tc.get("rope_theta"), **(tc.get("rope_scaling") or {}), **(p.rope_scaling or {})},
     }
     if p.family == "vlm":
         d.update({"vision": dict(p.vision or {}), "tile_size": p.tile_size, "tiles": f"{p.min_tiles}-{p.max_tiles}",
