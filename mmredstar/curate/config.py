@@ -202,6 +202,9 @@ class CurateConfig:
     spec, e.g. ``[repetition, {language: {lang: en}}, answer_format, code_complete]``); ``None``: none."""
     verify: dict = field(default_factory=dict)
     """Options passed to ``mmredstar.verify.verify_response`` (e.g. ``{timeout: 10}`` for code)."""
+    verify_workers: int = 0
+    """Processes verifying responses (``mmredstar.verify.verify_many``); 0 or 1: in this process. Worth it
+    for code (sandboxed test runs) and large math sets."""
     select: SelectConfig = field(default_factory=SelectConfig)
     """What goes into the SFT, DPO and RL files."""
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -392,6 +395,13 @@ def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
     for k in ("unit_size", "workers"):
         if getattr(cfg, k) < 1:
             raise ConfigError(f"{where(k)}: key '{k}': must be at least 1")
+    if cfg.filters is not None:
+        from ..verify.filters import parse_spec
+
+        try:
+            parse_spec(cfg.filters)
+        except ValueError as e:
+            raise ConfigError(f"{where('filters')}: key 'filters': {e}") from None
     try:
         teacher_config(cfg.teacher)
     except (ValueError, TypeError) as e:

@@ -180,25 +180,34 @@ def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
 
 # ----------------------------------------------------------------------------------------- judging
 def judge_sample(s: Sample, filters, verify_opts: dict) -> None:
-    """Run the rule filters, then the verifier, on each response of ``s`` (in place).
+    """Run the rule filters, then the verifier, on each response of ``s`` (in place)."""
+    judge_samples([s], filters, verify_opts)
 
-    A response a filter drops gets ``meta.stage = "filter"`` and ``reason = "filter: ..."`` and is not
-    verified; the others get ``verdict``, ``reward``, ``extracted``, ``reason`` from ``verify_response``."""
-    from ..verify import verify_response
 
-    run_filters = None
-    if filters:
-        from ..verify.filters import run_filters
-    for r in s.responses:
-        if run_filters is not None:
-            keep, reason = run_filters(r, s, filters)
-            if not keep:
-                r.verdict = r.reward = r.extracted = None
-                r.reason = f"filter: {reason}"
-                r.meta["stage"] = "filter"
-                continue
-        r.meta.pop("stage", None)
-        verify_response(s, r.text, r.finish_reason, **verify_opts).apply(r)
+def judge_samples(samples: list[Sample], filters, verify_opts: dict, workers: int = 0) -> None:
+    """Rule filters, then the verifier, on every response (in place).
+
+    A response a filter drops gets ``meta.stage = "filter"`` and ``reason = "filter: <name>: <why>"`` and is
+    not verified; the others get ``verdict``, ``reward``, ``extracted``, ``reason`` from
+    ``mmredstar.verify`` (``verify_many``: ``workers`` > 1 verifies in a process pool)."""
+    from ..verify import verify_many
+    from ..verify.filters import run_filters
+
+    todo = []
+    for s in samples:
+        for r in s.responses:
+            if filters:
+                keep, reason = run_filters(r, s, filters)
+                if not keep:
+                    r.verdict = r.reward = r.extracted = None
+                    r.reason = f"filter: {reason}"
+                    r.meta["stage"] = "filter"
+                    continue
+            r.meta.pop("stage", None)
+            todo.append((s, r))
+    verdicts = verify_many(((s, r.text, r.finish_reason) for s, r in todo), workers=workers, **verify_opts)
+    for (_, r), v in zip(todo, verdicts):
+        v.apply(r)
 
 
 def _judgment(r: Response) -> list:
@@ -356,8 +365,7 @@ class Pipeline:
                         _apply_judgment(resp, j)
                 self._bump("judged_cached")
                 return unit
-        for s in unit.samples:
-            judge_sample(s, self.cfg.filters, self.cfg.verify)
+        judge_samples(unit.samples, self.cfg.filters, self.cfg.verify, self.cfg.verify_workers)
         with atomic_write(path) as f:
             for s in unit.samples:
                 f.write(json.dumps({"id": s.id, "j": [_judgment(r) for r in s.responses]}, ensure_ascii=False) + "\n")
@@ -499,4 +507,4 @@ def run(config, overrides: list[str] | dict | None = None, *, fresh: bool = Fals
 
 
 __all__ = ["run", "Pipeline", "CurateResult", "Unit", "judge_sample", "iter_inputs", "iter_input", "chunked",
-           "ordered_map", "key_of"]
+           "ordered_map", "key_of", "judge_samples"]

@@ -202,7 +202,7 @@ class OpenAITeacher(Teacher):
             raise TeacherError(f"{self.url} refused the request ({e}); check 'model' ({self.config.model!r}) and the "
                                "sampling options") from None
 
-    async def _one(self, client, sem, s: Sample, k: int, params: SamplingParams) -> list[Response]:
+    async def _one(self, client, sem, probe, s: Sample, k: int, params: SamplingParams) -> list[Response]:
         if k <= 0:
             return []
         messages = chat_messages(s, system=self.config.system)
@@ -210,13 +210,22 @@ class OpenAITeacher(Teacher):
         rs: list[Response] = []
         if k > 1 and self._n_ok is not False:
             try:
-                async with sem:
-                    data = await self._post(client, self._body(messages, k, seed0, params))
+                if self._n_ok is None:  # the first request with n > 1 finds out whether the server takes it
+                    async with probe:
+                        if self._n_ok is not False:
+                            async with sem:
+                                data = await self._post(client, self._body(messages, k, seed0, params))
+                        else:
+                            raise _Refused(400, "n > 1 refused earlier")
+                else:
+                    async with sem:
+                        data = await self._post(client, self._body(messages, k, seed0, params))
             except _Refused as e:
                 if e.status not in (400, 422):
                     raise TeacherError(f"{self.url} refused the request ({e})") from None
+                if self._n_ok is None:
+                    self.count("n_refused")
                 self._n_ok = False
-                self.count("n_refused")
             else:
                 self._n_ok = True
                 choices = sorted(data["choices"], key=lambda c: c.get("index", 0))[:k]
@@ -238,8 +247,8 @@ class OpenAITeacher(Teacher):
         limits = httpx.Limits(max_connections=c.concurrency, max_keepalive_connections=c.concurrency)
         timeout = httpx.Timeout(c.timeout, connect=c.connect_timeout)
         async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers()) as client:
-            sem = asyncio.Semaphore(c.concurrency)
-            return list(await asyncio.gather(*[self._one(client, sem, s, k, params) for s, k in zip(samples, n)]))
+            sem, probe = asyncio.Semaphore(c.concurrency), asyncio.Lock()
+            return list(await asyncio.gather(*[self._one(client, sem, probe, s, k, params) for s, k in zip(samples, n)]))
 
     def generate(self, samples: list[Sample], n: list[int], params: SamplingParams) -> list[list[Response]]:
         if not self.config.model:
