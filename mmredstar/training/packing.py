@@ -224,4 +224,6 @@ class SFTCollator:
             batch["position_ids"] = _position_rows(features, batch["input_ids"].shape[1])
         if self.packed:
             batch.pop("attention_mask", None)
+            # a KV cache makes transformers skip the packed-sequence (block-causal) mask: never build one here
+            batch["use_cache"] = False
         return batch

@@ -121,4 +121,4 @@ def train(rec: Recipe) -> str:
 def sft_loss(model, batch: dict) -> torch.Tensor:
     """The model's mean token loss on one collated batch (packed or not), without a cache."""
     with torch.no_grad():
-        return model(**batch, use_cache=False).loss
+        return model(**{**batch, "use_cache": False}).loss
