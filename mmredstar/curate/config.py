@@ -160,6 +160,8 @@ class RLSelect:
 
 @dataclass
 class SelectConfig:
+    """What goes into the output sets."""
+
     sft: SFTSelect = field(default_factory=SFTSelect)
     """SFT positives."""
     dpo: DPOSelect = field(default_factory=DPOSelect)
@@ -474,4 +476,6 @@ def field_docs(cls=CurateConfig, prefix: str = "") -> list[tuple[str, str, str]]
                     docs.get((cls.__name__, f.name), "")))
         if dataclasses.is_dataclass(tp):
             out.extend(field_docs(tp, prefix + f.name + "."))
+        elif typing.get_origin(tp) is list and dataclasses.is_dataclass((typing.get_args(tp) or (None,))[0]):
+            out.extend(field_docs(typing.get_args(tp)[0], prefix + f.name + "[]."))
     return out

@@ -389,6 +389,11 @@ class Pipeline:
                 _fresh(out)
             _clean_temp(out)
             conf = _jsonable(cfg.to_dict())
+            # the report's config says what determines the data, not how or where the run went
+            for k in ("out", "workers", "progress", "verify_workers"):
+                conf.pop(k)
+            conf["teacher"] = _jsonable(self.teacher_fp)
+            conf["difficulty"]["params"] = _jsonable(self.source_fp)
             state_key = key_of({"config": conf, "inputs": _input_signature(cfg.inputs + cfg.decontaminate.benchmarks),
                                 "teacher": self.teacher_fp, "source": self.source_fp})
             state_path = out / "state.json"

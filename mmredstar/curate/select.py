@@ -8,7 +8,7 @@ a prompt is selected as soon as its responses are judged.
   Each kept response becomes one SFT record (the sample with exactly that response), id
   ``<prompt id>-<response index>``, ``meta.prompt_id`` = the prompt's id.
 - ``pair_dpo``: (chosen = verified, rejected = failed) pairs of the same prompt and images, by a
-  seeded rule (``PAIRINGS``).
+  seeded rule (``PAIRINGS``); responses repeating another's normalised text are used once.
 - ``rl_prompt``: the prompt (no responses) with ``meta.pass_rate`` when the pass rate is mixed.
 - ``dropped``: every response not in the SFT set, with its reason (``filter: ...``,
   ``verify: wrong ...``, ``select: duplicate`` ...), for ``rejected.jsonl``.
@@ -83,12 +83,24 @@ def select_sft(sample: Sample, cfg: SFTSelect) -> tuple[list[int], dict[int, str
     return kept, drop
 
 
+def _unique(rs: list[Response], idx: list[int]) -> list[int]:
+    seen: set[str] = set()
+    out = []
+    for i in idx:
+        k = normalize_text(rs[i].text)
+        if k not in seen:
+            seen.add(k)
+            out.append(i)
+    return out
+
+
 def pair_dpo(sample: Sample, cfg: DPOSelect) -> list[Pair]:
     """Preference pairs of one prompt by ``cfg.pairing`` (seeded by ``cfg.seed`` and the sample id)."""
     rs = sample.responses
     chosen = [i for i, r in enumerate(rs) if is_correct(r)]
     rejected = [i for i, r in enumerate(rs)
                 if (not is_filtered(r) and r.verdict in cfg.rejected_verdicts) or (cfg.include_filtered and is_filtered(r))]
+    chosen, rejected = _unique(rs, chosen), _unique(rs, rejected)   # identical texts make identical pairs
     if not chosen or not rejected or cfg.max_pairs_per_prompt < 1:
         return []
     rng = random.Random(sample_seed(cfg.seed, sample.id))

@@ -12,7 +12,8 @@ requests and check what arrived. Fault injection: ``--fail-first K`` (the first 
 distinct request get 500 / 429 alternately, 429 with ``Retry-After: 0``), ``--slow-first K
 --slow-seconds S`` (the first K attempts sleep S seconds: client timeouts), ``--delay S`` (every
 request), ``--refuse-n`` (400 for ``n > 1``), ``--max-n M`` (at most M choices), ``--reasoning``
-(thinking in ``reasoning_content``).
+(thinking in ``reasoning_content``). A difficulty-rating prompt ("Rate the difficulty ...") is answered
+with a 1-10 score fixed by the prompt's hash, in one of several formats (``scripted_difficulty``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def _qhash(text: str) -> str:
     return hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()[:16]
+
+
+DIFFICULTY_FORMATS = ["Difficulty: {d}", "I would rate this {d}/10.", "**{d}**", '{{"difficulty": {d}}}',
+                      "<think>Maybe 2/10? No, harder.</think>\nFinal difficulty score: {d}"]
+
+
+def scripted_difficulty(question: str) -> tuple[int, str]:
+    """(difficulty 1-10, the reply stating it) for a difficulty-rating prompt: fixed by the question's hash."""
+    h = int(_qhash(question), 16)
+    d = 1 + h % 10
+    return d, DIFFICULTY_FORMATS[(h // 10) % len(DIFFICULTY_FORMATS)].format(d=d)
 
 
 def check_image_url(url: str) -> dict:
@@ -160,7 +172,9 @@ def make_handler(state: State):
             from mmredstar.curate.teachers.scripted import write_response
 
             for j in range(min(n, args.max_n) if args.max_n else n):
-                if sample is not None:
+                if "Rate the difficulty" in question:
+                    text, finish = scripted_difficulty(question)[1], "stop"
+                elif sample is not None:
                     text, finish, _ = write_response(sample, j, int(seed or 0), state.scripted)
                 else:
                     text, finish = "I do not recognise this problem, so I cannot answer it.", "stop"
