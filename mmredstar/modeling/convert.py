@@ -281,6 +281,23 @@ def original_to_hf(config: dict, state: dict, *, image_token_id: int | None = No
     return hf_cfg, out
 
 
+_HF_ALIASES = (("vision_tower.", "model.vision_tower."), ("multi_modal_projector.", "model.multi_modal_projector."),
+               ("language_model.model.", "model.language_model."), ("language_model.lm_head.", "lm_head."))
+
+
+def _hf_canonical(state: dict) -> dict:
+    """Transformers saves InternVL in the hub layout (``vision_tower.*``, ``language_model.model.*``,
+    ``language_model.lm_head``); in memory it is ``model.vision_tower.*`` ... ``lm_head``. Accept both."""
+    out = {}
+    for k, v in state.items():
+        for a, b in _HF_ALIASES:
+            if k.startswith(a):
+                k = b + k[len(a):]
+                break
+        out[k] = v
+    return out
+
+
 def hf_to_ours(hf_cfg: dict, state: dict) -> tuple[dict, dict]:
     """Transformers-native InternVL (config dict, state dict) -> ``VLMConfig`` kwargs and our state dict."""
     vc = dict(hf_cfg["vision_config"])
@@ -299,7 +316,7 @@ def hf_to_ours(hf_cfg: dict, state: dict) -> tuple[dict, dict]:
         "tiling": hf_cfg.get("mmredstar_tiling") or {},
     }
     out = {}
-    for k, v in state.items():
+    for k, v in _hf_canonical(state).items():
         if k.startswith("model.vision_tower."):
             out["vision_model." + k[len("model.vision_tower."):]] = v
         elif k.startswith("model.multi_modal_projector."):
@@ -330,7 +347,7 @@ def load_internvl_original(path: str) -> tuple[dict, dict]:
 def load_internvl_hf(path: str) -> tuple[dict, dict]:
     """(our config kwargs, our state dict) for a transformers-native InternVL (``-hf``) directory."""
     cfg = _read_json(os.path.join(path, "config.json"))
-    state = read_state_dict(path)
+    state = _hf_canonical(read_state_dict(path))
     # transformers may save without the tied head
     if "lm_head.weight" not in state and "model.language_model.embed_tokens.weight" in state:
         state["lm_head.weight"] = state["model.language_model.embed_tokens.weight"]
