@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny models: one thread is fastest and robust to a busy shared CPU
 
 
 @pytest.fixture(scope="session")

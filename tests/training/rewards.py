@@ -16,3 +16,15 @@ def low_token_share(threshold: int = 640):
 
     reward.__name__ = "low_token_share"
     return reward
+
+
+def answer_parity():
+    """Reward 1 when the prompt's reference answer is even, else 0: the same for every response to a prompt.
+
+    GRPO's per-group advantages are then all zero (nothing to learn); REINFORCE++'s global ones are not."""
+
+    def reward(prompts=None, completions=None, answer=None, **_):
+        return [1.0 if int(a) % 2 == 0 else 0.0 for a in answer]
+
+    reward.__name__ = "answer_parity"
+    return reward
