@@ -194,15 +194,11 @@ class VisionLanguageModel(PreTrainedModel, GenerationMixin):
                 module.weight.fill_(1.0)
                 module.bias.zero_()
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
-        super().gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+    def _set_gradient_checkpointing(self, enable: bool = True, *args, **kwargs):
+        # transformers toggles its own layers (LM, InternViT); a timm tower has its own switch
+        super()._set_gradient_checkpointing(enable, *args, **kwargs)
         if self.backend == "timm" and hasattr(self.vision_model, "set_grad_checkpointing"):
-            self.vision_model.set_grad_checkpointing(True)
-
-    def gradient_checkpointing_disable(self):
-        super().gradient_checkpointing_disable()
-        if self.backend == "timm" and hasattr(self.vision_model, "set_grad_checkpointing"):
-            self.vision_model.set_grad_checkpointing(False)
+            self.vision_model.set_grad_checkpointing(enable)
 
     # ---------------------------------------------------------------------------------- vision
     def vision_features(self, pixel_values: torch.Tensor) -> torch.Tensor:

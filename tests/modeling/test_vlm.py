@@ -163,6 +163,7 @@ def test_seeded_init_and_gradient_checkpointing(make_image):
     a.train()
     b.train()
     b.gradient_checkpointing_enable()
+    assert b.vision_model.grad_checkpointing and b.language_model.model.gradient_checkpointing
     a(**batch).loss.backward()
     b(**batch).loss.backward()
     for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
