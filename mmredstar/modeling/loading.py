@@ -45,7 +45,7 @@ def normalize_rope(rope_scaling: dict | None, rope_theta: float | None = None) -
     """A rope scaling mapping in transformers' ``rope_parameters`` form (``type`` -> ``rope_type``).
 
     >>> normalize_rope({"type": "linear", "factor": 4}, 10000.0)
-    {'factor': 4.0, 'rope_type': 'linear', 'rope_theta': 10000.0}
+    {'factor': 4.0, 'rope_theta': 10000.0, 'rope_type': 'linear'}
     """
     if rope_scaling is None:
         return None
