@@ -19,6 +19,11 @@ import torch
 from mmredstar.schema import Response, Sample
 
 
+CHUNK_BATCHES = 8
+"""Prompts are encoded ``CHUNK_BATCHES`` batches at a time (and sorted by length within a chunk), so
+memory stays bounded however many samples are given."""
+
+
 def _model_inputs(model, batch: dict) -> dict:
     keep = {"input_ids", "attention_mask"}
     if getattr(model.config, "model_type", "") == "mmredstar_vlm":
@@ -31,7 +36,7 @@ def generate(model, processor, samples: Sequence[Sample], *, n: int = 1, tempera
              blank_images: bool = False, progress: bool = True, name: str | None = None) -> list[list[Response]]:
     """``n`` responses per sample (greedy when ``temperature == 0``), in the order of ``samples``.
 
-    Deterministic for a given seed and batch size. ``finish_reason`` is ``stop`` when the model closed
+    Deterministic for a given seed, batch size and sample list. ``finish_reason`` is ``stop`` when the model closed
     its turn (``<|im_end|>``/EOS) and ``length`` when it hit ``max_new_tokens``. ``gen`` records
     teacher (model name), n, temperature, top_p, max_tokens, seed (and ``blank_images`` when set).
     """
@@ -40,8 +45,6 @@ def generate(model, processor, samples: Sequence[Sample], *, n: int = 1, tempera
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     samples = list(samples)
-    feats = [processor.encode(s, blank_images=blank_images) for s in samples]
-    order = sorted(range(len(samples)), key=lambda i: -len(feats[i]["input_ids"]))
     device = next(model.parameters()).device
     tok = processor.tokenizer
     stop_ids = sorted({i for i in (processor.eos_token_id, tok.eos_token_id) if i is not None})
@@ -53,41 +56,46 @@ def generate(model, processor, samples: Sequence[Sample], *, n: int = 1, tempera
     if blank_images:
         gen_params["blank_images"] = True
     results: list[list[Response]] = [[] for _ in samples]
-    rows_per_batch = max(1, batch_size // n) if n <= batch_size else 1
+    rows_per_batch = max(1, batch_size // n)
+    chunk = rows_per_batch * CHUNK_BATCHES   # encode (and hold pixels for) this many prompts at a time
     was_training = model.training
     model.eval()
     bar = tqdm(total=len(samples), desc="generate", disable=not progress, unit="prompt")
+    b = 0
     try:
-        for b, start in enumerate(range(0, len(order), rows_per_batch)):
-            idx = order[start:start + rows_per_batch]
-            rows = [feats[i] for i in idx for _ in range(n)]
-            batch = processor.collate(rows, padding_side="left")
-            inputs = {k: v.to(device) for k, v in _model_inputs(model, batch).items()}
-            prompt_len = inputs["input_ids"].shape[1]
-            kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=stop_ids,
-                      pad_token_id=pad_id, use_cache=True)
-            if do_sample:
-                kw.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
-            else:
-                kw.update(temperature=None, top_p=None, top_k=None)
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(int(seed) * 1_000_003 + b)
-                with torch.inference_mode():
-                    out = model.generate(**inputs, **kw)
-            new = out[:, prompt_len:].tolist()
-            for r, row in enumerate(new):
-                i = idx[r // n]
-                cut, reason = len(row), "length"
-                for j, t in enumerate(row):
-                    if t in stop_ids:
-                        cut, reason = j + 1, "stop"
-                        break
-                ids = row[:cut]
-                text = processor.decode(ids, skip_special_tokens=True)
-                results[i].append(Response(text=text, finish_reason=reason,
-                                           prompt_tokens=len(feats[i]["input_ids"]), completion_tokens=len(ids),
-                                           gen=dict(gen_params)))
-            bar.update(len(idx))
+        for c0 in range(0, len(samples), chunk):
+            feats = {i: processor.encode(samples[i], blank_images=blank_images)
+                     for i in range(c0, min(c0 + chunk, len(samples)))}
+            order = sorted(feats, key=lambda i: -len(feats[i]["input_ids"]))
+            for start in range(0, len(order), rows_per_batch):
+                idx = order[start:start + rows_per_batch]
+                rows = [feats[i] for i in idx for _ in range(n)]
+                batch = processor.collate(rows, padding_side="left")
+                inputs = {k: v.to(device) for k, v in _model_inputs(model, batch).items()}
+                prompt_len = inputs["input_ids"].shape[1]
+                kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=stop_ids,
+                          pad_token_id=pad_id, use_cache=True)
+                if do_sample:
+                    kw.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
+                else:
+                    kw.update(temperature=None, top_p=None, top_k=None)
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    torch.manual_seed(int(seed) * 1_000_003 + b)
+                    with torch.inference_mode():
+                        out = model.generate(**inputs, **kw)
+                b += 1
+                for r, row in enumerate(out[:, prompt_len:].tolist()):
+                    i = idx[r // n]
+                    cut, reason = len(row), "length"
+                    for j, t in enumerate(row):
+                        if t in stop_ids:
+                            cut, reason = j + 1, "stop"
+                            break
+                    ids = row[:cut]
+                    results[i].append(Response(text=processor.decode(ids, skip_special_tokens=True),
+                                               finish_reason=reason, prompt_tokens=len(feats[i]["input_ids"]),
+                                               completion_tokens=len(ids), gen=dict(gen_params)))
+                bar.update(len(idx))
     finally:
         bar.close()
         model.train(was_training)

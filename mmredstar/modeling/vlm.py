@@ -275,3 +275,4 @@ class VisionLanguageModel(PreTrainedModel, GenerationMixin):
 
 
 AutoConfig.register(VLMConfig.model_type, VLMConfig, exist_ok=True)
+AutoModelForCausalLM.register(VLMConfig, VisionLanguageModel, exist_ok=True)

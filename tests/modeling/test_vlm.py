@@ -168,3 +168,24 @@ def test_seeded_init_and_gradient_checkpointing(make_image):
     b(**batch).loss.backward()
     for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-6), n
+
+
+def test_generation_in_chunks_matches(tiny_text, monkeypatch):
+    import mmredstar.modeling.generation as gen
+
+    model, proc = tiny_text
+    samples = [Sample.text("Q" + "?" * i, None, "text") for i in range(7)]
+    whole = generate(model, proc, samples, max_new_tokens=5, batch_size=16, progress=False)
+    monkeypatch.setattr(gen, "CHUNK_BATCHES", 1)
+    chunked = generate(model, proc, samples, max_new_tokens=5, batch_size=2, progress=False)
+    assert [r[0].text for r in whole] == [r[0].text for r in chunked]
+
+
+def test_saved_vlm_loads_through_auto_classes(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    model, proc = load_model("tiny_vlm", seed=0)
+    model.save_pretrained(tmp_path)
+    again = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert type(again).__name__ == "VisionLanguageModel"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
