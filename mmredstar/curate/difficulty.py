@@ -84,7 +84,7 @@ def parse_schedule(spec: dict, value=int) -> list[tuple[int, int, Any]]:
             raise ValueError(f"band {k!r}: the number of samples must be >= 0")
         out.append((lo, hi, val))
     out.sort()
-    for (a_lo, a_hi, _), (b_lo, b_hi, _) in zip(out, out[1:]):
+    for (a_lo, a_hi, _), (b_lo, b_hi, _) in zip(out, out[1:], strict=False):
         if b_lo <= a_hi:
             raise ValueError(f"bands {a_lo}-{a_hi} and {b_lo}-{b_hi} overlap")
     return out
@@ -366,7 +366,7 @@ class PassRateSource(DifficultySource):
         params = _sampling(self.config.sampling, temperature=1.0)
         outs = self._teacher.generate(samples, [self.config.k] * len(samples), params)
         res = []
-        for s, rs in zip(samples, outs):
+        for s, rs in zip(samples, outs, strict=True):
             if not rs:
                 res.append((None, {}))
                 continue

@@ -206,7 +206,7 @@ def judge_samples(samples: list[Sample], filters, verify_opts: dict, workers: in
             r.meta.pop("stage", None)
             todo.append((s, r))
     verdicts = verify_many(((s, r.text, r.finish_reason) for s, r in todo), workers=workers, **verify_opts)
-    for (_, r), v in zip(todo, verdicts):
+    for (_, r), v in zip(todo, verdicts, strict=True):
         v.apply(r)
 
 
@@ -306,12 +306,12 @@ class Pipeline:
             if res is None:
                 res = self.source.score(samples)
                 with atomic_write(path) as f:
-                    for s, (d, m) in zip(samples, res):
+                    for s, (d, m) in zip(samples, res, strict=True):
                         f.write(json.dumps({"id": s.id, "difficulty": d, "meta": m}, ensure_ascii=False) + "\n")
                 self._bump("difficulty_queried")
         else:
             res = self.source.score(samples)
-        for s, (d, m) in zip(samples, res):
+        for s, (d, m) in zip(samples, res, strict=True):
             if s.difficulty is not None and d != s.difficulty:
                 s.meta.setdefault("difficulty_label", s.difficulty)
             s.meta.update(m)
@@ -323,7 +323,7 @@ class Pipeline:
         kept = [s for s in unit.samples if in_range(s.difficulty, d_cfg.range, d_cfg.keep_unknown)]
         unit.out_of_range = len(unit.samples) - len(kept)
         ns = [samples_for(s.difficulty, self.bands, self.cfg.default_n) for s in kept]
-        key = key_of({"items": [[s.id, k] for s, k in zip(kept, ns)], "teacher": self.teacher_fp,
+        key = key_of({"items": [[s.id, k] for s, k in zip(kept, ns, strict=True)], "teacher": self.teacher_fp,
                       "params": self.params.to_dict()})
         unit.teacher_key, unit.samples = key, kept
         path = self._unit_path("teacher", key)
@@ -334,7 +334,7 @@ class Pipeline:
                 self.log(f"warning: unreadable unit {path} ({e}); querying it again")
                 cached = None
             if cached is not None and [c.id for c in cached] == [s.id for s in kept]:
-                for s, c in zip(kept, cached):
+                for s, c in zip(kept, cached, strict=True):
                     s.responses = c.responses
                 unit.teacher_cached = True
                 self._bump("teacher_cached")
@@ -345,7 +345,7 @@ class Pipeline:
             raise RuntimeError(f"teacher {self.teacher.kind} returned {len(outs)} results for {len(todo)} prompts")
         for s in kept:
             s.responses = []
-        for i, rs in zip(todo, outs):
+        for i, rs in zip(todo, outs, strict=True):
             kept[i].responses = list(rs)
         with SampleWriter(path) as w:
             for s in kept:
@@ -359,9 +359,9 @@ class Pipeline:
         if path.exists():
             rows = list(read_jsonl(path))
             if [r["id"] for r in rows] == [s.id for s in unit.samples] and all(
-                    len(r["j"]) == len(s.responses) for r, s in zip(rows, unit.samples)):
-                for r, s in zip(rows, unit.samples):
-                    for resp, j in zip(s.responses, r["j"]):
+                    len(r["j"]) == len(s.responses) for r, s in zip(rows, unit.samples, strict=True)):
+                for r, s in zip(rows, unit.samples, strict=True):
+                    for resp, j in zip(s.responses, r["j"], strict=True):
                         _apply_judgment(resp, j)
                 self._bump("judged_cached")
                 return unit
@@ -485,7 +485,7 @@ class Pipeline:
                     bar.set_postfix(sft=rep.counts["sft"], dpo=rep.counts["dpo_pairs"], rl=rep.counts["rl_prompts"],
                                     cached=self.stats["teacher_cached"], refresh=False)
             rep.counts["input"] = state["input"]
-            for name, w in W.items():
+            for name in W:
                 files[f"{name}.jsonl"] = str(out / f"{name}.jsonl")
         if bar is not None:
             bar.close()

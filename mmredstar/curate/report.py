@@ -239,7 +239,7 @@ def write_plots(d: dict, out_dir: str) -> list[str]:
     if rows:
         xs = [r["band"] for r in rows]
         ax.bar(xs, [r["pass_rate"] for r in rows], color="#228833")
-        for x, r in zip(xs, rows):
+        for x, r in zip(xs, rows, strict=True):
             ax.text(x, r["pass_rate"], f"{r['prompts']}p", ha="center", va="bottom", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("difficulty band (labels over bars: prompts)")
@@ -250,7 +250,7 @@ def write_plots(d: dict, out_dir: str) -> list[str]:
 
     has_tokens = any(h["tokens"].get("count") for h in d["lengths"].values())
     fig, axes = plt.subplots(1, 2 if has_tokens else 1, figsize=(11 if has_tokens else 7, 4), squeeze=False)
-    for ax, unit in zip(axes[0], ["chars", "tokens"] if has_tokens else ["chars"]):
+    for ax, unit in zip(axes[0], ["chars", "tokens"] if has_tokens else ["chars"], strict=True):
         for cat, h in d["lengths"].items():
             hist = h[unit].get("hist")
             if not hist:

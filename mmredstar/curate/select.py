@@ -117,7 +117,7 @@ def pair_dpo(sample: Sample, cfg: DPOSelect) -> list[Pair]:
             R.sort(key=length, reverse=True)
         if cfg.pairing not in PAIRINGS:
             raise ValueError(f"unknown pairing {cfg.pairing!r}; use one of {list(PAIRINGS)}")
-        combos = list(zip(C, R))
+        combos = list(zip(C, R, strict=False))
     base = dataclasses.replace(sample, responses=[])
     pairs = []
     for c, r in combos[:cfg.max_pairs_per_prompt]:

@@ -45,7 +45,7 @@ def make_geoqa(root: Path, n: int, seed: int = 0) -> Path:
         d.polygon([(8, 56), (56, 56), (8 + (i * 7) % 48, 8)], outline="black", fill=(200, 220, 255))
         img.save(root / "images" / "test" / f"{i}.png")
         text = ("\nFirst perform reasoning, then finally select the question from the choices in the following format: "
-                f"Answer: xxx.\nQuestion:{q}\nChoices:\n" + "\n".join(f"{L}:{v}°" for L, v in zip("ABCD", opts)))
+                f"Answer: xxx.\nQuestion:{q}\nChoices:\n" + "\n".join(f"{L}:{v}°" for L, v in zip("ABCD", opts, strict=True)))
         qs.append({"question_id": i, "image": f"test/{i}.png", "text": text})
         ans.append({"question_id": i, "text": letter})
     for name, rows in (("test_questions.jsonl", qs), ("test_answers.jsonl", ans)):

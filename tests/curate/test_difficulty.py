@@ -57,7 +57,7 @@ def test_scorer_source_through_a_server(geoqa_dir, start_server):
     src = build_source("scorer", {"teacher": {"kind": "openai", "base_url": srv.url, "model": "scripted-qwq"},
                                   "votes": 2})
     res = src.score(ss)
-    for s, (d, meta) in zip(ss, res):
+    for s, (d, meta) in zip(ss, res, strict=True):
         expected = scripted_difficulty(src.prompt(s).question)[0]
         assert d == expected and meta["difficulty_scores"] == [expected, expected]
     reqs = srv.requests()

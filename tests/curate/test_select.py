@@ -9,7 +9,15 @@ import pytest
 from mmredstar.curate.config import DPOSelect, RLSelect, SFTSelect
 from mmredstar.curate.decontaminate import NgramIndex, build_index, decontaminate
 from mmredstar.curate.report import Report
-from mmredstar.curate.select import PAIRINGS, dropped, pair_dpo, pass_rate, response_record, rl_prompt, select_sft
+from mmredstar.curate.select import (
+    PAIRINGS,
+    dropped,
+    pair_dpo,
+    pass_rate,
+    response_record,
+    rl_prompt,
+    select_sft,
+)
 from mmredstar.data import iter_card
 from mmredstar.schema import ImageRef, Response, Sample
 

@@ -29,7 +29,7 @@ def test_scripted_rates_match_the_verifier_and_are_deterministic(geoqa_dir):
     assert out == build_teacher({"kind": "scripted", "error_rate": 0.3, "no_answer_rate": 0.2,
                                  "pad_to_chars": 600}).generate(ss, [20] * len(ss), P)
     intended, agree = Counter(), 0
-    for s, rs in zip(ss, out):
+    for s, rs in zip(ss, out, strict=True):
         assert len(rs) == 20
         for j, r in enumerate(rs):
             assert r.gen == {"teacher": "scripted", "model": "scripted", "n": 20, "index": j, "temperature": 0.7,
@@ -52,7 +52,7 @@ def test_scripted_writes_from_the_reference_cot_and_perturbs_values():
     m = Sample.text("What is 17 * 3?", "51", "math")
     t = build_teacher({"kind": "scripted", "error_rate": 0.5, "no_answer_rate": 0.2, "think": False})
     seen = Counter()
-    for smp, rs in zip([s, m], t.generate([s, m], [40, 40], P)):
+    for smp, rs in zip([s, m], t.generate([s, m], [40, 40], P), strict=True):
         for r in rs:
             kind = r.meta["scripted"]
             seen[(smp.answer_type, kind)] += 1
@@ -134,7 +134,7 @@ def test_openai_teacher_against_a_real_server_with_images(geoqa_dir, start_serve
                and r["images"][0]["format"] == "PNG" for r in reqs)
     assert sorted(r["seed"] for r in reqs) == sorted(sample_seed(3, s.id) for s in ss)
     verdicts = Counter()
-    for s, rs in zip(ss, out):
+    for s, rs in zip(ss, out, strict=True):
         assert [r.gen["index"] for r in rs] == [0, 1, 2]
         for r in rs:
             assert r.finish_reason == "stop" and r.prompt_tokens > 0 and r.completion_tokens is None
@@ -233,7 +233,7 @@ def test_transformers_teacher_on_tiny_presets(preset, geoqa_dir):
     n = [2, 1, 3][:len(ss)]
     out = t.generate(ss, n, params)
     assert [len(rs) for rs in out] == n
-    for rs, k in zip(out, n):
+    for rs, k in zip(out, n, strict=True):
         for j, r in enumerate(rs):
             assert isinstance(r.text, str) and r.finish_reason in ("stop", "length")
             assert 0 < r.completion_tokens <= 12 and r.prompt_tokens > 0

@@ -248,7 +248,7 @@ class OpenAITeacher(Teacher):
         timeout = httpx.Timeout(c.timeout, connect=c.connect_timeout)
         async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers()) as client:
             sem, probe = asyncio.Semaphore(c.concurrency), asyncio.Lock()
-            return list(await asyncio.gather(*[self._one(client, sem, probe, s, k, params) for s, k in zip(samples, n)]))
+            return list(await asyncio.gather(*[self._one(client, sem, probe, s, k, params) for s, k in zip(samples, n, strict=True)]))
 
     def generate(self, samples: list[Sample], n: list[int], params: SamplingParams) -> list[list[Response]]:
         if not self.config.model:

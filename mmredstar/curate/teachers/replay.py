@@ -203,7 +203,7 @@ class ReplayTeacher(Teacher):
 
     def generate(self, samples: list[Sample], n: list[int], params: SamplingParams) -> list[list[Response]]:
         out = []
-        for s, k in zip(samples, n):
+        for s, k in zip(samples, n, strict=True):
             found = self.matches(s)
             if not found:
                 self.count("unmatched")

@@ -149,7 +149,7 @@ def _compose(sample: Sample, outcome: str, rng: random.Random) -> tuple[list[str
     idx = _letter_idx(sample)
     if sample.answer_type == "choice" and idx is not None:
         letters = sample.choice_letters
-        lines.append("The options are " + "; ".join(f"{L}: {c}" for L, c in zip(letters, sample.choices)) + ".")
+        lines.append("The options are " + "; ".join(f"{L}: {c}" for L, c in zip(letters, sample.choices, strict=True)) + ".")
         if outcome == "wrong":
             j = rng.choice([k for k in range(len(letters)) if k != idx])
         else:
@@ -251,7 +251,7 @@ class ScriptedTeacher(Teacher):
 
     def generate(self, samples: list[Sample], n: list[int], params: SamplingParams) -> list[list[Response]]:
         out = []
-        for s, k in zip(samples, n):
+        for s, k in zip(samples, n, strict=True):
             rs = []
             for j in range(k):
                 text, finish, outcome = write_response(s, j, params.seed, self.config)

@@ -118,7 +118,7 @@ class VLLMTeacher(Teacher):
                        seed=sample_seed(params.seed, samples[i].id), stop=params.stop, **params.extra) for i in idx]
             outs = llm.generate(inputs, sps, use_tqdm=False) if inputs else []
         res: list[list[Response]] = [[] for _ in samples]
-        for i, o in zip(idx, outs):
+        for i, o in zip(idx, outs, strict=True):
             seed = sample_seed(params.seed, samples[i].id)
             for j, c in enumerate(o.outputs):
                 fr = c.finish_reason if c.finish_reason in ("stop", "length") else ("error" if c.finish_reason else None)
