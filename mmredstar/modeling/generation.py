@@ -18,7 +18,6 @@ import torch
 
 from mmredstar.schema import Response, Sample
 
-
 CHUNK_BATCHES = 8
 """Prompts are encoded ``CHUNK_BATCHES`` batches at a time (and sorted by length within a chunk), so
 memory stays bounded however many samples are given."""

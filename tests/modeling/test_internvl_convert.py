@@ -49,7 +49,7 @@ def reference_intern_vit(sd: dict, vc: dict, pixel_values: torch.Tensor) -> torc
         B, N, _ = qkv.shape
         q, k, v = qkv.reshape(B, N, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
         if vc["qk_normalization"]:
-            def rms(t, w):
+            def rms(t, w, B=B, N=N):
                 t = t.transpose(1, 2).flatten(-2)
                 t = t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + vc["layer_norm_eps"]) * w
                 return t.view(B, N, heads, c // heads).transpose(1, 2)

@@ -72,7 +72,7 @@ def test_images_expand_to_tiles_and_spans(tiny_vlm, make_image):
     assert f["num_tiles"] == [1, 3]                       # 64x64 -> 1 tile; 128x64 -> 2 tiles + thumbnail
     assert f["pixel_values"].shape == (4, 3, 64, 64)
     ids = f["input_ids"]
-    for (start, end), n in zip(f["image_spans"], f["num_tiles"]):
+    for (start, end), n in zip(f["image_spans"], f["num_tiles"], strict=True):
         assert ids[start] == proc.img_start_id and ids[end - 1] == proc.img_end_id
         assert ids[start + 1:end - 1] == [proc.image_token_id] * (n * proc.tokens_per_tile)
         assert all(lab == IGNORE_INDEX for lab in f["labels"][start:end])

@@ -56,7 +56,7 @@ def test_special_tokens_and_template(tmp_path):
     assert "{% generation %}" in tok.chat_template and tok.chat_template == CHAT_TEMPLATE
     out = tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
                                   tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
-    masked = [i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    masked = [i for i, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
     assert tok.decode(masked, skip_special_tokens=False) == "yo<|im_end|>"
     tok.save_pretrained(tmp_path)
     from transformers import AutoTokenizer

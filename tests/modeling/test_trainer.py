@@ -17,7 +17,7 @@ def test_trainer_accepts_the_vlm(tmp_path, make_image):
 
     model, proc = load_model("tiny_vlm", seed=0, max_tiles=2)
     data = []
-    for i, (name, rgb) in enumerate({"red": (220, 20, 20), "blue": (20, 20, 220)}.items()):
+    for name, rgb in {"red": (220, 20, 20), "blue": (20, 20, 220)}.items():
         for sides in (3, 4):
             img = make_image(sides, (128, 64) if sides == 3 else (64, 64), color=rgb)
             data.append(proc.encode(Sample.with_images("Color?", [ImageRef.from_image(img)], name, "text"), name))

@@ -41,7 +41,7 @@ def test_mixed_batch_forward_backward_generate(make_image):
         assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads), part
     res = generate(model, proc, samples, n=2, max_new_tokens=6, batch_size=4, progress=False)
     assert [len(r) for r in res] == [2, 2, 2]
-    for s, rs, f in zip(samples, res, feats):
+    for s, rs in zip(samples, res, strict=True):
         for r in rs:
             assert r.finish_reason in ("stop", "length") and 1 <= r.completion_tokens <= 6
             assert r.prompt_tokens == len(proc.encode(s)["input_ids"])
@@ -96,11 +96,11 @@ def test_learns_to_read_the_image_and_generates_it(make_image):
     moved = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
     assert any(n.startswith("vision_model") for n in moved) and any(n.startswith("mlp1") for n in moved)
     res = generate(model, proc, [s for s, _ in data], max_new_tokens=6, progress=False)
-    for (s, r), (out,) in zip(data, res):
+    for (s, r), (out,) in zip(data, res, strict=True):
         assert out.text == r and out.finish_reason == "stop", (s.answer, out)
     # the answer depends on the image: with blank images every prompt looks the same
     blank = generate(model, proc, [s for s, _ in data], max_new_tokens=6, blank_images=True, progress=False)
-    assert sum(o.text == r for (_, r), (o,) in zip(data, blank)) <= 2
+    assert sum(o.text == r for (_, r), (o,) in zip(data, blank, strict=True)) <= 2
 
 
 def test_kv_cache_and_left_padding_match_plain_greedy(tiny_vlm, make_image):
@@ -149,7 +149,7 @@ def test_save_reload_identical_logits(name, tmp_path, make_image):
     assert all(torch.equal(batch[k], batch2[k]) for k in batch)
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, again(**batch2).logits)
-    for (n1, p1), (n2, p2) in zip(model.state_dict().items(), again.state_dict().items()):
+    for (n1, p1), (n2, p2) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
         assert n1 == n2 and torch.equal(p1, p2)
 
 
@@ -166,7 +166,7 @@ def test_seeded_init_and_gradient_checkpointing(make_image):
     assert b.vision_model.grad_checkpointing and b.language_model.model.gradient_checkpointing
     a(**batch).loss.backward()
     b(**batch).loss.backward()
-    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         assert torch.allclose(p.grad, q.grad, atol=1e-6), n
 
 
@@ -188,4 +188,4 @@ def test_saved_vlm_loads_through_auto_classes(tmp_path):
     model.save_pretrained(tmp_path)
     again = AutoModelForCausalLM.from_pretrained(tmp_path)
     assert type(again).__name__ == "VisionLanguageModel"
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
