@@ -463,6 +463,9 @@ def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int
     if t.sequence_parallel > 1 and not t.deepspeed:
         raise RecipeError(f"{file}:{(lines or {}).get('train.sequence_parallel', '?')}: key 'train.sequence_parallel'"
                           f"={t.sequence_parallel} needs DeepSpeed: set train.deepspeed (e.g. zero2 or zero3)")
+    if t.sequence_parallel > 1 and rec.method != "sft":
+        raise RecipeError(f"{file}: train.sequence_parallel is supported for SFT (long-context fine-tuning); "
+                          f"set it to 1 for method {rec.method}")
     if rec.method in ("grpo", "reinforce_pp") and rec.rl.num_generations < 2:
         raise RecipeError(f"{file}: rl.num_generations must be >= 2 (advantages compare responses to one another)")
     return rec

@@ -107,7 +107,7 @@ def resolve_data(specs: list[str], *, root: str | None, work_dir: str) -> list[D
         except DataError as e:
             known = ", ".join(sorted(sets)[:20])
             raise DataError(Problem(spec, None, "data", str(e.problems[0].message),
-                                    f"give a sample file, directory or glob, 'builtin:NAME', or a named set ({known})"))
+                                    f"give a sample file, directory or glob, 'builtin:NAME', or a named set ({known})")) from None
         out.extend(DataFile(f, spec, None) for f in files)
     return out
 

@@ -18,8 +18,16 @@ import torch
 
 from .config import Recipe
 from .packing import TruncationStats
-from .runner import (GroupsMixin, finish, load_data, load_model_for, metrics_callback, prepare, tokenizer_of,
-                     trainer_args)
+from .runner import (
+    GroupsMixin,
+    finish,
+    load_data,
+    load_model_for,
+    metrics_callback,
+    prepare,
+    tokenizer_of,
+    trainer_args,
+)
 from .vlm_fused import vlm_aware_fused_head
 
 SEQ = ("input_ids", "labels", "attention_mask", "position_ids", "image_spans")
@@ -32,7 +40,7 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     2
     """
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1

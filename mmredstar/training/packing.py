@@ -201,9 +201,10 @@ class SFTCollator:
     needs them). ``pad_to_multiple_of`` keeps lengths divisible by the sequence-parallel degree."""
 
     def __init__(self, processor, *, packed: bool, pad_to_multiple_of: int | None = None,
-                 with_positions: bool = False):
+                 with_positions: bool = False, sequence_parallel: bool = False):
         self.processor = processor
         self.packed = packed
+        self.sequence_parallel = sequence_parallel
         self.pad_to_multiple_of = pad_to_multiple_of
         self.with_positions = with_positions or packed
 
@@ -226,4 +227,8 @@ class SFTCollator:
             batch.pop("attention_mask", None)
             # a KV cache makes transformers skip the packed-sequence (block-causal) mask: never build one here
             batch["use_cache"] = False
+        if self.sequence_parallel and batch.get("pixel_values") is not None:
+            from .parallel import sp_vlm_batch
+
+            batch = sp_vlm_batch(batch, self.processor.image_token_id)
         return batch

@@ -24,8 +24,16 @@ import json
 import torch
 
 from .config import Recipe
-from .runner import (GroupsMixin, finish, load_data, load_model_for, metrics_callback, prepare, tokenizer_of,
-                     trainer_args)
+from .runner import (
+    GroupsMixin,
+    finish,
+    load_data,
+    load_model_for,
+    metrics_callback,
+    prepare,
+    tokenizer_of,
+    trainer_args,
+)
 from .vlm_fused import is_vlm, vlm_aware_fused_head
 
 SEQ = ("input_ids", "labels", "attention_mask", "position_ids", "image_spans")

@@ -80,15 +80,21 @@ def prepare(rec: Recipe) -> RunContext:
 
 
 def last_checkpoint(out: str) -> str | None:
-    """The newest complete ``checkpoint-N`` in ``out`` (one with ``trainer_state.json``, written last)."""
+    """The newest complete ``checkpoint-N`` in ``out``: one whose ``trainer_state.json`` (the Trainer writes
+    it last, after weights, optimiser, scheduler and RNG state) exists and parses. A checkpoint cut short
+    by a kill is skipped, so a resume falls back to the one before it."""
     if not os.path.isdir(out):
         return None
     cands = []
     for name in os.listdir(out):
         if name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
             p = os.path.join(out, name)
-            if os.path.exists(os.path.join(p, "trainer_state.json")):
-                cands.append((int(name[len("checkpoint-"):]), p))
+            try:
+                with open(os.path.join(p, "trainer_state.json"), encoding="utf-8") as f:
+                    json.load(f)
+            except (OSError, ValueError):
+                continue
+            cands.append((int(name[len("checkpoint-"):]), p))
     return max(cands)[1] if cands else None
 
 
@@ -241,7 +247,11 @@ def trainer_args(ctx: RunContext, args_cls=None, **method_kwargs):
         if t.eval_steps > 0:
             kw["eval_steps"] = t.eval_steps
     if sp > 1:
+        import deepspeed
         from accelerate.parallelism_config import ParallelismConfig
+
+        # Ulysses registers its process groups before DeepSpeed's engine starts: bring up deepspeed.comm now
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
         from accelerate.utils import DeepSpeedSequenceParallelConfig
 
         attn = ctx.rec.model.attn_implementation or "sdpa"
@@ -382,8 +392,8 @@ def _plot(series: dict, path: str, title: str) -> None:
     if not keys:
         return
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
-    for ax, k in zip(axes[0], keys):
-        xs, ys = zip(*series[k])
+    for ax, k in zip(axes[0], keys, strict=True):
+        xs, ys = zip(*series[k], strict=True)
         ax.plot(xs, ys, marker="." if len(xs) < 50 else None)
         ax.set_xlabel("step")
         ax.set_title(k)

@@ -17,8 +17,17 @@ from torch.utils.data import Dataset
 
 from .config import Recipe
 from .packing import SFTCollator, TruncationStats, fit_length, merge, pack
-from .runner import (GroupsMixin, finish, load_data, load_model_for, metrics_callback, prepare, tokenizer_of,
-                     trainer_args)
+from .parallel import patch_packed_sdpa, patch_sp_vlm, patch_ulysses_adapter
+from .runner import (
+    GroupsMixin,
+    finish,
+    load_data,
+    load_model_for,
+    metrics_callback,
+    prepare,
+    tokenizer_of,
+    trainer_args,
+)
 
 
 def encode_sft(processor, sample, *, loss_on_think: bool, blank_images: bool) -> dict:
@@ -87,7 +96,17 @@ def _trainer_cls():
     from transformers import Trainer
 
     class SFTTrainer(GroupsMixin, Trainer):
-        """transformers' Trainer with per-module learning rates (loss = the model's, on assistant labels)."""
+        """transformers' Trainer with per-module learning rates (loss = the model's, on assistant labels).
+
+        Records the longest sequence one forward saw (``local_seq_len``: the shard length under Ulysses)."""
+
+        local_seq_len = 0
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            ids = inputs.get("input_ids")
+            if ids is not None:
+                self.local_seq_len = max(self.local_seq_len, int(ids.shape[-1]))
+            return super().compute_loss(model, inputs, *args, **kwargs)
 
     return SFTTrainer
 
@@ -103,8 +122,14 @@ def train(rec: Recipe) -> str:
     train_ds = SFTDataset(records, processor, **common)
     eval_ds = SFTDataset(eval_records, processor, **common) if eval_records else None
     sp = rec.train.sequence_parallel
-    collator = SFTCollator(processor, packed=d.packing, pad_to_multiple_of=sp if sp > 1 else None,
-                           with_positions=sp > 1)
+    # Ulysses all-gathers each batch across the ranks (gloo needs equal shapes): pad to one fixed length
+    fixed = -(-d.max_length // sp) * sp if sp > 1 else None
+    collator = SFTCollator(processor, packed=d.packing, pad_to_multiple_of=fixed, with_positions=sp > 1,
+                           sequence_parallel=sp > 1)
+    if sp > 1:
+        patch_ulysses_adapter()
+        patch_packed_sdpa()
+        patch_sp_vlm(model)
     args = trainer_args(ctx)
     cls = _trainer_cls()
     cls.module_lrs, cls.module_freeze = dict(rec.model.lrs), dict(rec.model.freeze)
@@ -112,7 +137,8 @@ def train(rec: Recipe) -> str:
     trainer = cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
                   processing_class=tokenizer_of(processor), callbacks=[timer])
     trainer.train(resume_from_checkpoint=ctx.resume_from)
-    extra = {"truncation": train_ds.stats.to_dict(), "data": train_ds.summary(), "packing": d.packing}
+    extra = {"truncation": train_ds.stats.to_dict(), "data": train_ds.summary(), "packing": d.packing,
+             "sequence_parallel": sp, "local_seq_len": trainer.local_seq_len}
     if eval_ds is not None:
         extra["eval"] = trainer.evaluate()
     return finish(trainer, ctx, processor, timer, extra)

@@ -14,8 +14,6 @@ from mmredstar.training.packing import TruncationStats
 from mmredstar.training.runner import read_metrics
 
 
-
-
 def _mean(series, k=5, last=True):
     vals = [v for _, v in series]
     vals = vals[-k:] if last else vals[:k]

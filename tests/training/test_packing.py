@@ -99,7 +99,7 @@ def test_loss_on_think_false_masks_the_think_block(records):
     s = records["sft_text"][0][0]
     with_think = encode_sft(proc, s, loss_on_think=True, blank_images=False)
     no_think = encode_sft(proc, s, loss_on_think=False, blank_images=False)
-    target = proc.tokenizer.decode([t for t, l in zip(no_think["input_ids"], no_think["labels"]) if l != -100])
+    target = proc.tokenizer.decode([t for t, lab in zip(no_think["input_ids"], no_think["labels"], strict=True) if lab != -100])
     assert "<think>" not in target and "boxed" in target
-    full = proc.tokenizer.decode([t for t, l in zip(with_think["input_ids"], with_think["labels"]) if l != -100])
+    full = proc.tokenizer.decode([t for t, lab in zip(with_think["input_ids"], with_think["labels"], strict=True) if lab != -100])
     assert full.startswith("<think>")
