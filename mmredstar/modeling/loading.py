@@ -284,6 +284,8 @@ def _load_checkpoint(path: str, *, preset: ModelPreset | None, dtype, config_kw:
                                ("tile_size", "min_tiles", "max_tiles", "use_thumbnail", "downsample_ratio")})
         base = base.replace(vision=cfg["vision_config"])
         processor = _processor_for(base, tok)
+        saved = raw.get("torch_dtype") or raw.get("dtype")
+        dtype = dtype or (_dtype(saved) if isinstance(saved, str) and saved in DTYPES else None)
         model = convert.build_vlm(cfg, state, image_token_id=processor.image_token_id, dtype=dtype,
                                   attn_implementation=attn, rope_scaling=rope, max_position_embeddings=mpe)
         _fit_vocab(model, processor)
