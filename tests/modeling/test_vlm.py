@@ -189,3 +189,32 @@ def test_saved_vlm_loads_through_auto_classes(tmp_path):
     again = AutoModelForCausalLM.from_pretrained(tmp_path)
     assert type(again).__name__ == "VisionLanguageModel"
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
+
+
+TINY_LLAMA = {"model_type": "llama", "vocab_size": 1280, "hidden_size": 64, "intermediate_size": 128,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "max_position_embeddings": 1024, "tie_word_embeddings": False}
+INTERNVIT = {"backend": "internvl", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "intermediate_size": 64, "patch_size": 14, "attention_bias": True, "norm_type": "layer_norm",
+             "use_mean_pooling": True}
+PLAIN_VIT = {"backend": "timm", "embed_dim": 48, "depth": 1, "num_heads": 4, "patch_size": 8}
+
+
+@pytest.mark.parametrize("lm,tower,tile", [("llama", INTERNVIT, 56), ("qwen2", PLAIN_VIT, 32)])
+def test_any_lm_with_any_tower(lm, tower, tile, make_image):
+    from mmredstar.modeling import ModelPreset, load_preset
+
+    text = TINY_LLAMA if lm == "llama" else load_preset("tiny_text").text_config
+    preset = ModelPreset(name=f"{lm}_custom", family="vlm", source="test", init="random", dtype="float32",
+                         text_config=dict(text), vision=dict(tower), tile_size=tile, max_tiles=2)
+    model, proc = load_model(preset, seed=0)
+    assert proc.tokens_per_tile == (tile // tower["patch_size"] // 2) ** 2
+    s = [Sample.with_images("Q?", [ImageRef.from_image(make_image(5, (2 * tile, tile)))], "A", "text"),
+         Sample.text("T?", "B", "text")]
+    batch = proc.collate([proc.encode(x, "Answer.") for x in s])
+    model.train()
+    out = model(**batch)
+    out.loss.backward()
+    assert model.mlp1[1].weight.grad.abs().sum() > 0
+    res = generate(model, proc, s, max_new_tokens=3, progress=False)
+    assert all(r[0].completion_tokens >= 1 for r in res)
