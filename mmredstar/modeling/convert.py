@@ -37,16 +37,18 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """All tensors of a checkpoint directory (``*.safetensors`` shards, else ``pytorch_model*.bin``)."""
     files = sorted(glob.glob(os.path.join(path, "*.safetensors")))
     state: dict[str, torch.Tensor] = {}
+    from tqdm.auto import tqdm
+
     if files:
         from safetensors.torch import load_file
 
-        for f in files:
+        for f in tqdm(files, desc="reading shards", disable=len(files) < 2):
             state.update(load_file(f))
         return state
     files = sorted(glob.glob(os.path.join(path, "pytorch_model*.bin")))
     if not files:
         raise ValueError(f"{path}: no *.safetensors or pytorch_model*.bin weights found")
-    for f in files:
+    for f in tqdm(files, desc="reading shards", disable=len(files) < 2):
         state.update(torch.load(f, map_location="cpu", weights_only=True))
     return state
 
