@@ -33,8 +33,21 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     from .config import ConfigError, field_docs, load_config
 
     if keys:
+        from .difficulty import DIFFICULTY_SOURCES, build_source
+        from .teachers import TEACHERS, teacher_class
+
         for key, tp, doc in field_docs():
             click.echo(f"{key} ({tp})\n    {doc}")
+        for kind in TEACHERS:
+            click.echo(f"\n# teacher: {{kind: {kind}, ...}}")
+            for key, tp, doc in field_docs(teacher_class(kind).Config, "teacher."):
+                click.echo(f"{key} ({tp})\n    {doc}")
+        for name in DIFFICULTY_SOURCES:
+            cls = type(build_source(name, {"teacher": {"kind": "scripted"}} if name != "labels" else {}))
+            if getattr(cls, "Config", None) is not None:
+                click.echo(f"\n# difficulty: {{source: {name}, params: {{...}}}}")
+                for key, tp, doc in field_docs(cls.Config, "difficulty.params."):
+                    click.echo(f"{key} ({tp})\n    {doc}")
         return
     if not config:
         raise click.UsageError("give a CONFIG (e.g. configs/curate/geoqa_fixture.yaml), or --keys")

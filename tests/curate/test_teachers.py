@@ -161,12 +161,12 @@ def test_openai_retries_500_and_429_then_succeeds(geoqa_dir, start_server):
 
 
 def test_openai_timeout_is_retried(geoqa_dir, start_server):
-    srv = start_server(*_server_args(geoqa_dir, "--slow-first", "1", "--slow-seconds", "3"))
+    srv = start_server(*_server_args(geoqa_dir, "--slow-first", "1", "--slow-seconds", "6"))
     ss = geoqa_samples(geoqa_dir)[:2]
-    t = build_teacher({"kind": "openai", "base_url": srv.url, "model": "scripted-qwq", "timeout": 0.5, "backoff": 0.01})
+    t = build_teacher({"kind": "openai", "base_url": srv.url, "model": "scripted-qwq", "timeout": 2.0, "backoff": 0.01})
     out = t.generate(ss, [1, 1], P)
     assert [len(rs) for rs in out] == [1, 1] and out[0][0].completion_tokens > 0
-    assert t.stats()["timeouts"] == 2 and t.stats()["requests_ok"] == 2
+    assert t.stats()["timeouts"] >= 2 and t.stats()["requests_ok"] == 2
 
 
 def test_openai_falls_back_when_n_is_refused_or_short(geoqa_dir, start_server):
