@@ -67,6 +67,21 @@ def test_scripted_writes_from_the_reference_cot_and_perturbs_values():
     assert all(seen[(a, k)] > 0 for a in ("choice", "math") for k in ("correct", "wrong", "no_answer"))
 
 
+def test_scripted_code_from_a_reference_program():
+    from mmredstar.schema import CodeTests
+
+    tests = CodeTests(inputs=["1 2\n", "10 -3\n"], outputs=["3\n", "7\n"])
+    with_ref = Sample.text("Read a and b, print a + b.", None, "code", tests=tests,
+                           meta={"solutions": ["a, b = map(int, input().split())\nprint(a + b)"]})
+    without = Sample.text("Read a and b, print a + b (no reference).", None, "code", tests=tests)
+    t = build_teacher({"kind": "scripted", "error_rate": 0.3, "no_answer_rate": 0.0})
+    a, b = t.generate([with_ref, without], [6, 3], P)
+    assert [verify_response(with_ref, r.text).verdict for r in a] == [r.meta["scripted"] for r in a]
+    assert "correct" in [r.meta["scripted"] for r in a]
+    assert [r.meta["scripted"] for r in b] == ["wrong"] * 3
+    assert all(verify_response(without, r.text).verdict == "wrong" for r in b)
+
+
 def test_scripted_error_rate_by_difficulty_band():
     easy = [Sample.text(f"What is {i} + 1?", str(i + 1), "math", difficulty=2.0) for i in range(30)]
     hard = [Sample.text(f"What is {i} * 7?", str(i * 7), "math", difficulty=9.0) for i in range(30)]

@@ -9,7 +9,9 @@ and any number of workers give the same text. What a response is:
 
 - written from ``sample.meta["reference_cot"]`` when present (a reference chain of thought that states
   the value and ends with the final answer on its last line), else composed from the reference
-  answer (and the choices' values for choice questions);
+  answer (and the choices' values for choice questions); code samples need a reference program
+  (``meta.reference_solution`` / ``meta.solutions[0]`` / the sample's first response), else every
+  response is a wrong program;
 - *wrong* with probability ``error_rate`` (a number, or ``{"1-3": 0.1, "7-10": 0.6}`` by difficulty
   band): the stated value and the final answer are replaced plausibly (another choice's value and
   letter; a perturbed number);
@@ -184,6 +186,10 @@ def _reference_code(sample: Sample) -> str | None:
     sols = m.get("solutions")
     if isinstance(sols, list) and sols and isinstance(sols[0], str):
         return sols[0]
+    if sample.responses:  # a reference solution carried as the sample's response (data convert --option response=...)
+        t = sample.responses[0].text
+        blocks = re.findall(r"```(?:python|py)?\n(.*?)```", t, re.S)
+        return blocks[-1].rstrip() if blocks else t
     return None
 
 
@@ -219,6 +225,8 @@ def write_response(sample: Sample, index: int, seed: int, cfg: ScriptedConfig) -
         if u < acc:
             outcome = name
             break
+    if outcome == "correct" and sample.answer_type == "code" and _reference_code(sample) is None:
+        outcome = "wrong"  # no reference program to write from: what it writes cannot pass the tests
     cot = (sample.meta or {}).get("reference_cot")
     base = "wrong" if outcome == "wrong" else "correct"
     if isinstance(cot, str) and cot.strip():
