@@ -124,8 +124,8 @@ def _replace_value(text: str, old: str, new: str) -> str:
 
 def _replace_last_token(line: str, old: str, new: str) -> str:
     ms = list(re.finditer(rf"(?<![A-Za-z0-9]){re.escape(old)}(?![A-Za-z0-9])", line))
-    if not ms:
-        return line.replace(old, new)
+    if not ms:  # the line names no letter (it states the value, already replaced)
+        return line
     m = ms[-1]
     return line[:m.start()] + new + line[m.end():]
 
