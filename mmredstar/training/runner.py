@@ -275,10 +275,11 @@ class GroupsMixin:
         from mmredstar.modeling import param_groups
 
         opt_model = self.model
-        groups = param_groups(opt_model, {**self.module_lrs}, self.module_freeze)
+        groups = param_groups(opt_model, {**self.module_lrs}, self.module_freeze,
+                              weight_decay=self.args.weight_decay or None)
         for g in groups:
             g.setdefault("lr", self.args.learning_rate)
-            g.setdefault("weight_decay", self.args.weight_decay)
+            g.setdefault("weight_decay", 0.0)
         cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         kwargs.pop("lr", None)
         self.optimizer = cls(groups, **kwargs)
