@@ -53,8 +53,6 @@ def test_position_interpolation_from_a_recipe_override():
     cfg = model.config.get_text_config()
     assert cfg.max_position_embeddings == 16384
     assert cfg.rope_parameters["rope_type"] == "linear" and cfg.rope_parameters["factor"] == 4.0
-    pi = load_recipe("qwen2_5_math/7B_sft_pi16k")
-    assert pi.model.rope_scaling == {"rope_type": "linear", "factor": 4.0}
 
 
 def test_eval_data_is_evaluated_and_in_the_manifest(tmp_path):

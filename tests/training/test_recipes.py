@@ -41,7 +41,10 @@ def test_paper_dpo_settings():
     rl = check("qwen2_5/14B_reinforce_pp")
     assert (rl.method, rl.rl.num_generations, rl.rl.temperature, rl.train.lr) == ("reinforce_pp", 2, 1.0, 5e-7)
     pi = check("qwen2_5_math/7B_sft_pi16k")
-    assert pi.model.rope_scaling == {"rope_type": "linear", "factor": 4.0} and pi.data.max_length == 16384
+    from mmredstar.modeling import load_preset
+
+    preset = load_preset(pi.model.name)
+    assert preset.rope_scaling == {"rope_type": "linear", "factor": 4.0} and pi.data.max_length == 16384
     ul = check("qwen2_5/32B_sft_16k_ulysses")
     assert ul.train.sequence_parallel > 1 and ul.train.deepspeed
 
