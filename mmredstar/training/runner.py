@@ -335,6 +335,7 @@ def finish(trainer, ctx: RunContext, processor, timer=None, extra: dict | None =
             "method": method,
             "recipe": ctx.rec.name,
             "model": ctx.rec.model.name,
+            "output_dir": os.path.abspath(out),
             "steps": trainer.state.global_step,
             "max_steps": trainer.state.max_steps,
             "epochs": trainer.state.epoch,

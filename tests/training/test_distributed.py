@@ -3,7 +3,7 @@
 Tolerance: every logged step's loss within 1e-5 (absolute) of the single-process run on the same data.
 The runs use one micro-batch per optimiser step on each data-parallel rank, so the per-step token
 weighting is the same in every layout (observed agreement: ~1e-6). Plain DDP runs in the default test
-run; DeepSpeed ZeRO-2 and Ulysses sequence parallelism (SP=2: each rank holds half of every sequence,
+run; DeepSpeed ZeRO-2, ZeRO-3 and Ulysses sequence parallelism (SP=2: each rank holds half of every sequence,
 text and VLM) are ``slow``.
 
     .venv/bin/python -m pytest -q tests/training/test_distributed.py            # DDP
@@ -100,3 +100,15 @@ def test_ulysses_sp2_packed_text_matches_single(tmp_path):
     m = train(tmp_path / "sp", "tiny/sft", common + ["train.deepspeed=zero2", "train.sequence_parallel=2"], nproc=2)
     assert m["local_seq_len"] == 64
     assert losses(m) == pytest.approx(losses(single), abs=TOL)
+
+
+@pytest.mark.slow
+def test_zero3_two_processes_match_single_and_save_whole_weights(tmp_path, single_text):
+    from mmredstar.modeling import load_model
+
+    m = train(tmp_path / "z3", "tiny/sft", TEXT + ["train.deepspeed=zero3"], nproc=2)
+    assert losses(m) == pytest.approx(losses(single_text), abs=TOL)
+    model, _ = load_model(str(tmp_path / "z3"))  # ZeRO-3 shards are gathered into whole weights on save
+    ref, _ = load_model(single_text["output_dir"])
+    a, b = model.state_dict(), ref.state_dict()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
