@@ -6,14 +6,18 @@ Started by ``mmredstar.verify.sandbox`` (never by hand) as::
         python -I mmredstar/verify/_runner.py --uid U --gid G ...
 
 As root inside the fresh namespaces it makes the mount tree private, remounts ``/`` read-only (this
-namespace only), mounts small private tmpfs on /tmp, /var/tmp and /dev/shm, creates its working
-directory there, then drops to an unprivileged uid/gid (no supplementary groups, no_new_privs,
-not dumpable) before it reads the job. Without namespaces (``--no-ns``) it only drops privileges.
+namespace only), mounts small private tmpfs on /tmp, /var/tmp and /dev/shm (and over a private
+directory holding the interpreter, binding back only the interpreter), and creates its working
+directory there. The runner itself never runs candidate code: each test's forked child drops to the
+unprivileged sandbox uid/gid (no supplementary groups, no_new_privs, not dumpable) and sets the
+resource limits before it executes anything, so the candidate can neither signal nor read the runner.
+Without namespaces (``--no-ns``) the same happens minus the namespaces and mounts.
 
 The job (JSON on stdin) holds the candidate code and the test INPUTS only: expected outputs never
 enter the sandbox, so candidate code cannot read them. Each test runs in a forked child in its own
 process group, under the resource limits, with a per-test wall-clock limit; after each test every
-other process of the sandbox uid is killed. One JSON line per test goes to stdout:
+process the candidate left is killed (the whole pid namespace but the runner, or every process of the
+sandbox uid). One JSON line per test goes to stdout:
 ``{"i": 0, "status": "ok"|"timeout"|"error"|"memory"|"killed", "out": ..., "err": ..., "time": s}``.
 """
 
@@ -32,6 +36,9 @@ import traceback
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
 MAX_OUT = 8 * 1024 * 1024
+PRELOAD = ("math", "cmath", "collections", "itertools", "heapq", "bisect", "functools", "re", "string", "random",
+           "fractions", "decimal", "copy", "operator", "statistics", "io", "time", "datetime", "array", "queue",
+           "typing", "dataclasses", "enum", "struct", "sys", "os", "json")
 
 
 def _libc():
@@ -53,6 +60,51 @@ def setup_namespace(tmp_mb):
     for d in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(d):
             _mount(libc, "tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
+    expose_python(libc)
+
+
+def _private_ancestor(path):
+    """The first directory above ``path`` that others may not enter (e.g. /root), or None."""
+    parts = path.strip("/").split("/")
+    for k in range(1, len(parts)):
+        d = "/" + "/".join(parts[:k])
+        try:
+            if not os.stat(d).st_mode & 0o001:
+                return d
+        except OSError:
+            return None
+    return None
+
+
+def expose_python(libc):
+    """Let the sandbox uid read the interpreter and its libraries when they sit under a private directory
+    (a Python installed in /root): that directory is covered with an empty tmpfs (hiding the rest of
+    it) and only the interpreter's own directories are bound back, read-only."""
+    paths = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
+    paths |= {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
+              os.path.dirname(os.path.realpath(sys.executable))}
+    paths = sorted(p for p in paths if not any(p != q and p.startswith(q + "/") for q in paths))
+    blocked = {}
+    for p in paths:
+        anc = _private_ancestor(p)
+        if anc:
+            blocked.setdefault(anc, []).append(p)
+    if not blocked:
+        return
+    staged = []
+    for i, p in enumerate(q for ps in blocked.values() for q in ps):
+        st = f"/tmp/.host{i}"
+        os.makedirs(st)
+        _mount(libc, p, st, None, MS_BIND | MS_REC, None)
+        staged.append((st, p))
+    for anc in blocked:
+        _mount(libc, "tmpfs", anc, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for st, p in staged:
+        os.makedirs(p, mode=0o755, exist_ok=True)
+        _mount(libc, st, p, None, MS_BIND | MS_REC, None)
+        _mount(libc, None, p, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+        libc.umount2(st.encode(), 2)          # MNT_DETACH
+        os.rmdir(st)
 
 
 def drop_privileges(uid, gid):
@@ -67,15 +119,15 @@ def drop_privileges(uid, gid):
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def set_limits(a):
+def set_limits(a, per_test, dropped):
     lim = [
         (resource.RLIMIT_AS, a.memory_mb * 1024 * 1024),
         (resource.RLIMIT_FSIZE, a.fsize_mb * 1024 * 1024),
         (resource.RLIMIT_NOFILE, a.nofile),
         (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_CPU, int(a.total) + 2),
+        (resource.RLIMIT_CPU, int(per_test) + 1),
     ]
-    if DEDICATED:                     # counts every process of the uid: only meaningful for our own uid
+    if dropped:                       # counts every process of the uid: only meaningful for our own uid
         lim.append((resource.RLIMIT_NPROC, a.nproc))
     for what, val in lim:
         try:
@@ -112,10 +164,9 @@ def _child(code, mode, fn_name, test_input, in_fd, out_w, err_w, res_w, per_test
         os.dup2(res_w, 3)
         os.closerange(4, 4096)            # the runner's report stream must not reach candidate code
         res_w = 3
-        try:
-            resource.setrlimit(resource.RLIMIT_CPU, (int(per_test) + 1, int(per_test) + 1))
-        except (ValueError, OSError):
-            pass
+        dropped = os.getuid() == 0
+        drop_privileges(ARGS.uid, ARGS.gid)   # untrusted code never runs as root
+        set_limits(ARGS, per_test, dropped)
         sys.stdin = os.fdopen(0, "r", closefd=False)
         sys.stdout = os.fdopen(1, "w", closefd=False)
         sys.stderr = os.fdopen(2, "w", closefd=False)
@@ -159,17 +210,30 @@ def _child(code, mode, fn_name, test_input, in_fd, out_w, err_w, res_w, per_test
         os._exit(1)
 
 
-DEDICATED = False     # True once running as the sandbox's own uid: then kill(-1) reaches only our processes
+ARGS = None          # the parsed command line (limits, uid, gid)
+IN_NS = False        # running as pid 1 of our own pid namespace
 
 
 def _kill_rest():
-    """Kill every other process this uid may signal (the sandbox's own processes only)."""
-    if not DEDICATED:
+    """Kill every process the candidate left behind (only the sandbox's own processes)."""
+    if IN_NS:
+        try:
+            os.kill(-1, signal.SIGKILL)   # pid 1 of a pid namespace: reaches only this namespace
+        except (ProcessLookupError, PermissionError):
+            pass
         return
-    try:
-        os.kill(-1, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    if os.getuid() != 0:
+        return                            # not root: the sandbox uid is our own; the process group was killed
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                uid = next(int(ln.split()[1]) for ln in f if ln.startswith("Uid:"))
+            if uid == ARGS.uid:
+                os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError, StopIteration):
+            pass
 
 
 def run_one(job, i, test_input, per_test, emit):
@@ -193,6 +257,12 @@ def run_one(job, i, test_input, per_test, emit):
     out, timed_out = _read_all(out_r, deadline, MAX_OUT)
     status = "ok"
     code_ = None
+    pidfd = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = None
     while True:
         try:
             wpid, st = os.waitpid(pid, os.WNOHANG)
@@ -204,7 +274,12 @@ def run_one(job, i, test_input, per_test, emit):
         if timed_out or time.monotonic() > deadline:
             timed_out = True
             break
-        time.sleep(0.002)
+        if pidfd is not None:            # sleep until the child exits or the deadline passes
+            select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+        else:
+            time.sleep(0.002)
+    if pidfd is not None:
+        os.close(pidfd)
     if timed_out:
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -272,6 +347,9 @@ def main():
     ap.add_argument("--total", type=float, default=30.0)
     a = ap.parse_args()
 
+    global ARGS, IN_NS
+    ARGS = a
+    IN_NS = not a.no_ns and os.getpid() == 1
     job = json.loads(sys.stdin.read())
     os.close(0)
     os.open(os.devnull, os.O_RDONLY)
@@ -283,11 +361,12 @@ def main():
     else:
         workdir = a.workdir
     os.chdir(workdir)
-    was_root = os.getuid() == 0
-    drop_privileges(a.uid, a.gid)
-    global DEDICATED
-    DEDICATED = was_root and os.getuid() == a.uid
-    set_limits(a)
+    for mod in PRELOAD:                   # imported once here, inherited by every test's fork
+        try:
+            __import__(mod)
+        except ImportError:
+            pass
+    _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     out = os.fdopen(os.dup(1), "w")
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 
@@ -295,7 +374,7 @@ def main():
         out.write(json.dumps(rec) + "\n")
         out.flush()
 
-    emit({"ready": True, "uid": os.getuid(), "ns": not a.no_ns, "dedicated": DEDICATED})
+    emit({"ready": True, "ns": IN_NS, "drops_to": a.uid if os.getuid() == 0 else os.getuid()})
     start = time.monotonic()
     for i, test_input in enumerate(job["inputs"]):
         left = a.total - (time.monotonic() - start)

@@ -451,6 +451,15 @@ def symbols_of(ast) -> set[str]:
     return out
 
 
+def rename(ast, mapping: dict[str, str]):
+    """The AST with symbols renamed."""
+    if not isinstance(ast, tuple):
+        return ast
+    if ast[0] == "s":
+        return ("s", mapping.get(ast[1], ast[1]))
+    return tuple(rename(a, mapping) if isinstance(a, tuple) else a for a in ast)
+
+
 def has_decimal(ast) -> bool:
     if not isinstance(ast, tuple):
         return False
@@ -543,6 +552,8 @@ def evaluate(ast, env: dict[str, complex]) -> complex:
         return v ** (1 / n)
     if op == "binom":
         n, k = evaluate(ast[1], env), evaluate(ast[2], env)
+        if not (0 <= k.real <= n.real <= 10000):
+            raise OverflowError("binomial too large for the fast path")
         return complex(math.comb(int(round(n.real)), int(round(k.real))))
     a, b = evaluate(ast[1], env), evaluate(ast[2], env)
     if op == "+":
@@ -585,7 +596,7 @@ def close(a: complex, b: complex, tol: float) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- structure
-_CONJ = re.compile(r"(?:^|(?<=[\s\d)\]}⦄]))(?:and|or|&)(?=[\s(\[{⦃\\A-Za-z\-\d]|$)|(?:,?\s*\\text\{\s*(?:and|or)\s*\})|和|或")
+_CONJ = re.compile(r"(?:^|(?<=[\s\d)\]}⦄]))(?:and|or)(?=[\s(\[{⦃\\A-Za-z\-\d]|$)|(?:,?\s*\\text\{\s*(?:and|or)\s*\})|和|或")
 
 
 def split_top(s: str, seps: str = ",") -> list[str]:
@@ -739,11 +750,12 @@ def _parse_relation_chain(p: list[str]) -> Node:
         if _is_constant(lhs) and _is_constant(rhs):
             return parse_value(rhs)
         return Node("eq", (), (parse_expr(lhs), parse_expr(rhs)))
-    # double inequality a < x < b with a simple middle -> interval
-    if len(ops) == 2 and all(o in ("<", "<=") for o in ops) and _simple_lhs(terms[1]):
+    # double inequality a < x < b with a variable in the middle -> interval
+    var = re.fullmatch(r"\s*[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z]\))?\s*", terms[1]) if len(terms) == 3 else None
+    if len(ops) == 2 and all(o in ("<", "<=") for o in ops) and var:
         lo, hi = parse_expr(terms[0]), parse_expr(terms[2])
         return Node("assign", (Node("interval", (), (lo, hi, ops[0] == "<=", ops[1] == "<=")),), terms[1])
-    if len(ops) == 2 and all(o in (">", ">=") for o in ops) and _simple_lhs(terms[1]):
+    if len(ops) == 2 and all(o in (">", ">=") for o in ops) and var:
         lo, hi = parse_expr(terms[2]), parse_expr(terms[0])
         return Node("assign", (Node("interval", (), (lo, hi, ops[1] == ">=", ops[0] == ">=")),), terms[1])
     if len(ops) == 1:
@@ -783,6 +795,8 @@ def parse_value(s: str) -> Node:
     if s[0] in "([" and s[-1] in ")]" and _matching(s, 0) == len(s) - 1:
         inner = s[1:-1]
         parts = split_top(inner, ",")
+        if len(parts) == 1 and len(split_top(inner, ";")) > 1:              # (0;-2;6)
+            parts = split_top(inner, ";")
         if len(parts) == 1:
             if s[0] == "[" and s[-1] == "]":
                 raise ParseError("bracket group")
@@ -797,6 +811,11 @@ def parse_value(s: str) -> Node:
         if len(parts) > 1:
             return Node("list", tuple(parse_item(p) for p in parts))
         return parse_item(inner)
+    if re.fullmatch(r"[0-9A-Za-z]+_\{?\d+\}?", s) and re.match(r"\d", s):      # 1112_3: a numeral in a base
+        return Node("text", (), s.replace("{", "").replace("}", ""))
+    parts = split_top(s, ":")
+    if len(parts) > 1 and all(p.strip() and not _is_text(p) for p in parts):   # ratios and times: 7:32, 12:00
+        return Node("tuple", tuple(_expr_node(p) for p in parts))
     if _is_text(s):
         return Node("text", (), re.sub(r"\s+", " ", s).strip().lower())
     return _expr_node(s)
@@ -818,7 +837,7 @@ def _expr_node(s: str) -> Node:
 
 
 def _parse_matrix(s: str) -> Node:
-    m = re.search(r"\\begin\{(matrix|array)\}(\{[^{}]*\})?(.*?)\\end\{\1\}", s)
+    m = re.fullmatch(r"[(\[]?\\begin\{(matrix|array)\}(\{[^{}]*\})?(.*?)\\end\{\1\}[)\]]?", s)
     if not m:
         raise ParseError("matrix")
     body = m.group(3).strip()
@@ -843,6 +862,11 @@ def _num_equal(ga, pa, o) -> bool | None:
     if syms_g != syms_p:
         if o["strict_symbols"]:
             return False
+        only_g, only_p = sorted(syms_g - syms_p), sorted(syms_p - syms_g)
+        if len(only_g) != len(only_p):
+            return False
+        pa = rename(pa, dict(zip(only_p, only_g)))        # f(y) ~ f(x): variables renamed in order
+        syms_p = symbols_of(pa)
     names = syms_g | syms_p
     eg, ep = exact(ga), exact(pa)
     dec = has_decimal(ga) or has_decimal(pa)
@@ -853,8 +877,16 @@ def _num_equal(ga, pa, o) -> bool | None:
     tol = 1e-9
     for env in envs:
         try:
-            a, b = evaluate(ga, env), evaluate(pa, env)
+            a = evaluate(ga, env)
         except (ValueError, ZeroDivisionError, OverflowError, KeyError, TypeError):
+            continue
+        try:
+            b = evaluate(pa, env)
+        except OverflowError:
+            if not names and cmath.isfinite(a):
+                return False         # astronomically large vs a finite reference (10^{10^{10}} vs 1/2)
+            continue
+        except (ValueError, ZeroDivisionError, KeyError, TypeError):
             continue
         if not (cmath.isfinite(a) and cmath.isfinite(b)):
             continue
@@ -988,6 +1020,11 @@ def compare_nodes(g: Node, p: Node, o: dict) -> bool | None:
     # unwrap assignments unless both name the same thing
     if kg == "assign" and kp == "assign":      # names on the left do not matter: W(x)=1 ~ W(n)=1
         return compare_nodes(g.items[0], p.items[0], o)
+    if kg == "eq" and kp == "assign" or kg == "assign" and kp == "eq":
+        a = g if kg == "assign" else p
+        as_eq = _assign_as_eq(a)
+        if as_eq is not None:
+            return compare_nodes(as_eq, p, o) if kg == "assign" else compare_nodes(g, as_eq, o)
     if kg == "assign":
         return compare_nodes(g.items[0], p, o)
     if kp == "assign":
@@ -1037,6 +1074,11 @@ def compare_nodes(g: Node, p: Node, o: dict) -> bool | None:
                       compare_nodes(Node("expr", (), hi), tp.items[1], o)])
     if kg == "union" and kp == "union":
         return _match_sets(list(g.items), list(p.items), o)
+    if {kg, kp} == {"union", "interval"}:
+        u, iv = (g, p) if kg == "union" else (p, g)
+        return _match_sets(list(u.items), [iv], o) if len(u.items) == 1 else False
+    if kg != kp and {kg, kp} & {"eq"} and {kg, kp} <= {"eq", "expr", "pct", "tuple", "list", "set", "interval", "text"}:
+        return False                             # an equation is not a value (a + 3z = 0 vs 0)
     if kg == "rel" and kp == "rel":
         return _rel_equal(g.value, p.value, o)
     if kg == "eq" and kp == "eq":
@@ -1052,6 +1094,17 @@ def compare_nodes(g: Node, p: Node, o: dict) -> bool | None:
         # a value against a collection of several values
         return False
     return None
+
+
+def _assign_as_eq(n: Node) -> Node | None:
+    """``y = -x/2 + 3/4`` as the equation it also is (to compare with ``2x + 4y - 3 = 0``)."""
+    if n.items[0].kind != "expr":
+        return None
+    try:
+        lhs = parse_expr(n.value)
+    except ParseError:
+        return None
+    return Node("eq", (), (lhs, n.items[0].value))
 
 
 def _all3(results) -> bool | None:

@@ -41,6 +41,7 @@ from ..schema import Sample, Verdict
 from . import latex
 from .timeout import LimitExceeded, call_with_limit
 
+MAX_ANSWER_CHARS = 2000
 MATH_DEFAULTS = {"think": "after", "last_number": "sentence", "sympy": True, "timeout": 5.0}
 
 END_MARKERS = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|</s>|<｜end▁of▁sentence｜>")
@@ -63,7 +64,7 @@ def strip_think(text: str, think: str = "after") -> str:
     ''
     """
     if think == "any":
-        return text
+        return text.replace("<think>", "").replace("</think>", "\n")
     if "</think>" in text:
         return text.rsplit("</think>", 1)[1]
     if "<think>" in text:
@@ -83,8 +84,10 @@ def find_boxes(text: str) -> list[tuple[int, int, str]]:
     >>> [c for _, _, c in find_boxes("\\\\boxed{\\\\frac{1}{2}} and \\\\boxed 3")]
     ['\\\\frac{1}{2}', '3']
     """
-    out = []
+    out: list[tuple[int, int, str]] = []
     for m in _BOX.finditer(text):
+        if out and m.start() < out[-1][1]:          # nested inside the previous box: part of it
+            continue
         j = m.end()
         while j < len(text) and text[j] == " ":
             j += 1
@@ -152,7 +155,7 @@ def _joinable(sep: str) -> bool:
         return False
     if _JOIN_WORDS.search(s):
         other = [w for w in re.findall(r"[A-Za-z]{3,}", s) if w.lower() not in ("and", "for")]
-        return len(other) <= 2
+        return len(other) <= 1
     return not re.search(r"[A-Za-z0-9\u4e00-\u9fff]", s)
 
 
@@ -254,7 +257,7 @@ def _looks_bare(t: str, max_words: int = 1) -> bool:
     ``max_words`` words of three or more letters."""
     if len(t) > 120 or "\n\n" in t:
         return False
-    s = re.sub(r"\\(?:text|textbf|mathrm|mbox|textnormal)\{[^{}]*\}", " ", t)
+    s = re.sub(r"\\(?:text|textbf|mathrm|mbox|textnormal|begin|end)\{[^{}]*\}", " ", t)
     s = re.sub(r"\\[a-zA-Z]+", " ", s)
     s = re.sub(r"\b(?:and|or|percent|percentage|pct)\b", " ", s)
     words = [w for w in re.findall(r"[A-Za-z]{3,}", s)]
@@ -281,18 +284,21 @@ def extract_answer(text: str | None, *, think: str = "after", last_number: str =
         g = _group_last(boxes, text)
         if g:
             cands.append(g)
-    if not gold:
+    if True:
         for m in reversed(list(_PHRASE.finditer(text))):
             ans = _from_phrase(text[m.end():])
             if ans:
                 cands.append((m.start(), ans))
                 break
     if cands:
-        return max(cands, key=lambda c: c[0])[1].strip()
-    if gold or (_looks_bare(text) and not math_spans(text)):
-        if not math_spans(text) and _parses(text):
-            return text.strip()
-    return _from_sentence(text, last_number)
+        ans = max(cands, key=lambda c: c[0])[1].strip()
+    elif (gold or _looks_bare(text)) and not math_spans(text) and _parses(text):
+        ans = text.strip()
+    else:
+        ans = _from_sentence(text, last_number)
+    if ans is not None and len(ans) > MAX_ANSWER_CHARS and not gold:
+        return None                                  # not an answer: a runaway box or span
+    return ans
 
 
 def latex_unescape(text: str) -> str:

@@ -1,10 +1,10 @@
 """Time limits that work in the main thread, in other threads and in worker processes.
 
 ``time_limit(seconds)`` interrupts Python code with SIGALRM when called from a process's main
-thread (worker processes of ``verify_many`` run their tasks there). ``call_with_limit(fn, *args,
-seconds=...)`` is the hard limit: from the main thread it uses the alarm; from any other thread it runs
-``fn`` in a helper process (one per thread, reused) and kills and replaces the helper when the limit
-passes, so a comparison stuck inside C code (a huge integer power) cannot hang the caller.
+thread (a soft limit: C code is not interrupted). ``call_with_limit(fn, *args, seconds=...)`` is the
+hard limit: it runs ``fn`` in a helper process (one per thread, reused) and kills and replaces the
+helper when the limit passes, so a comparison stuck inside C code (a huge integer power in sympy)
+cannot hang the caller, whether it runs in the main thread, another thread or a worker process.
 
     python -c "from mmredstar.verify.timeout import call_with_limit; print(call_with_limit(sum, [1, 2], seconds=1))"
 """
@@ -12,8 +12,7 @@ passes, so a comparison stuck inside C code (a huge integer power) cannot hang t
 from __future__ import annotations
 
 import contextlib
-import importlib
-import multiprocessing as mp
+import select
 import signal
 import threading
 import time
@@ -56,76 +55,35 @@ def time_limit(seconds: float | None):
             signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - t0), 0.001))
 
 
-# ----------------------------------------------------------------------------------------- helper process
-def _resolve(path: str):
-    mod, attr = path.split(":")
-    return getattr(importlib.import_module(mod), attr)
-
-
-def _helper_main(conn):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        path, args, kwargs, seconds = msg
-        try:
-            with time_limit(seconds):
-                out = ("ok", _resolve(path)(*args, **kwargs))
-        except BaseException as e:  # noqa: BLE001 - report every failure to the caller
-            out = ("err", e if isinstance(e, Exception) else RuntimeError(repr(e)))
-        try:
-            conn.send(out)
-        except Exception as e:  # unpicklable result
-            conn.send(("err", RuntimeError(f"unpicklable result: {e}")))
-
-
-class _Helper:
-    def __init__(self):
-        ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else mp.get_context()
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_helper_main, args=(child,), daemon=True)
-        self.proc.start()
-        child.close()
-
-    def call(self, path, args, kwargs, seconds):
-        self.conn.send((path, args, kwargs, seconds))
-        if not self.conn.poll(seconds + 1.0):
-            self.kill()
-            raise LimitExceeded(f"time limit of {seconds:g}s exceeded (helper process killed)")
-        status, val = self.conn.recv()
-        if status == "err":
-            raise val
-        return val
-
-    def kill(self):
-        with contextlib.suppress(Exception):
-            self.proc.kill()
-            self.proc.join(2)
-        with contextlib.suppress(Exception):
-            self.conn.close()
-
-
+# ----------------------------------------------------------------------------------------- hard limit
 _local = threading.local()
 
 
-def call_with_limit(fn, *args, seconds: float, **kwargs):
-    """``fn(*args, **kwargs)`` with a hard time limit; raises ``LimitExceeded``.
+def call_with_limit(fn, *args, seconds: float, hard: bool = True, **kwargs):
+    """``fn(*args, **kwargs)`` with a time limit; raises ``LimitExceeded``.
 
-    ``fn`` must be a module-level function (it may run in a helper process in non-main threads).
+    ``hard=True`` (default) runs ``fn`` in this thread's helper process (``worker.Worker``) and kills it
+    at the limit: this stops even code stuck in C (``10**10**10``), from any thread or process.
+    ``hard=False`` in the main thread uses SIGALRM in-process (cheaper; C code is not interrupted).
+    ``fn`` must be a module-level function and its arguments and result picklable.
     """
-    if _in_main_thread():
+    if not hard and _in_main_thread():
         with time_limit(seconds):
             return fn(*args, **kwargs)
+    from .worker import Worker
+
     path = f"{fn.__module__}:{fn.__qualname__}"
     helper = getattr(_local, "helper", None)
-    if helper is None or not helper.proc.is_alive():
-        helper = _local.helper = _Helper()
-    try:
-        return helper.call(path, args, kwargs, seconds)
-    except LimitExceeded:
+    if helper is None or not helper.alive:
+        helper = _local.helper = Worker()
+    helper.send(path, args, kwargs, seconds)
+    r, _, _ = select.select([helper.fileno()], [], [], seconds + 1.0)
+    if not r:
+        helper.kill()
         _local.helper = None
-        raise
+        raise LimitExceeded(f"time limit of {seconds:g}s exceeded (helper process killed)")
+    try:
+        return helper.recv()
+    except EOFError:
+        _local.helper = None
+        raise LimitExceeded("helper process died") from None

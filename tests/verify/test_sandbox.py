@@ -1,0 +1,259 @@
+"""Hostile code against the code sandbox: real programs, real processes, a real local server.
+
+Every test checks that nothing the candidate started survives (no process of a sandbox uid is left),
+that this pytest process is unharmed, and that the next verification still works.
+
+    .venv/bin/python -m pytest -q tests/verify/test_sandbox.py
+"""
+
+import http.server
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mmredstar.schema import CodeTests, Sample
+from mmredstar.verify import verify_response
+from mmredstar.verify import sandbox as sb
+from mmredstar.verify.code import run_tests
+from mmredstar.verify.sandbox import Limits, isolation_mode, run_program
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = Limits(per_test=2.0, total=6.0)
+
+needs_root = pytest.mark.skipif(os.getuid() != 0, reason="dropping to a sandbox uid needs root")
+
+
+def sandbox_processes() -> list[int]:
+    """Live processes owned by a sandbox uid (what an escape would look like)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if sb.UID_RANGE[0] <= int(line.split()[1]) < sb.UID_RANGE[1]:
+                            out.append(int(pid))
+                        break
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def assert_contained():
+    for _ in range(50):
+        if not sandbox_processes():
+            break
+        time.sleep(0.1)
+    assert sandbox_processes() == [], "processes of the sandbox survived it"
+    assert subprocess.run(["true"]).returncode == 0          # this process can still fork and run things
+    rep = run_tests("print(int(input()) + 1)", CodeTests(["41"], ["42"]))
+    assert rep.ok, rep.failure                               # and the next verification works
+
+
+def run1(code, inp="", iso=None, limits=FAST):
+    return list(run_program(code, [inp], limits=limits, isolation=iso))
+
+
+ISOLATIONS = ["namespaces", "rlimits"]
+
+
+@pytest.fixture(params=ISOLATIONS)
+def iso(request):
+    if request.param == "namespaces" and isolation_mode() != "namespaces":
+        pytest.skip("namespaces unavailable here")
+    if request.param == "rlimits" and os.getuid() != 0:
+        pytest.skip("the rlimits fallback drops privileges only as root")
+    return request.param
+
+
+def test_normal_program_and_isolation_facts():
+    code = ("import os, socket\n"
+            "print(os.getuid(), os.getcwd())\n"
+            "print(sorted(os.environ))\n")
+    rec = run1(code)[0]
+    assert rec["status"] == "ok"
+    uid = int(rec["out"].split()[0])
+    assert uid != 0 and sb.UID_RANGE[0] <= uid < sb.UID_RANGE[1]
+    assert "PATH" in rec["out"] and "HOME" in rec["out"]
+    assert_contained()
+
+
+@needs_root
+def test_fork_bomb(iso):
+    code = ("import os\n"
+            "while True:\n"
+            "    try:\n"
+            "        os.fork()\n"
+            "    except OSError:\n"
+            "        pass\n")
+    t0 = time.monotonic()
+    rec = run1(code, iso=iso)[0]
+    assert rec["status"] in ("timeout", "killed", "error")
+    assert time.monotonic() - t0 < 30
+    assert_contained()
+
+
+def test_infinite_loop(iso):
+    rec = run1("while True:\n    pass\n", iso=iso, limits=Limits(per_test=1.0, total=3.0))[0]
+    assert rec["status"] == "timeout" and 0.9 <= rec["time"] < 3
+    assert_contained()
+
+
+def test_memory_hog(iso):
+    rec = run1("x = bytearray(8 * 1024 ** 3)\nprint('allocated')\n", iso=iso)[0]
+    assert rec["status"] in ("memory", "error", "killed") and "allocated" not in rec["out"]
+    rec = run1("l = []\nwhile True:\n    l.append(' ' * 10 ** 7)\n", iso=iso)[0]
+    assert rec["status"] in ("memory", "error", "killed", "timeout")
+    assert_contained()
+
+
+def test_disk_filler(iso):
+    code = ("import os\n"
+            "n = 0\n"
+            "with open('big.bin', 'wb') as f:\n"
+            "    for _ in range(4096):\n"
+            "        f.write(b'x' * (1 << 20)); n += 1\n"
+            "print('wrote', n)\n")
+    rec = run1(code, iso=iso)[0]
+    assert rec["status"] in ("error", "killed") and "wrote" not in rec["out"]
+    assert "File too large" in rec["err"] or rec["status"] == "killed"
+    assert_contained()
+
+
+@needs_root
+def test_writes_outside_its_directory(iso, tmp_path):
+    token = uuid.uuid4().hex
+    targets = [REPO / f"pwned-{token}.txt", Path("/tmp") / f"pwned-{token}.txt", tmp_path / "pwned.txt",
+               Path("/root") / f"pwned-{token}.txt"]
+    if iso == "rlimits":          # documented: the fallback has no private /tmp
+        targets = [t for t in targets if not str(t).startswith("/tmp")]
+    code = "import sys\nfor p in sys.stdin.read().split():\n" \
+           "    try:\n        open(p, 'w').write('x'); print('WROTE', p)\n" \
+           "    except OSError as e:\n        print('denied', p, e.errno)\n"
+    rec = run1(code, "\n".join(map(str, targets)), iso=iso)[0]
+    for t in targets:
+        assert not t.exists(), f"the sandbox wrote {t}"
+    if iso == "namespaces":
+        assert "WROTE" not in rec["out"] or all("/tmp" in ln for ln in rec["out"].splitlines() if "WROTE" in ln)
+    assert_contained()
+
+
+def test_reading_the_parents_environment(iso, monkeypatch):
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    monkeypatch.setenv("MMREDSTAR_TEST_SECRET", secret)
+    code = ("import os\n"
+            "print(dict(os.environ))\n"
+            "for p in os.listdir('/proc'):\n"
+            "    try:\n"
+            "        print(open(f'/proc/{p}/environ', 'rb').read().decode(errors='replace'))\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "pid = int(input())\n"
+            "try:\n"
+            "    print(open(f'/proc/{pid}/environ', 'rb').read())\n"
+            "except OSError as e:\n"
+            "    print('denied', e.errno)\n")
+    rec = run1(code, str(os.getpid()), iso=iso)[0]
+    assert rec["status"] == "ok", rec
+    assert secret not in rec["out"] and secret not in rec["err"]
+    assert_contained()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    hits = []
+
+    def do_GET(self):
+        _Handler.hits.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"reached")
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def local_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    _Handler.hits = []
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_opening_a_socket_to_a_local_server(local_server):
+    if isolation_mode() != "namespaces":
+        pytest.skip("network isolation needs namespaces (the fallback has none, as documented)")
+    port = local_server
+    # the server is real: this process reaches it
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /from-test HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(1024):
+            data += chunk
+        assert b"reached" in data
+    code = ("import socket, urllib.request\n"
+            "port = int(input())\n"
+            "for host in ('127.0.0.1', 'localhost'):\n"
+            "    try:\n"
+            "        print(urllib.request.urlopen(f'http://{host}:{port}/from-sandbox', timeout=2).read())\n"
+            "    except Exception as e:\n"
+            "        print('blocked', type(e).__name__)\n"
+            "try:\n"
+            "    socket.create_connection(('8.8.8.8', 53), timeout=2); print('OUTSIDE')\n"
+            "except OSError as e:\n"
+            "    print('blocked', e.errno)\n")
+    rec = run1(code, str(port))[0]
+    assert "reached" not in rec["out"] and "OUTSIDE" not in rec["out"]
+    assert rec["out"].count("blocked") == 3
+    assert _Handler.hits == ["/from-test"]
+    assert_contained()
+
+
+def test_signalling_the_parent(iso):
+    me = os.getpid()
+    code = ("import os, signal\n"
+            "me = int(input())\n"
+            "for f in (lambda: os.kill(os.getppid(), signal.SIGKILL), lambda: os.killpg(0, signal.SIGKILL),\n"
+            "          lambda: os.kill(me, signal.SIGKILL), lambda: os.killpg(os.getpgid(me), signal.SIGKILL),\n"
+            "          lambda: os.kill(1, signal.SIGKILL)):\n"
+            "    try:\n"
+            "        f()\n"
+            "    except OSError as e:\n"
+            "        print('denied', e.errno)\n"
+            "os.kill(-1, signal.SIGKILL)\n")
+    recs = list(run_program(code, [str(me), str(me)], limits=FAST, isolation=iso))
+    assert os.getpid() == me                       # still here
+    assert len(recs) >= 1
+    assert_contained()
+
+
+def test_hostile_response_through_verify_response():
+    s = Sample.text("sum", None, "code", tests=CodeTests(["1 2"], ["3"]))
+    bomb = "```python\nimport os\nwhile True:\n    os.fork()\n```"
+    v = verify_response(s, bomb, per_test=1.0, total=3.0)
+    assert v.verdict == "wrong" and v.reward == 0.0 and v.reason
+    good = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+    assert verify_response(s, good).verdict == "correct"
+    assert_contained()
+
+
+def test_fallback_is_announced(monkeypatch):
+    monkeypatch.delenv("MMREDSTAR_SANDBOX", raising=False)
+    monkeypatch.setattr(sb.shutil, "which", lambda name: None)
+    sb.isolation_mode.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="namespaces unavailable"):
+            assert sb.isolation_mode() == "rlimits"
+    finally:
+        sb.isolation_mode.cache_clear()
