@@ -33,7 +33,9 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     from .config import ConfigError, field_docs, load_config
 
     if keys:
-        from .difficulty import DIFFICULTY_SOURCES, build_source
+        import importlib
+
+        from .difficulty import DIFFICULTY_SOURCES
         from .teachers import TEACHERS, teacher_class
 
         for key, tp, doc in field_docs():
@@ -43,7 +45,8 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
             for key, tp, doc in field_docs(teacher_class(kind).Config, "teacher."):
                 click.echo(f"{key} ({tp})\n    {doc}")
         for name in DIFFICULTY_SOURCES:
-            cls = type(build_source(name, {"teacher": {"kind": "scripted"}} if name != "labels" else {}))
+            mod, _, attr = DIFFICULTY_SOURCES[name].partition(":")   # the class, without building it
+            cls = getattr(importlib.import_module(mod), attr)
             if getattr(cls, "Config", None) is not None:
                 click.echo(f"\n# difficulty: {{source: {name}, params: {{...}}}}")
                 for key, tp, doc in field_docs(cls.Config, "difficulty.params."):

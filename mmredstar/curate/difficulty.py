@@ -40,6 +40,7 @@ DIFFICULTY_SOURCES: dict[str, str] = {
     "labels": "mmredstar.curate.difficulty:LabelSource",
     "scorer": "mmredstar.curate.difficulty:ScorerSource",
     "pass_rate": "mmredstar.curate.difficulty:PassRateSource",
+    "trained": "mmredstar.difficulty.source:TrainedSource",   # a trained scorer (mmredstar difficulty train)
 }
 
 

@@ -4,6 +4,7 @@
     mmredstar data convert --card aime24 --src ../shared/benchmarks/qwen2.5-math/aime24.jsonl --out data/aime24.jsonl
     mmredstar data validate data/aime24.jsonl
     mmredstar data stats data/aime24.jsonl
+    mmredstar data subset runs/curate/x/sft.jsonl --out data/ladder --sizes 4000,8000,16000,32000,all
 """
 
 from __future__ import annotations
@@ -180,3 +181,34 @@ def cards(name):
     click.echo(f"# {c.name}  ({c.path})")
     with open(c.path, encoding="utf-8") as f:
         click.echo(f.read())
+
+
+@data.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", required=True, help="Output directory: <name>.jsonl + <name>.manifest.json per subset, subsets.json.")
+@click.option("--sizes", default=None, help="Nested size ladder, e.g. 4000,8000,16000,32000,all (4k, 1.3k, 1m work too).")
+@click.option("--bands", default=None, help="Difficulty bands, e.g. low=1-3,medium=4-6,high=7-9 (with --sizes: each band cut to each size).")
+@click.option("--prompts", default=None, help="Choose N prompts (meta.prompt_id) ... (use with --pairs).")
+@click.option("--pairs", default=None, help="... then up to M records among them, round-robin (a ladder like 1300,4000 works).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the record order (same seed, same ids).")
+@click.option("--allow-short", is_flag=True, help="Keep a subset with fewer records than asked (flagged 'short' in its manifest).")
+@click.option("--overwrite", is_flag=True, help="Rebuild even if DIR holds the same subsets.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def subset(inputs, out, sizes, bands, prompts, pairs, seed, allow_short, overwrite, quiet):
+    """Build nested, seeded subsets of sample files: a size ladder, difficulty bands, or N prompts / M pairs.
+
+    Streams the input (never holds it in memory). Each subset gets a manifest: source files with sha256 and
+    record counts, seed, rule, counts per band / domain / source / answer type, and the ids' sha256."""
+    from ..schema import DataError
+    from .subset import build_subsets
+
+    try:
+        mans = build_subsets(list(inputs), out, sizes=sizes, bands=bands, prompts=prompts, pairs=pairs, seed=seed,
+                             allow_short=allow_short, overwrite=overwrite, progress=not quiet)
+    except (ValueError, DataError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    for m in mans:
+        bands_txt = ", ".join(f"{k}: {v}" for k, v in m["counts"]["band"].items())
+        click.echo(f"{m['name']:>22s}: {m['records']:>8d} records, {m['prompts']:>7d} prompts"
+                   + (" (short)" if m["short"] else "") + f"  [bands {bands_txt}]")
+    click.echo(f"wrote {len(mans)} subset(s) with manifests to {out}/ (index: {out}/subsets.json)")
