@@ -4,7 +4,7 @@ Tolerance: every logged step's loss within 1e-5 (absolute) of the single-process
 The runs use one micro-batch per optimiser step on each data-parallel rank, so the per-step token
 weighting is the same in every layout (observed agreement: ~1e-6). Plain DDP runs in the default test
 run; DeepSpeed ZeRO-2, ZeRO-3 and Ulysses sequence parallelism (SP=2: each rank holds half of every sequence,
-text and VLM) are ``slow``.
+text and VLM) and the accelerate / deepspeed launchers are ``slow``.
 
     .venv/bin/python -m pytest -q tests/training/test_distributed.py            # DDP
     .venv/bin/python -m pytest -q -m slow tests/training/test_distributed.py    # ZeRO-2, Ulysses
@@ -112,3 +112,26 @@ def test_zero3_two_processes_match_single_and_save_whole_weights(tmp_path, singl
     ref, _ = load_model(single_text["output_dir"])
     a, b = model.state_dict(), ref.state_dict()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+
+
+LAUNCHERS = {
+    "accelerate": lambda port: [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                                "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                                "--main_process_port", str(port), "-m", "mmredstar.training"],
+    "deepspeed": lambda port: [os.path.join(os.path.dirname(sys.executable), "deepspeed"), "--num_gpus", "2",
+                               "--master_port", str(port), "--module", "mmredstar.training"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_other_launchers_run_unchanged(tmp_path, single_text, launcher):
+    """The same command under ``accelerate launch`` and the ``deepspeed`` launcher (world size 2)."""
+    out = tmp_path / launcher
+    extra = ["train.deepspeed=zero2"] if launcher == "deepspeed" else []
+    cmd = LAUNCHERS[launcher](_port()) + ["tiny/sft", f"output_dir={out}", "train.progress=false", *TEXT, *extra]
+    p = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    m = read_metrics(str(out))
+    assert m["world_size"] == 2
+    assert losses(m) == pytest.approx(losses(single_text), abs=TOL)
