@@ -112,9 +112,13 @@ class EvalConfig:
     limit: int | None = None
     """Evaluate at most this many held-out items."""
     batch_size: int = 64
-    """Sequences generated together."""
+    """Sequences generated together (local transformers backend)."""
     overrides: dict = field(default_factory=dict)
     """Spec keys to change (e.g. ``{max_new_tokens: 64}``)."""
+    backend: str = "transformers"
+    """Generation backend (a curation teacher kind): ``transformers`` (local) or ``vllm`` (GPU)."""
+    backend_options: dict = field(default_factory=dict)
+    """Backend options (e.g. ``{dtype: bfloat16, device: cuda}`` or vLLM's ``{tensor_parallel_size: 2}``)."""
 
 
 @dataclass
@@ -508,9 +512,13 @@ def run_eval(cfg: GeoQAConfig) -> dict:
         samples = samples[:cfg.eval.limit]
     d = _stage_dir(cfg, "eval")
     entries = _checkpoint_entries(cfg)
-    rep = evaluate(entries, [spec], out=d, samples={spec.name: samples},
-                   backend_options={"batch_size": cfg.eval.batch_size, "init_seed": cfg.seed,
-                                    **({"threads": cfg.threads} if cfg.threads else {})},
+    if cfg.eval.backend == "transformers":
+        bopts = {"batch_size": cfg.eval.batch_size, "init_seed": cfg.seed,
+                 **({"threads": cfg.threads} if cfg.threads else {}), **cfg.eval.backend_options}
+    else:
+        bopts = dict(cfg.eval.backend_options)
+    rep = evaluate(entries, [spec], out=d, samples={spec.name: samples}, backend=cfg.eval.backend,
+                   backend_options=bopts,
                    overwrite=True, progress=cfg.progress,
                    title=f"GeoQA pipeline: {spec.name} on {len(samples)} held-out items")
     acc = {}
