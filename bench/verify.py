@@ -89,7 +89,7 @@ def _timed(fn, rows, clear, reps):
 
 def _agreement(rows, res):
     per = defaultdict(lambda: [0, 0])
-    for r, v in zip(rows, res):
+    for r, v in zip(rows, res, strict=False):
         k = _source(r["source"])
         per[k][1] += 1
         per[k][0] += int(v == r["expected"])

@@ -30,7 +30,6 @@ import re
 from ..schema import Sample, Verdict
 from . import latex
 from .math import (
-    _PHRASE,
     _cut_end,
     answers_equal,
     extract_answer,
@@ -87,7 +86,7 @@ def value_to_letter(value: str, choices: list[str], **options) -> str | None:
     o = {"sympy": False, **options}
     hits = []
     v_norm = latex.normalize(value).lower()
-    for letter, c in zip(letters, choices):
+    for letter, c in zip(letters, choices, strict=False):
         text = _clean_choice(c)
         if latex.normalize(text).lower() == v_norm:
             hits.append(letter)
@@ -142,11 +141,13 @@ def extract_choice(text: str | None, choices: list[str] | None, *, think: str = 
     lm = re.search(r"(?:^|[.:]\s+)\**\(?([A-Z])\)?\**\.?$", last_line)
     if lm and lm.group(1) in letters:
         cands.append((len(tail) - len(last_line) + lm.start(1), lm.group(1)))
+    so = re.search(r"\b(?:so|thus|hence|therefore|answer)\W{0,3}\(?([A-Z])\)?\**\.?\s*$", tail, re.I)
+    if so and so.group(1) in letters:
+        cands.append((len(tail) - len(so.group(0)) + so.start(1), so.group(1)))
     short = tail if len(tail) < 60 else ""
-    if short:
-        letter = _letter_at_start(short, letters)
-        if letter:
-            cands.append((0, letter))
+    m = re.match(r"^\W{0,3}\(?([A-Z])\)?(?=$|[.:)：、]|\s*$)", short)
+    if m and m.group(1) in letters:                  # a short answer that starts with the letter: "C. x = 42"
+        cands.append((0, m.group(1)))
     real = [c for c in cands if c[1] != "?"]
     if real:
         pos, letter = max(real, key=lambda c: c[0])
@@ -160,16 +161,15 @@ def extract_choice(text: str | None, choices: list[str] | None, *, think: str = 
 
 def verify_choice(sample: Sample, text: str, finish_reason: str | None = None, **options) -> Verdict:
     """Verify a response to a multiple-choice sample (the reference answer is a letter)."""
+    if not sample.choices:
+        return Verdict("error", -1.0, None, "choice sample without choices")
     gold = str(sample.answer or "").strip().upper()
     letters = _letters(sample.choices)
     if gold not in letters:
-        if sample.choices:
-            mapped = value_to_letter(str(sample.answer), sample.choices)
-            if mapped is None:
-                return Verdict("error", -1.0, None, f"reference {sample.answer!r} is not a choice letter or text")
-            gold = mapped
-        else:
-            return Verdict("error", -1.0, None, "choice sample without choices")
+        mapped = value_to_letter(str(sample.answer), sample.choices)
+        if mapped is None:
+            return Verdict("error", -1.0, None, f"reference {sample.answer!r} is not a choice letter or text")
+        gold = mapped
     letter = extract_choice(text, sample.choices, think=options.get("think", "after"))
     if letter is None:
         return Verdict("no_answer", -1.0, None, "no choice named (or several different ones)")

@@ -169,7 +169,7 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
             kind, rec, n = pending.popleft()
             if kind == "sample":
                 got = [v] + [next(verdicts) for _ in range(n - 1)]
-                for r, vv in zip(rec.responses, got):
+                for r, vv in zip(rec.responses, got, strict=False):
                     vv.apply(r)
                     counts[vv.verdict] += 1
                 line = rec.to_dict()

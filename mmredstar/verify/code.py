@@ -1,7 +1,8 @@
 """Code verification: run the response's program against TACO-style tests in the sandbox.
 
-The program is the last fenced code block of the response (a ``python``-tagged block is preferred;
-a response that is itself valid Python is taken whole). Tests are standard-input tests (``fn_name``
+The program is the last ``python``-tagged fenced code block of the response (else the last untagged
+block; blocks tagged with another language are not Python; a response that is itself valid Python is
+taken whole). Tests are standard-input tests (``fn_name``
 None: each input is the whole stdin, each output the expected stdout) or call-based tests (a
 function ``fn_name``, or a ``class Solution`` method of that name, called with the input's arguments).
 Only an explicit pass of every test counts as correct; a timeout, crash, memory error or wrong
@@ -58,8 +59,11 @@ def extract_code(text: str | None, *, language: str = "python", think: str = "af
         closed = body[m.end() - 3:m.end()] == "```"
         blocks.append((m.group(1).lower(), m.group(2), closed))
     if blocks:
-        tagged = [b for b in blocks if b[0] in ({language} if language != "python" else _PY - {""})]
-        lang, code, closed = (tagged or blocks)[-1]
+        tags = {language} if language != "python" else _PY - {""}
+        pool = [b for b in blocks if b[0] in tags] or [b for b in blocks if b[0] == ""]
+        if not pool:
+            return None
+        lang, code, closed = pool[-1]
         if not closed and language == "python" and not _parses(code):
             return None
         return code if code.strip() else None
@@ -106,7 +110,7 @@ def outputs_match(got: str, expected, float_tol: float = 1e-6) -> bool:
         return True
     if len(gt) != len(et) or not gt:
         return False
-    for a, b in zip(gt, et):
+    for a, b in zip(gt, et, strict=False):
         if a == b:
             continue
         fa, fb = _float(a), _float(b)
@@ -128,11 +132,11 @@ def _eq(a, b, tol) -> bool:
     if isinstance(b, tuple):
         b = list(b)
     if isinstance(a, bool) or isinstance(b, bool):
-        return a == b
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_eq(x, y, tol) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_eq(x, y, tol) for x, y in zip(a, b, strict=False))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_eq(a[k], b[k], tol) for k in a)
     return a == b

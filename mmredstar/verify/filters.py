@@ -44,7 +44,7 @@ def repetition_penalty(text: str, ngram_size: int, max_penalty: float = -1.0) ->
     words = text.lower().split()
     if len(words) < ngram_size or not words:
         return 0.0
-    grams = list(zip(*[words[i:] for i in range(ngram_size)]))
+    grams = list(zip(*[words[i:] for i in range(ngram_size)], strict=False))
     if not grams:
         return 0.0
     return (1 - len(set(grams)) / len(grams)) * max_penalty
@@ -59,9 +59,9 @@ def repeated_tail(text: str, max_unit: int = 400, window: int = 6000) -> tuple[i
     """(unit length, repeats) of the longest-covering block that repeats back-to-back at the very end.
 
     >>> repeated_tail("answer: ha ha ha ha ha ")
-    (3, 5)
+    (3, 4)
     """
-    t = text[-window:].rstrip() + " " if text.strip() else ""
+    t = text[-window:].rstrip()
     best = (0, 0)
     best_cover = 0
     n = len(t)

@@ -865,7 +865,7 @@ def _num_equal(ga, pa, o) -> bool | None:
         only_g, only_p = sorted(syms_g - syms_p), sorted(syms_p - syms_g)
         if len(only_g) != len(only_p):
             return False
-        pa = rename(pa, dict(zip(only_p, only_g)))        # f(y) ~ f(x): variables renamed in order
+        pa = rename(pa, dict(zip(only_p, only_g, strict=False)))        # f(y) ~ f(x): variables renamed in order
         syms_p = symbols_of(pa)
     names = syms_g | syms_p
     eg, ep = exact(ga), exact(pa)
@@ -1057,7 +1057,7 @@ def compare_nodes(g: Node, p: Node, o: dict) -> bool | None:
         if ordered or o["tuple_order"] == "strict" and kg == kp == "list":
             if len(g.items) != len(p.items):
                 return False
-            return _all3(compare_nodes(a, b, o) for a, b in zip(g.items, p.items))
+            return _all3(compare_nodes(a, b, o) for a, b in zip(g.items, p.items, strict=False))
         return _match_sets(list(g.items), list(p.items), o)
     if kg == "interval" and kp == "interval":
         glo, ghi, gl, gr = g.value
@@ -1088,7 +1088,7 @@ def compare_nodes(g: Node, p: Node, o: dict) -> bool | None:
     if kg == "matrix" and kp == "matrix":
         if len(g.items) != len(p.items) or len(g.items[0]) != len(p.items[0]):
             return False
-        return _all3(compare_nodes(a, b, o) for ra, rb in zip(g.items, p.items) for a, b in zip(ra, rb))
+        return _all3(compare_nodes(a, b, o) for ra, rb in zip(g.items, p.items, strict=False) for a, b in zip(ra, rb, strict=False))
     if {kg, kp} <= {"expr", "pct", "list", "set", "tuple", "interval", "union", "text"} and \
             not ({kg, kp} & {"interval", "union"}):
         # a value against a collection of several values

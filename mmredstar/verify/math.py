@@ -244,7 +244,7 @@ def _from_phrase(rest: str) -> str | None:
             return g[1]
         if g:
             return g[1]
-    if _looks_bare(seg, 2):
+    if _looks_bare(seg, 1):
         return seg.rstrip(".")
     nums = list(_NUMBER.finditer(seg))
     if nums:
@@ -252,14 +252,14 @@ def _from_phrase(rest: str) -> str | None:
     return None
 
 
-def _looks_bare(t: str, max_words: int = 1) -> bool:
-    """A short answer written without markup ("x^2 + 1", "10%", "odd", "C. x = 42"): at most
-    ``max_words`` words of three or more letters."""
+def _looks_bare(t: str, max_words: int = 0) -> bool:
+    """A short answer written without markup ("x^2 + 1", "10%", "\\text{odd}", "C. x = 42"): at most
+    ``max_words`` plain words of three or more letters (a response "hmm" or "I refuse" is no answer)."""
     if len(t) > 120 or "\n\n" in t:
         return False
     s = re.sub(r"\\(?:text|textbf|mathrm|mbox|textnormal|begin|end)\{[^{}]*\}", " ", t)
     s = re.sub(r"\\[a-zA-Z]+", " ", s)
-    s = re.sub(r"\b(?:and|or|percent|percentage|pct)\b", " ", s)
+    s = re.sub(r"\b(?:and|or|percent|percentage|pct)\b|(?<=[\d)\]}])(?:or|and)(?=[A-Za-z(\\])", " ", s)
     words = [w for w in re.findall(r"[A-Za-z]{3,}", s)]
     return len(words) <= max_words
 

@@ -100,7 +100,7 @@ def trl_reward_fn(workers: int = 0, name: str = "rule_reward", **options) -> Cal
         prompts = list(prompts or [None] * len(completions))
         finish = columns.get("finish_reason")
         triples = []
-        for i, (p, c) in enumerate(zip(prompts, completions)):
+        for i, (p, c) in enumerate(zip(prompts, completions, strict=False)):
             s = sample_from_columns(p, i, columns)
             fr = finish[i] if isinstance(finish, (list, tuple)) and len(finish) > i else None
             triples.append((s, completion_text(c), fr))

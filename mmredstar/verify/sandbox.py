@@ -6,7 +6,9 @@ puts private tmpfs on /tmp, /var/tmp and /dev/shm, drops to a fresh unprivileged
 ignores RLIMIT_NPROC, so untrusted code never runs as root), sets no_new_privs, and runs each test in
 a forked child under RLIMIT_AS / CPU / FSIZE / NOFILE / NPROC with a per-test wall-clock limit. The
 environment is scrubbed. On timeout the parent kills the sandbox's process group; the runner is
-pid 1 of its pid namespace, so every process the candidate started dies with it.
+pid 1 of its pid namespace, so every process the candidate started dies with it. The sandbox also
+dies with the thread that started it (``setpriv --pdeathsig KILL``), so a verification worker killed
+for overrunning its hard limit takes its sandbox along.
 
 Where namespaces are unavailable (no ``unshare``, or not permitted), ``isolation="rlimits"`` is used
 with a warning: the dropped uid (when running as root), the resource limits and a private working
@@ -98,8 +100,10 @@ def run_program(code: str, inputs: list, *, mode: str = "stdio", fn_name: str | 
             "--memory-mb", str(lim.memory_mb), "--fsize-mb", str(lim.fsize_mb), "--nofile", str(lim.nofile),
             "--nproc", str(lim.nproc), "--tmp-mb", str(lim.tmp_mb)]
     workdir = None
+    # the sandbox dies with the thread that started it, even when that process is SIGKILLed
+    prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
     if iso == "namespaces":
-        cmd = UNSHARE + [sys.executable, "-I", RUNNER] + args
+        cmd = prefix + UNSHARE + [sys.executable, "-I", RUNNER] + args
     else:
         workdir = tempfile.mkdtemp(prefix="mmredstar-sandbox-")
         if os.getuid() == 0:
@@ -107,7 +111,7 @@ def run_program(code: str, inputs: list, *, mode: str = "stdio", fn_name: str | 
         else:
             warnings.warn("code sandbox: not running as root, so untrusted code runs as this user",
                           RuntimeWarning, stacklevel=2)
-        cmd = [sys.executable, "-I", RUNNER, "--no-ns", "--workdir", workdir] + args
+        cmd = prefix + [sys.executable, "-I", RUNNER, "--no-ns", "--workdir", workdir] + args
     job = json.dumps({"code": code, "inputs": list(inputs), "mode": mode, "fn_name": fn_name})
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(CLEAN_ENV), start_new_session=True, close_fds=True,

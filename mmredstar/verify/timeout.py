@@ -11,6 +11,7 @@ cannot hang the caller, whether it runs in the main thread, another thread or a 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import select
 import signal
@@ -57,6 +58,13 @@ def time_limit(seconds: float | None):
 
 # ----------------------------------------------------------------------------------------- hard limit
 _local = threading.local()
+_helpers: list = []          # every helper started, so that none outlives this process
+
+
+@atexit.register
+def _close_helpers() -> None:
+    for h in _helpers:
+        h.kill()
 
 
 def call_with_limit(fn, *args, seconds: float, hard: bool = True, **kwargs):
@@ -76,6 +84,7 @@ def call_with_limit(fn, *args, seconds: float, hard: bool = True, **kwargs):
     helper = getattr(_local, "helper", None)
     if helper is None or not helper.alive:
         helper = _local.helper = Worker()
+        _helpers[:] = [h for h in _helpers if h.alive] + [helper]
     helper.send(path, args, kwargs, seconds)
     r, _, _ = select.select([helper.fileno()], [], [], seconds + 1.0)
     if not r:

@@ -9,7 +9,6 @@ that this pytest process is unharmed, and that the next verification still works
 import http.server
 import os
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -18,44 +17,14 @@ from pathlib import Path
 import pytest
 
 from mmredstar.schema import CodeTests, Sample
-from mmredstar.verify import verify_response
 from mmredstar.verify import sandbox as sb
-from mmredstar.verify.code import run_tests
+from mmredstar.verify import verify_response
 from mmredstar.verify.sandbox import Limits, isolation_mode, run_program
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = Limits(per_test=2.0, total=6.0)
 
 needs_root = pytest.mark.skipif(os.getuid() != 0, reason="dropping to a sandbox uid needs root")
-
-
-def sandbox_processes() -> list[int]:
-    """Live processes owned by a sandbox uid (what an escape would look like)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("Uid:"):
-                        if sb.UID_RANGE[0] <= int(line.split()[1]) < sb.UID_RANGE[1]:
-                            out.append(int(pid))
-                        break
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def assert_contained():
-    for _ in range(50):
-        if not sandbox_processes():
-            break
-        time.sleep(0.1)
-    assert sandbox_processes() == [], "processes of the sandbox survived it"
-    assert subprocess.run(["true"]).returncode == 0          # this process can still fork and run things
-    rep = run_tests("print(int(input()) + 1)", CodeTests(["41"], ["42"]))
-    assert rep.ok, rep.failure                               # and the next verification works
 
 
 def run1(code, inp="", iso=None, limits=FAST):
@@ -74,7 +43,7 @@ def iso(request):
     return request.param
 
 
-def test_normal_program_and_isolation_facts():
+def test_normal_program_and_isolation_facts(contained):
     code = ("import os, socket\n"
             "print(os.getuid(), os.getcwd())\n"
             "print(sorted(os.environ))\n")
@@ -83,11 +52,11 @@ def test_normal_program_and_isolation_facts():
     uid = int(rec["out"].split()[0])
     assert uid != 0 and sb.UID_RANGE[0] <= uid < sb.UID_RANGE[1]
     assert "PATH" in rec["out"] and "HOME" in rec["out"]
-    assert_contained()
+    contained()
 
 
 @needs_root
-def test_fork_bomb(iso):
+def test_fork_bomb(iso, contained):
     code = ("import os\n"
             "while True:\n"
             "    try:\n"
@@ -98,24 +67,24 @@ def test_fork_bomb(iso):
     rec = run1(code, iso=iso)[0]
     assert rec["status"] in ("timeout", "killed", "error")
     assert time.monotonic() - t0 < 30
-    assert_contained()
+    contained()
 
 
-def test_infinite_loop(iso):
+def test_infinite_loop(iso, contained):
     rec = run1("while True:\n    pass\n", iso=iso, limits=Limits(per_test=1.0, total=3.0))[0]
     assert rec["status"] == "timeout" and 0.9 <= rec["time"] < 3
-    assert_contained()
+    contained()
 
 
-def test_memory_hog(iso):
+def test_memory_hog(iso, contained):
     rec = run1("x = bytearray(8 * 1024 ** 3)\nprint('allocated')\n", iso=iso)[0]
     assert rec["status"] in ("memory", "error", "killed") and "allocated" not in rec["out"]
     rec = run1("l = []\nwhile True:\n    l.append(' ' * 10 ** 7)\n", iso=iso)[0]
     assert rec["status"] in ("memory", "error", "killed", "timeout")
-    assert_contained()
+    contained()
 
 
-def test_disk_filler(iso):
+def test_disk_filler(iso, contained):
     code = ("import os\n"
             "n = 0\n"
             "with open('big.bin', 'wb') as f:\n"
@@ -125,11 +94,11 @@ def test_disk_filler(iso):
     rec = run1(code, iso=iso)[0]
     assert rec["status"] in ("error", "killed") and "wrote" not in rec["out"]
     assert "File too large" in rec["err"] or rec["status"] == "killed"
-    assert_contained()
+    contained()
 
 
 @needs_root
-def test_writes_outside_its_directory(iso, tmp_path):
+def test_writes_outside_its_directory(iso, tmp_path, contained):
     token = uuid.uuid4().hex
     targets = [REPO / f"pwned-{token}.txt", Path("/tmp") / f"pwned-{token}.txt", tmp_path / "pwned.txt",
                Path("/root") / f"pwned-{token}.txt"]
@@ -143,10 +112,10 @@ def test_writes_outside_its_directory(iso, tmp_path):
         assert not t.exists(), f"the sandbox wrote {t}"
     if iso == "namespaces":
         assert "WROTE" not in rec["out"] or all("/tmp" in ln for ln in rec["out"].splitlines() if "WROTE" in ln)
-    assert_contained()
+    contained()
 
 
-def test_reading_the_parents_environment(iso, monkeypatch):
+def test_reading_the_parents_environment(iso, monkeypatch, contained):
     secret = "s3cr3t-" + uuid.uuid4().hex
     monkeypatch.setenv("MMREDSTAR_TEST_SECRET", secret)
     code = ("import os\n"
@@ -164,7 +133,7 @@ def test_reading_the_parents_environment(iso, monkeypatch):
     rec = run1(code, str(os.getpid()), iso=iso)[0]
     assert rec["status"] == "ok", rec
     assert secret not in rec["out"] and secret not in rec["err"]
-    assert_contained()
+    contained()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -191,7 +160,7 @@ def local_server():
     srv.server_close()
 
 
-def test_opening_a_socket_to_a_local_server(local_server):
+def test_opening_a_socket_to_a_local_server(local_server, contained):
     if isolation_mode() != "namespaces":
         pytest.skip("network isolation needs namespaces (the fallback has none, as documented)")
     port = local_server
@@ -217,10 +186,10 @@ def test_opening_a_socket_to_a_local_server(local_server):
     assert "reached" not in rec["out"] and "OUTSIDE" not in rec["out"]
     assert rec["out"].count("blocked") == 3
     assert _Handler.hits == ["/from-test"]
-    assert_contained()
+    contained()
 
 
-def test_signalling_the_parent(iso):
+def test_signalling_the_parent(iso, contained):
     me = os.getpid()
     code = ("import os, signal\n"
             "me = int(input())\n"
@@ -235,17 +204,17 @@ def test_signalling_the_parent(iso):
     recs = list(run_program(code, [str(me), str(me)], limits=FAST, isolation=iso))
     assert os.getpid() == me                       # still here
     assert len(recs) >= 1
-    assert_contained()
+    contained()
 
 
-def test_hostile_response_through_verify_response():
+def test_hostile_response_through_verify_response(contained):
     s = Sample.text("sum", None, "code", tests=CodeTests(["1 2"], ["3"]))
     bomb = "```python\nimport os\nwhile True:\n    os.fork()\n```"
     v = verify_response(s, bomb, per_test=1.0, total=3.0)
     assert v.verdict == "wrong" and v.reward == 0.0 and v.reason
     good = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
     assert verify_response(s, good).verdict == "correct"
-    assert_contained()
+    contained()
 
 
 def test_fallback_is_announced(monkeypatch):

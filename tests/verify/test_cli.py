@@ -1,0 +1,99 @@
+"""``mmredstar verify``: flat lines, sample records, bad lines, resume after a crash, the summary.
+
+    .venv/bin/python -m pytest -q tests/verify/test_cli.py
+"""
+
+import json
+
+from click.testing import CliRunner
+
+from mmredstar.cli import cli
+from mmredstar.schema import Message, Response, Sample
+from mmredstar.verify.cli import run_verify
+
+
+def _write(path, lines):
+    path.write_text("".join((ln if isinstance(ln, str) else json.dumps(ln)) + "\n" for ln in lines))
+
+
+def _read(path):
+    return [json.loads(ln) for ln in path.read_text().splitlines()]
+
+
+def test_flat_lines_and_bad_lines(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write(inp, [
+        {"id": "a", "response": "so \\boxed{4}", "answer": "4", "answer_type": "math"},
+        {"id": "b", "response": "The answer is (B).", "answer": "B", "answer_type": "choice", "choices": ["1", "2"]},
+        {"id": "c", "response": "```python\nprint(int(input()) + 1)\n```", "answer_type": "code",
+         "tests": {"inputs": ["1"], "outputs": ["2"]}},
+        "{not json",
+        {"id": "e", "response": "4", "answer_type": "poem", "answer": "4"},
+        {"id": "f", "response": 7, "answer_type": "math", "answer": "7"},
+        {"id": "g", "response": "x", "answer_type": "math"},
+        {"id": "h", "response": "I give up", "answer": "3", "answer_type": "math"},
+        "",
+        [1, 2],
+    ])
+    res = CliRunner().invoke(cli, ["verify", str(inp), "--out", str(out), "-q", "--summary", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    rows = _read(out)
+    assert len(rows) == 9                                          # every non-blank line, in order
+    assert [r.get("id") for r in rows[:3]] == ["a", "b", "c"]
+    assert [r["verdict"] for r in rows] == ["correct", "correct", "correct", "error", "error", "error", "error",
+                                           "no_answer", "error"]
+    assert rows[0]["reward"] == 1.0 and rows[0]["extracted"] == "4" and rows[0]["reason"]
+    assert "malformed JSON" in rows[3]["reason"] and ":4" in rows[3]["reason"]
+    assert "answer_type" in rows[4]["reason"] and "in.jsonl:5" in rows[4]["reason"]
+    assert "field 'response'" in rows[5]["reason"] and "field 'answer'" in rows[6]["reason"]
+    assert rows[7]["reward"] == -1.0
+    assert "correct" in res.output and "error" in res.output
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["counts"] == {"correct": 3, "error": 5, "no_answer": 1} and summary["total"] == 9
+
+
+def test_sample_records_are_verified_in_place(tmp_path):
+    s = Sample(prompt=[Message.make("user", "2+2?")], answer="4", answer_type="math",
+               responses=[Response("\\boxed{4}"), Response("\\boxed{5}", finish_reason="stop"), Response("hmm")])
+    empty = Sample.text("3+3?", "6")
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write(inp, [s.to_dict(), empty.to_dict(), {**s.to_dict(), "answer_type": "math", "prompt": 5}])
+    run_verify(str(inp), str(out), progress=False)
+    rows = _read(out)
+    assert [r["verdict"] for r in rows[0]["responses"]] == ["correct", "wrong", "no_answer"]
+    assert [r["reward"] for r in rows[0]["responses"]] == [1.0, 0.0, -1.0]
+    assert Sample.from_dict(rows[0]).responses[0].extracted == "4"
+    assert rows[1]["id"] == empty.id and rows[1]["responses"] == []
+    assert rows[2]["verdict"] == "error" and "prompt" in rows[2]["reason"]
+
+
+def test_resume_does_not_redo_finished_lines(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    log = tmp_path / "calls.log"
+    lines = [{"id": i, "response": f"\\boxed{{{i}}}", "answer": str(i), "answer_type": "math",
+              "meta": {"verifier": "verify.helpers:logged_verify", "log": str(log)}} for i in range(6)]
+    _write(inp, lines)
+    # a crashed run left three finished lines and a torn fourth one
+    done = [dict(ln, verdict="correct", reward=1.0, extracted=str(ln["id"]), reason="earlier run") for ln in lines[:3]]
+    (tmp_path / "out.jsonl.partial").write_text("".join(json.dumps(d) + "\n" for d in done) + '{"id": 3, "verd')
+    run_verify(str(inp), str(out), progress=False)
+    rows = _read(out)
+    assert [r["id"] for r in rows] == list(range(6))
+    assert [r["reason"] for r in rows[:3]] == ["earlier run"] * 3
+    assert log.read_text().split() == ["3", "4", "5"]              # only the unfinished lines were verified
+    assert not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_modes_and_options(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    _write(inp, [{"response": "4, 10, -2", "answer": "10, 4, -2", "answer_type": "math"}])
+    r = CliRunner()
+    assert r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "a.jsonl"), "-q"]).exit_code == 0
+    assert _read(tmp_path / "a.jsonl")[0]["verdict"] == "correct"
+    assert r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "b.jsonl"), "-q", "--mode", "strict"]).exit_code == 0
+    assert _read(tmp_path / "b.jsonl")[0]["verdict"] == "wrong"
+    res = r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "c.jsonl"), "-q", "--opt", "tuple_order=strict"])
+    assert res.exit_code == 0 and _read(tmp_path / "c.jsonl")[0]["verdict"] == "wrong"
+    assert r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "d.jsonl"), "--opt", "nokey"]).exit_code != 0
+    res = r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "e.jsonl"), "-q", "--workers", "2"])
+    assert res.exit_code == 0 and _read(tmp_path / "e.jsonl")[0]["verdict"] == "correct"
