@@ -1,0 +1,829 @@
+"""Data-composition studies as a grid: the paper's data-scale (Table 1) and difficulty (Table 2) experiments.
+
+    mmredstar study plan configs/study/redstar_table1_table2.yaml    # the cells and the exact cluster commands
+    mmredstar study run configs/study/tiny.yaml                      # every stage on CPU (a couple of minutes)
+    mmredstar study run CONFIG.yaml --only scale                     # one grid; finished cells are skipped
+    mmredstar study report CONFIG.yaml                               # rebuild the table from finished evals
+
+Python::
+
+    from mmredstar.study import run, load_config, expand
+    report = run("configs/study/tiny.yaml", ["out=runs/s"])          # -> the study.json content
+
+One config names a base model, a training recipe, the data pool (a curated SFT set, or built-in data) and
+the grids. ``expand`` turns it into cells: ``scale`` (one per size of the nested ladder, e.g. 4k, 8k, 16k,
+32k, all) and ``difficulty`` (one per band, e.g. levels 3 / 4-6 / 7-9, optionally cut to one size). Each
+cell is an ordinary training run (``mmredstar.training.run(recipe, overrides)`` with ``data.train`` = the
+cell's subset and its own ``output_dir``) and is evaluated with the evaluation runner on the config's
+benchmarks. ``run`` goes through the stages, each resumable:
+
+1. pool: ``pool.path`` (files, globs or a named set of ``train/_sets.yaml``), or built-in data
+   (``pool.builtin``: generated arithmetic problems by level -> curation with the scripted teacher ->
+   ``sft.jsonl``, optionally with a trained difficulty scorer as the curation difficulty source);
+   ``pool.rescore`` re-scores the pool's difficulty with a trained scorer first.
+2. subsets (``mmredstar.data.subset``): ``OUT/subsets/scale/<size>.jsonl`` and
+   ``OUT/subsets/difficulty/<band>[_<size>].jsonl``, each with its manifest.
+3. train: ``OUT/cells/<grid>/<cell>/`` (a cell whose ``cell.json`` matches its recipe, overrides and subset
+   hash is skipped; a killed cell resumes from its last checkpoint).
+4. eval: ``OUT/eval/<grid>-<cell>/<bench>/`` (+ ``base``, the untrained model), resumable per item.
+5. the table: ``OUT/study.json``, ``OUT/study.md`` (rows = cells, columns = benchmarks + AVG, pass@1 %)
+   and ``OUT/study.png`` (accuracy vs data scale; accuracy per difficulty band).
+
+On a cluster, ``plan`` prints the same steps as commands: the subset builds, one
+``accelerate launch ... -m mmredstar.training RECIPE data.train=[...] output_dir=...`` per cell, the eval
+runs, then ``mmredstar study report`` for the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import yaml
+
+STUDY_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------- config
+@dataclass
+class BuiltinPool:
+    """Built-in data: generated arithmetic problems (level = number of operations) curated with the scripted teacher."""
+
+    problems: int = 400
+    """Generated problems (levels in turn; ``mmredstar.difficulty.fixture``)."""
+    seed: int = 0
+    """Generator seed."""
+    levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    """Levels (MATH-style; difficulty 2L-1 on the 1-10 scale)."""
+    curate: dict = field(default_factory=dict)
+    """Curation config keys (``mmredstar curate --keys``) over the defaults: scripted teacher writing from each
+    problem's reference working, error rate rising with difficulty, 2-4 samples per prompt by difficulty."""
+    scorer: str | None = None
+    """A difficulty-scorer training config (``configs/difficulty/tiny.yaml``): it is trained first (into
+    ``OUT/pool/scorer``) and used as curation's difficulty source (``trained``), so the bands come from it."""
+
+
+@dataclass
+class PoolConfig:
+    """The data the subsets are drawn from."""
+
+    path: str | list[str] | None = None
+    """The curated SFT pool: sample files, globs, or a named set of ``train/_sets.yaml`` (e.g. ``redstar_math_1000k``)."""
+    root: str | None = None
+    """Directory named sets are resolved against (default ``$MMREDSTAR_DATA`` or ``./data``)."""
+    builtin: BuiltinPool | None = None
+    """Built-in data instead of ``path`` (CPU runs and tests)."""
+    rescore: str | None = None
+    """A trained difficulty scorer directory: re-score the pool (``mmredstar difficulty score``) before banding."""
+
+
+@dataclass
+class ScaleGrid:
+    """Table 1: the same recipe on nested subsets of growing size."""
+
+    enabled: bool = True
+    """Run this grid."""
+    sizes: list = field(default_factory=lambda: [4000, 8000, 16000, 32000, "all"])
+    """The ladder: numbers (``4000``, ``"4k"``) and ``all``."""
+
+
+@dataclass
+class DifficultyGrid:
+    """Table 2: the same recipe on subsets of different difficulty."""
+
+    enabled: bool = True
+    """Run this grid."""
+    bands: dict = field(default_factory=lambda: {"L3": "3", "L4-6": "4-6", "L7-9": "7-9"})
+    """Cell name -> inclusive difficulty bands (``Sample.difficulty`` rounded half up)."""
+    size: int | str | None = None
+    """Cut every band to this many records (equal-size comparison); ``None``: every record of the band."""
+
+
+@dataclass
+class EvalConfig:
+    """The benchmarks every cell is evaluated on (``mmredstar.evaluation``)."""
+
+    benches: list = field(default_factory=list)
+    """Benchmark specs: names under ``eval/`` (``math_hard``, ``aime24``...) or paths, or inline
+    ``{name: X, spec: {...BenchSpec keys...}}``."""
+    data: dict = field(default_factory=dict)
+    """``{bench: path}``: where a benchmark's data is (overrides the spec's default)."""
+    builtin_test: dict | None = None
+    """Built-in held-out problems for the built-in pool: ``{problems: 40, seed: 1, levels: [1, 2], max_new_tokens: 64}``
+    adds the benchmark ``arith_heldout`` (problems that are not in the pool)."""
+    backend: str = "transformers"
+    """Generation backend (``transformers``, ``vllm``, ``openai``)."""
+    backend_options: dict = field(default_factory=dict)
+    """Backend options (e.g. ``{batch_size: 32}``, ``{tensor_parallel_size: 4}``)."""
+    n: int | None = None
+    """Samples per prompt (``None``: each spec's)."""
+    limit: int | None = None
+    """Evaluate the first N items of each benchmark."""
+    spec_overrides: dict = field(default_factory=dict)
+    """Any spec key for every benchmark (e.g. ``{max_new_tokens: 64}``)."""
+    include_base: bool = True
+    """Also evaluate the untrained base model (row ``base``)."""
+    chunk_size: int = 64
+    """Items per resumable chunk."""
+
+
+@dataclass
+class StudyConfig:
+    """One study: a base model, a recipe, a data pool, the grids and the benchmarks."""
+
+    description: str = ""
+    """What the study reproduces."""
+    model: str | None = None
+    """The base model (a preset or a path); ``None``: the recipe's. Every cell starts from it."""
+    recipe: str = "qwen2_5/7B_sft_4k"
+    """The training recipe every cell runs (``train/``), with ``data.train`` and ``output_dir`` set per cell."""
+    overrides: dict = field(default_factory=dict)
+    """Dotted recipe overrides for every cell (``{train.epochs: 3, train.num_threads: 1}``)."""
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    """The data the subsets are drawn from."""
+    seed: int = 0
+    """Seed of the subsets (same seed, same ids; smaller sets inside larger ones)."""
+    scale: ScaleGrid = field(default_factory=ScaleGrid)
+    """Table 1 (data scale)."""
+    difficulty: DifficultyGrid = field(default_factory=DifficultyGrid)
+    """Table 2 (difficulty)."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """The evaluation runs."""
+    out: str = "runs/study"
+    """Output directory (pool, subsets, cells, eval, study.{json,md,png})."""
+    launch: str = "accelerate launch --num_processes 8 -m mmredstar.training"
+    """The training launcher ``plan`` prints for each cell (any launcher that runs ``mmredstar.training``)."""
+    threads: int | None = None
+    """torch CPU threads in this process (tiny runs: 1)."""
+    progress: bool = True
+    """Progress bars."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> StudyConfig:
+    """A checked ``StudyConfig`` from a YAML path (or a name under ``configs/``, e.g. ``study/tiny``) or a dict."""
+    from mmredstar.curate.config import ConfigError, _key_lines, _where, apply_overrides, build_dataclass
+
+    lines: dict = {}
+    file = "<config>"
+    if isinstance(path_or_dict, StudyConfig):
+        data = path_or_dict.to_dict()
+    elif isinstance(path_or_dict, dict):
+        data = path_or_dict
+    else:
+        from mmredstar.assets import AssetError, resolve
+
+        path = os.fspath(path_or_dict)
+        if not os.path.exists(path):
+            try:
+                path = os.fspath(resolve("configs", path))
+            except AssetError as e:
+                raise ConfigError(f"{path_or_dict}: config not found ({e})") from None
+        file = path
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text) or {}
+            lines = _key_lines(yaml.compose(text)) if data else {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise ConfigError(f"{path}{':' + str(mark.line + 1) if mark else ''}: invalid YAML: "
+                              f"{getattr(e, 'problem', e)}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    if overrides:
+        data = apply_overrides(data, overrides)
+    cfg = build_dataclass(StudyConfig, data, file=file, lines=lines)
+
+    def where(key):
+        return _where(file, lines, key)
+
+    _check(cfg, where)
+    return cfg
+
+
+def _check(cfg: StudyConfig, where) -> None:
+    from mmredstar.curate.config import ConfigError
+    from mmredstar.data.subset import parse_bands, parse_size, parse_sizes
+
+    if (cfg.pool.path is None) == (cfg.pool.builtin is None):
+        raise ConfigError(f"{where('pool')}: key 'pool': give exactly one of 'path' (the curated SFT pool) or 'builtin'")
+    if not (cfg.scale.enabled or cfg.difficulty.enabled):
+        raise ConfigError(f"{where('scale')}: both grids are disabled; enable scale or difficulty")
+    try:
+        if cfg.scale.enabled:
+            parse_sizes(cfg.scale.sizes)
+    except ValueError as e:
+        raise ConfigError(f"{where('scale.sizes')}: key 'scale.sizes': {e}") from None
+    try:
+        if cfg.difficulty.enabled:
+            parse_bands(cfg.difficulty.bands)
+            if cfg.difficulty.size is not None:
+                parse_size(cfg.difficulty.size)
+    except ValueError as e:
+        raise ConfigError(f"{where('difficulty')}: key 'difficulty': {e}") from None
+    try:
+        from mmredstar.assets import resolve
+
+        resolve("train", cfg.recipe)
+    except Exception as e:  # noqa: BLE001
+        raise ConfigError(f"{where('recipe')}: key 'recipe': {e}") from None
+    if not cfg.eval.benches and cfg.eval.builtin_test is None:
+        raise ConfigError(f"{where('eval')}: key 'eval.benches': name at least one benchmark (or eval.builtin_test)")
+    for i, b in enumerate(cfg.eval.benches):
+        if isinstance(b, dict) and (set(b) - {"name", "spec"} or "name" not in b or not isinstance(b.get("spec"), dict)):
+            raise ConfigError(f"{where(f'eval.benches[{i}]')}: key 'eval.benches[{i}]': write a spec name, or "
+                              "{name: X, spec: {card: ..., data: ..., prompt: ...}}")
+        elif not isinstance(b, (str, dict)):
+            raise ConfigError(f"{where(f'eval.benches[{i}]')}: key 'eval.benches[{i}]': a spec name or a mapping")
+
+
+# ----------------------------------------------------------------------------------------- cells
+@dataclass
+class Cell:
+    """One training run of the grid."""
+
+    grid: str
+    """``scale`` or ``difficulty``."""
+    name: str
+    """The cell's name in its grid (``4k``, ``all``, ``L7-9``)."""
+    subset: str
+    """The subset file it trains on."""
+    output_dir: str
+    """Where the run writes."""
+    overrides: dict
+    """Recipe overrides (the config's, then ``data.train``, ``output_dir``, ``model.name``)."""
+    size: int | None = None
+    """Requested records (scale cells; ``None`` = all)."""
+
+    @property
+    def label(self) -> str:
+        """The row / eval label: ``<grid>-<name>``."""
+        return f"{self.grid}-{self.name}"
+
+
+def _subset_dirs(cfg: StudyConfig) -> tuple[Path, Path]:
+    return Path(cfg.out) / "subsets" / "scale", Path(cfg.out) / "subsets" / "difficulty"
+
+
+def expand(cfg: StudyConfig) -> list[Cell]:
+    """The cells of the study, in table order (scale ladder, then difficulty bands)."""
+    from mmredstar.data.subset import parse_bands, parse_size, parse_sizes, size_label
+
+    sdir, ddir = _subset_dirs(cfg)
+    cells = []
+
+    def cell(grid, name, subset, size=None):
+        out = str(Path(cfg.out) / "cells" / grid / name)
+        ov = dict(cfg.overrides)
+        ov["data.train"] = [str(subset)]
+        ov["output_dir"] = out
+        if cfg.model:
+            ov["model.name"] = cfg.model
+        return Cell(grid, name, str(subset), out, ov, size)
+
+    if cfg.scale.enabled:
+        for s in parse_sizes(cfg.scale.sizes):
+            lab = size_label(s)
+            cells.append(cell("scale", lab, sdir / f"{lab}.jsonl", s))
+    if cfg.difficulty.enabled:
+        size = parse_size(cfg.difficulty.size) if cfg.difficulty.size is not None else None
+        for b in parse_bands(cfg.difficulty.bands):
+            name = b.name if size is None else f"{b.name}_{size_label(size)}"
+            cells.append(cell("difficulty", b.name, ddir / f"{name}.jsonl", size))
+    return cells
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _log(msg: str) -> None:
+    print(f"[study] {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------- stage 1: pool
+def _curate_config(cfg: StudyConfig, problems: str, out: Path, scorer_dir: str | None) -> dict:
+    b = cfg.pool.builtin
+    conf = {
+        "out": str(out), "inputs": [{"path": problems}],
+        "difficulty": {"source": "labels"},
+        "schedule": {"1-4": 2, "5-7": 3, "8-10": 4},
+        "default_n": 2,
+        "teacher": {"kind": "scripted", "error_rate": {"1-4": 0.1, "5-7": 0.25, "8-10": 0.4}, "no_answer_rate": 0.05,
+                    "think": True},
+        "sampling": {"temperature": 0.7, "top_p": 0.95, "max_tokens": 512, "seed": b.seed},
+        "select": {"sft": {"dedupe": True}, "dpo": {"enabled": False}, "rl": {"enabled": False}},
+        "report": {"plots": False}, "unit_size": 64, "progress": cfg.progress,
+    }
+    conf = _merge(conf, b.curate)
+    if scorer_dir is not None:
+        conf["difficulty"] = {**conf["difficulty"], "source": "trained", "params": {"model": scorer_dir}}
+    return conf
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` (nested mappings merged key by key; other values replaced).
+
+    >>> _merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}, "c": 4})
+    {'a': {'x': 1, 'y': 3}, 'b': 1, 'c': 4}
+    """
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def prepare_pool(cfg: StudyConfig) -> list[str]:
+    """The pool's files (building the built-in pool, re-scoring it, when the config says so)."""
+    pool_dir = Path(cfg.out) / "pool"
+    if cfg.pool.builtin is not None:
+        from mmredstar.curate import run as curate_run
+        from mmredstar.difficulty.fixture import arithmetic_problems
+        from mmredstar.io import write_samples
+
+        b = cfg.pool.builtin
+        pool_dir.mkdir(parents=True, exist_ok=True)
+        problems = pool_dir / "problems.jsonl"
+        ss = arithmetic_problems(b.problems, b.seed, levels=tuple(b.levels))
+        write_samples(problems, ss)    # deterministic bytes: curation's cache keys stay valid
+        scorer_dir = None
+        if b.scorer:
+            from mmredstar.difficulty.train import train as train_scorer
+
+            scorer_dir = str(pool_dir / "scorer")
+            _log(f"pool: training the difficulty scorer {b.scorer} -> {scorer_dir}")
+            train_scorer(b.scorer, {"out": scorer_dir, "progress": cfg.progress})
+        _log(f"pool: curating {len(ss)} generated problems with the scripted teacher -> {pool_dir / 'curate'}")
+        res = curate_run(_curate_config(cfg, str(problems), pool_dir / "curate", scorer_dir))
+        files = [str(Path(res.out) / "sft.jsonl")]
+    else:
+        from mmredstar.training.data import resolve_data
+
+        specs = cfg.pool.path if isinstance(cfg.pool.path, list) else [cfg.pool.path]
+        files = [f.path for f in resolve_data(specs, root=cfg.pool.root, work_dir=str(pool_dir))]
+    if cfg.pool.rescore:
+        from mmredstar.difficulty.score import score_file
+
+        out = pool_dir / "rescored.jsonl"
+        _log(f"pool: re-scoring difficulty with {cfg.pool.rescore} -> {out}")
+        score_file(cfg.pool.rescore, files, out, progress=cfg.progress, num_threads=cfg.threads)
+        files = [str(out)]
+    return files
+
+
+def builtin_test_set(cfg: StudyConfig, pool_files: list[str]) -> tuple[dict, str] | None:
+    """The built-in held-out benchmark: (inline spec, data file) with problems absent from the pool."""
+    bt = cfg.eval.builtin_test
+    if bt is None:
+        return None
+    from mmredstar.difficulty.fixture import arithmetic_problems
+    from mmredstar.io import read_samples, write_samples
+
+    allowed = {"problems", "seed", "levels", "max_new_tokens"}
+    if set(bt) - allowed:
+        raise ValueError(f"eval.builtin_test: unknown keys {sorted(set(bt) - allowed)}; allowed: {sorted(allowed)}")
+    seen = {" ".join(s.question.split()) for s in read_samples(pool_files)}
+    n = int(bt.get("problems", 40))
+    cand = arithmetic_problems(4 * n + 50, int(bt.get("seed", 1)), levels=tuple(bt.get("levels", [1, 2])), split="test")
+    test = [s for s in cand if " ".join(s.question.split()) not in seen][:n]
+    path = Path(cfg.out) / "pool" / "test.jsonl"
+    write_samples(path, test)
+    spec = {"description": "held-out generated arithmetic (not in the pool), boxed answers, pass@1",
+            "card": {"name": "arith_levels", "answer_type": "math", "columns": {"question": "question", "answer": "answer"}},
+            "prompt": "{question}", "max_new_tokens": int(bt.get("max_new_tokens", 64)), "temperature": 0.0,
+            "metrics": ["pass@1"]}
+    return spec, str(path)
+
+
+# ----------------------------------------------------------------------------------------- stage 2: subsets
+def build_grid_subsets(cfg: StudyConfig, pool_files: list[str]) -> dict[str, list[dict]]:
+    """The scale ladder and the difficulty bands (``mmredstar.data.subset``); returns their manifests."""
+    from mmredstar.data.subset import build_subsets
+
+    sdir, ddir = _subset_dirs(cfg)
+    out = {}
+    if cfg.scale.enabled:
+        out["scale"] = build_subsets(pool_files, sdir, sizes=cfg.scale.sizes, seed=cfg.seed, progress=cfg.progress)
+    if cfg.difficulty.enabled:
+        sizes = [cfg.difficulty.size] if cfg.difficulty.size is not None else None
+        out["difficulty"] = build_subsets(pool_files, ddir, bands=cfg.difficulty.bands, sizes=sizes, seed=cfg.seed,
+                                          progress=cfg.progress)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- stage 3: train
+def cell_fingerprint(cfg: StudyConfig, cell: Cell) -> dict:
+    """What decides a cell's trained model: the recipe, the overrides, the subset's bytes."""
+    from mmredstar.data.subset import sha256_file
+
+    return {"version": STUDY_VERSION, "recipe": cfg.recipe, "overrides": cell.overrides,
+            "subset_sha256": sha256_file(cell.subset)}
+
+
+def cell_done(cfg: StudyConfig, cell: Cell) -> bool:
+    """Whether a cell's model is trained from exactly its recipe, overrides and subset."""
+    p = Path(cell.output_dir) / "cell.json"
+    if not p.exists() or not (Path(cell.output_dir) / "metrics.json").exists():
+        return False
+    try:
+        return json.loads(p.read_text(encoding="utf-8")).get("fingerprint") == _digest(cell_fingerprint(cfg, cell))
+    except ValueError:
+        return False
+
+
+def train_cell(cfg: StudyConfig, cell: Cell) -> dict:
+    """Train one cell (an ordinary ``mmredstar.training.run``); writes ``cell.json``; returns its metrics."""
+    from mmredstar.io import write_json
+    from mmredstar.training import run as train_run
+    from mmredstar.training.runner import last_checkpoint, read_metrics
+
+    fp = cell_fingerprint(cfg, cell)
+    ov = dict(cell.overrides)
+    if last_checkpoint(cell.output_dir):
+        ov["train.resume"] = True   # a killed cell continues from its last complete checkpoint
+    t0 = time.time()
+    train_run(cfg.recipe, ov)
+    m = read_metrics(cell.output_dir)
+    write_json(Path(cell.output_dir) / "cell.json", {"fingerprint": _digest(fp), **fp, "grid": cell.grid,
+                                                     "name": cell.name, "seconds": round(time.time() - t0, 2)})
+    return m
+
+
+# ----------------------------------------------------------------------------------------- stage 4: eval
+def bench_specs(cfg: StudyConfig, pool_files: list[str] | None):
+    """(spec, data path or None) for every benchmark of the study."""
+    from mmredstar.evaluation.spec import load_spec, spec_from_dict
+
+    ov = dict(cfg.eval.spec_overrides)
+    if cfg.eval.n is not None:
+        ov["n"] = cfg.eval.n
+    out = []
+    for b in cfg.eval.benches:
+        if isinstance(b, dict):
+            spec = spec_from_dict({**b["spec"], **ov}, name=str(b["name"]))
+        else:
+            spec = load_spec(b, ov or None)
+        out.append((spec, cfg.eval.data.get(spec.name)))
+    if cfg.eval.builtin_test is not None:
+        got = builtin_test_set(cfg, pool_files or [])
+        spec_d, path = got
+        out.append((spec_from_dict({**spec_d, **ov}, name="arith_heldout"), path))
+    return out
+
+
+def eval_entries(cfg: StudyConfig, cells: list[Cell]) -> list[tuple[str, str]]:
+    """(label, model) rows to evaluate: ``base`` (when asked) then every cell."""
+    rows = []
+    if cfg.eval.include_base:
+        from mmredstar.training.config import load_recipe
+
+        rows.append(("base", cfg.model or load_recipe(cfg.recipe).model.name))
+    rows += [(c.label, c.output_dir) for c in cells]
+    return rows
+
+
+def run_eval(cfg: StudyConfig, cells: list[Cell], pool_files: list[str], retrained: set[str]) -> list[dict]:
+    """Evaluate every row on every benchmark (resumable per item); returns the result dicts."""
+    from mmredstar.curate.teachers import build_teacher
+    from mmredstar.evaluation.runner import ModelEntry, backend_spec, evaluate_samples
+    from mmredstar.evaluation.spec import load_bench_samples
+
+    specs = bench_specs(cfg, pool_files)
+    samples = {s.name: load_bench_samples(s, d, limit=cfg.eval.limit) for s, d in specs}
+    out = Path(cfg.out) / "eval"
+    results = []
+    for label, model in eval_entries(cfg, cells):
+        bspec = backend_spec(cfg.eval.backend, model, cfg.eval.backend_options)
+        teacher = None
+        try:
+            for spec, d in specs:
+                teacher = teacher or build_teacher(bspec)
+                results.append(evaluate_samples(ModelEntry(model=model, label=label), spec, samples[spec.name],
+                                                out / label / spec.name, teacher=teacher, backend=bspec,
+                                                chunk_size=cfg.eval.chunk_size, overwrite=label in retrained,
+                                                progress=cfg.progress, data=spec.data_path(d)))
+        finally:
+            if teacher is not None:
+                teacher.close()
+    return results
+
+
+# ----------------------------------------------------------------------------------------- stage 5: table
+def build_report(cfg: StudyConfig, cells: list[Cell], results: list[dict], manifests: dict | None = None) -> dict:
+    """``study.json``: rows (cells) x benchmarks + AVG (pass@1, %), with each cell's data and training facts."""
+    from mmredstar.evaluation.report import build_table
+
+    benches, _, table = build_table(results)
+    # share of responses with a final answer in the required format (1 - the no_answer share), in %
+    answered = {(r["label"], r["bench"]): round(100.0 * (1.0 - (r.get("verdicts") or {}).get("no_answer", 0.0)), 2)
+                for r in results if r.get("verdicts")}
+    by_cell = {c.label: c for c in cells}
+    rows = []
+    labels = (["base"] if any(r["label"] == "base" for r in results) else []) + [c.label for c in cells]
+    for lab in labels:
+        c = by_cell.get(lab)
+        row = {"label": lab, "grid": c.grid if c else "base", "cell": c.name if c else "base",
+               "scores": table.get(lab, {b: None for b in benches + ["AVG"]}),
+               "answered": {b: answered.get((lab, b)) for b in benches}}
+        if c is not None:
+            man_p = Path(c.subset).with_suffix(".manifest.json")
+            if man_p.exists():
+                man = json.loads(man_p.read_text(encoding="utf-8"))
+                row.update(records=man["records"], prompts=man["prompts"], bands=man["counts"]["band"],
+                           subset_ids_sha256=man["ids_sha256"])
+            mp = Path(c.output_dir) / "metrics.json"
+            if mp.exists():
+                m = json.loads(mp.read_text(encoding="utf-8"))
+                row.update(steps=m.get("steps"), first_loss=m.get("first_loss"), last_loss=m.get("last_loss"),
+                           train_runtime_s=m.get("runtime_s"))
+        rows.append(row)
+    n_items = {r["bench"]: r.get("n_items") for r in results}
+    return {"title": cfg.description or "Data-composition study", "recipe": cfg.recipe,
+            "model": cfg.model, "seed": cfg.seed, "benchmarks": benches, "metric": "pass@1 (%)",
+            "n_items": n_items, "rows": rows, "results": results}
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def render_markdown(report: dict) -> str:
+    """``study.md``: one table in the paper's layout (rows = cells, columns = benchmarks + AVG)."""
+    cols = report["benchmarks"] + ["AVG"]
+    lines = [f"# {report['title']}", "",
+             f"Recipe `{report['recipe']}`" + (f", base model `{report['model']}`" if report.get("model") else "")
+             + f", subset seed {report['seed']}. {report['metric']}; items per benchmark: "
+             + ", ".join(f"{b} {n}" for b, n in report["n_items"].items()) + ".", "",
+             "| Grid | Cell | Records | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]
+    for r in report["rows"]:
+        lines.append(f"| {r['grid']} | {r['cell']} | {r.get('records', '-')} | "
+                     + " | ".join(_fmt(r["scores"].get(c)) for c in cols) + " |")
+    lines += ["", "Answered in the required format (% of responses with a final answer; the rest are no_answer):", "",
+              "| Grid | Cell | " + " | ".join(report["benchmarks"]) + " |", "|" + "---|" * (len(report["benchmarks"]) + 2)]
+    for r in report["rows"]:
+        lines.append(f"| {r['grid']} | {r['cell']} | "
+                     + " | ".join(_fmt(r.get("answered", {}).get(b)) for b in report["benchmarks"]) + " |")
+    lines += ["", "Records: training samples in the cell's subset (its manifest beside it: sources and hashes, "
+              "counts per band / domain). Losses and steps per cell are in study.json."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: str | os.PathLike) -> str | None:
+    """``study.png``: AVG (and each benchmark) vs training records for the scale grid; AVG per difficulty band."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:  # a convenience
+        return None
+    scale = [r for r in report["rows"] if r["grid"] == "scale" and r.get("records")]
+    diff = [r for r in report["rows"] if r["grid"] == "difficulty"]
+    base = next((r for r in report["rows"] if r["grid"] == "base"), None)
+    panels = [p for p in (scale, diff) if p]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    ax_i = 0
+    def answered_avg(r):
+        vals = [v for v in (r.get("answered") or {}).values() if v is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    if scale:
+        ax = axes[0][ax_i]
+        ax_i += 1
+        xs = [r["records"] for r in scale]
+        for b in report["benchmarks"] + ["AVG"]:
+            ys = [r["scores"].get(b) for r in scale]
+            if all(y is not None for y in ys) and (b == "AVG" or len(report["benchmarks"]) > 1):
+                ax.plot(xs, ys, marker="o", lw=2.5 if b == "AVG" else 1, label=f"pass@1 {b}")
+        ans = [answered_avg(r) for r in scale]
+        if all(a is not None for a in ans):
+            ax.plot(xs, ans, marker="s", ls=":", c="tab:green", label="answered (format)")
+        if base and base["scores"].get("AVG") is not None:
+            ax.axhline(base["scores"]["AVG"], ls="--", c="grey", label="base pass@1 AVG")
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.minorticks_off()
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("training samples")
+        ax.set_ylabel("%")
+        ax.set_title("accuracy vs data scale")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if diff:
+        ax = axes[0][ax_i]
+        names = [r["cell"] for r in diff]
+        xs = list(range(len(diff)))
+        ax.bar([x - 0.2 for x in xs], [r["scores"].get("AVG") or 0.0 for r in diff], 0.4, color="tab:orange",
+               label="pass@1 AVG")
+        ax.bar([x + 0.2 for x in xs], [answered_avg(r) or 0.0 for r in diff], 0.4, color="tab:green", alpha=0.5,
+               label="answered (format)")
+        if base and base["scores"].get("AVG") is not None:
+            ax.axhline(base["scores"]["AVG"], ls="--", c="grey", label="base pass@1 AVG")
+        ax.set_xticks(xs, names)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("%")
+        ax.set_title("accuracy by training difficulty")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    fig.suptitle(report["title"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+def write_outputs(cfg: StudyConfig, cells: list[Cell], results: list[dict]) -> dict:
+    """Write ``study.json``, ``study.md``, ``study.png`` and the evaluation runner's ``eval/report.*``."""
+    from mmredstar.evaluation.report import write_report
+    from mmredstar.io import atomic_write, write_json
+
+    out = Path(cfg.out)
+    write_report(out / "eval", results, title=f"{cfg.description or 'study'}: every row")
+    rep = build_report(cfg, cells, results)
+    write_json(out / "study.json", rep)
+    with atomic_write(out / "study.md") as f:
+        f.write(render_markdown(rep))
+    plot(rep, out / "study.png")
+    return rep
+
+
+# ----------------------------------------------------------------------------------------- run / plan
+def _select(cells: list[Cell], only: tuple[str, ...] | None) -> list[Cell]:
+    if not only:
+        return cells
+    keep = [c for c in cells if c.grid in only or c.label in only or c.name in only]
+    if not keep:
+        raise ValueError(f"--only {list(only)} matches no cell; cells: {[c.label for c in cells]}")
+    return keep
+
+
+def run(config, overrides: list[str] | dict | None = None, *, only: tuple[str, ...] | None = None,
+        train_only: bool = False) -> dict:
+    """Every stage of the study (each resumable); returns the study report (``study.json``)."""
+    cfg = load_config(config, overrides)
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    if not cfg.progress:
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    t0 = time.time()
+    cells = _select(expand(cfg), only)
+    pool = prepare_pool(cfg)
+    mans = build_grid_subsets(cfg, pool)
+    for grid, ms in mans.items():
+        _log(f"subsets ({grid}): " + ", ".join(f"{m['name']} {m['records']}" for m in ms))
+    retrained: set[str] = set()
+    for i, c in enumerate(cells, 1):
+        if cell_done(cfg, c):
+            _log(f"cell {i}/{len(cells)} {c.label}: done before, skipped")
+            continue
+        _log(f"cell {i}/{len(cells)} {c.label}: training {cfg.recipe} on {c.subset}")
+        m = train_cell(cfg, c)
+        retrained.add(c.label)
+        _log(f"cell {c.label}: {m.get('steps')} steps, loss {m.get('first_loss')} -> {m.get('last_loss')}")
+    if train_only:
+        return {"cells": [c.label for c in cells], "trained_now": sorted(retrained)}
+    results = run_eval(cfg, cells, pool, retrained)
+    rep = write_outputs(cfg, cells, results)
+    rep["seconds"] = round(time.time() - t0, 1)
+    _log(f"wrote {cfg.out}/study.md, study.json, study.png in {rep['seconds']} s")
+    return rep
+
+
+def report_only(config, overrides=None) -> dict:
+    """The table from whatever evaluation results are under ``OUT/eval`` (after cluster runs)."""
+    from mmredstar.evaluation.report import collect_results
+
+    cfg = load_config(config, overrides)
+    cells = expand(cfg)
+    results = collect_results(Path(cfg.out) / "eval")
+    if not results:
+        raise ValueError(f"{cfg.out}/eval holds no results yet; run the eval commands of `mmredstar study plan`")
+    return write_outputs(cfg, cells, results)
+
+
+def _q(x) -> str:
+    if isinstance(x, list):
+        x = "[" + ",".join(str(v) for v in x) + "]"
+    return shlex.quote(f"{x}")
+
+
+def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
+    """The expanded cells and the exact commands to run the study on a cluster."""
+    from mmredstar.data.subset import parse_bands
+
+    cells = expand(cfg)
+    sdir, ddir = _subset_dirs(cfg)
+    if cfg.pool.builtin is not None:
+        pool = str(Path(cfg.out) / "pool" / "curate" / "sft.jsonl")
+        pool_note = "(built-in data: `mmredstar study run CONFIG --train-only` builds it here)"
+    else:
+        from mmredstar.training.data import data_root, named_sets
+
+        specs = cfg.pool.path if isinstance(cfg.pool.path, list) else [cfg.pool.path]
+        sets = named_sets()
+        pool = " ".join(os.path.join(data_root(cfg.pool.root), sets[s]["path"]) if s in sets else s for s in specs)
+        pool_note = ""
+    lines = [f"# {cfg.description or 'study'}", f"# recipe {cfg.recipe}, base model {cfg.model or '(the recipe s)'}, "
+             f"seed {cfg.seed}; {len(cells)} cells", "", "# cells"]
+    lines.append(f"#   {'label':22s} {'subset':48s} output_dir")
+    for c in cells:
+        lines.append(f"#   {c.label:22s} {c.subset:48s} {c.output_dir}")
+    lines += ["", f"# 1. subsets of the pool {pool_note}".rstrip()]
+    if cfg.scale.enabled:
+        lines.append(f"mmredstar data subset {pool} --out {sdir} --sizes "
+                     f"{_q(','.join(str(s) for s in cfg.scale.sizes))} --seed {cfg.seed}")
+    if cfg.difficulty.enabled:
+        bands = ",".join(f"{b.name}={b.lo}-{b.hi}" for b in parse_bands(cfg.difficulty.bands))
+        lines.append(f"mmredstar data subset {pool} --out {ddir} --bands {_q(bands)}"
+                     + (f" --sizes {cfg.difficulty.size}" if cfg.difficulty.size is not None else "")
+                     + f" --seed {cfg.seed}")
+    lines += ["", "# 2. one training job per cell (any launcher that runs mmredstar.training)"]
+    for c in cells:
+        ov = " ".join(f"{k}={_q(v)}" for k, v in c.overrides.items())
+        lines.append(f"{cfg.launch} {cfg.recipe} {ov}")
+    lines += ["", "# 3. evaluation (rows: " + ", ".join(lab for lab, _ in eval_entries(cfg, cells)) + ")"]
+    names = [b["name"] if isinstance(b, dict) else b for b in cfg.eval.benches]
+    if cfg.eval.builtin_test is not None:
+        names.append("arith_heldout (built-in; `mmredstar study run` evaluates it)")
+    models = ",".join(f"{lab}={m}" for lab, m in eval_entries(cfg, cells))
+    extra = "".join(f" --data {b}={p}" for b, p in cfg.eval.data.items())
+    lines.append(f"mmredstar eval run --model {_q(models)} --bench {_q(','.join(n for n in names if ' ' not in n))} "
+                 f"--backend {cfg.eval.backend} --out {Path(cfg.out) / 'eval'}"
+                 + (f" --n {cfg.eval.n}" if cfg.eval.n else "") + (f" --limit {cfg.eval.limit}" if cfg.eval.limit else "")
+                 + extra)
+    lines += ["", "# 4. the table (study.md / study.json / study.png)",
+              f"mmredstar study report {config_path or 'CONFIG.yaml'}"]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------- CLI
+@click.group()
+def study():
+    """Data-composition studies: the paper's data-scale and difficulty grids, trained and evaluated."""
+
+
+def _overrides(sets, out):
+    return list(sets) + ([f"out={out}"] if out else [])
+
+
+@study.command("run")
+@click.argument("config")
+@click.option("--out", default=None, help="Output directory (overrides the config's 'out').")
+@click.option("--set", "sets", multiple=True, help="Override a config key, e.g. --set eval.limit=20.")
+@click.option("--only", multiple=True, help="Run only these grids or cells (scale, difficulty, scale-4k, L7-9...).")
+@click.option("--train-only", is_flag=True, help="Build the pool and subsets and train; no evaluation.")
+def run_cmd(config, out, sets, only, train_only):
+    """Build the subsets, train every cell, evaluate each, and write the table (finished work is skipped)."""
+    from mmredstar.curate.config import ConfigError
+    from mmredstar.schema import DataError
+
+    try:
+        rep = run(config, _overrides(sets, out), only=tuple(only) or None, train_only=train_only)
+    except (ConfigError, ValueError, DataError, FileNotFoundError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    if not train_only:
+        click.echo(render_markdown(rep))
+
+
+@study.command("plan")
+@click.argument("config")
+@click.option("--out", default=None, help="Output directory (overrides the config's 'out').")
+@click.option("--set", "sets", multiple=True, help="Override a config key.")
+def plan_cmd(config, out, sets):
+    """Print the expanded cells and the exact commands to run each stage on a cluster."""
+    from mmredstar.curate.config import ConfigError
+
+    try:
+        cfg = load_config(config, _overrides(sets, out))
+    except (ConfigError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(plan_text(cfg, config))
+
+
+@study.command("report")
+@click.argument("config")
+@click.option("--out", default=None, help="Output directory (overrides the config's 'out').")
+@click.option("--set", "sets", multiple=True, help="Override a config key.")
+def report_cmd(config, out, sets):
+    """Rebuild study.{json,md,png} from the evaluation results under OUT/eval."""
+    from mmredstar.curate.config import ConfigError
+
+    try:
+        rep = report_only(config, _overrides(sets, out))
+    except (ConfigError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(render_markdown(rep))
