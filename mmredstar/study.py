@@ -756,15 +756,21 @@ def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
         ov = " ".join(f"{k}={_q(v)}" for k, v in c.overrides.items())
         lines.append(f"{cfg.launch} {cfg.recipe} {ov}")
     lines += ["", "# 3. evaluation (rows: " + ", ".join(lab for lab, _ in eval_entries(cfg, cells)) + ")"]
-    names = [b["name"] if isinstance(b, dict) else b for b in cfg.eval.benches]
-    if cfg.eval.builtin_test is not None:
-        names.append("arith_heldout (built-in; `mmredstar study run` evaluates it)")
     models = ",".join(f"{lab}={m}" for lab, m in eval_entries(cfg, cells))
-    extra = "".join(f" --data {b}={p}" for b, p in cfg.eval.data.items())
-    lines.append(f"mmredstar eval run --model {_q(models)} --bench {_q(','.join(n for n in names if ' ' not in n))} "
-                 f"--backend {cfg.eval.backend} --out {Path(cfg.out) / 'eval'}"
-                 + (f" --n {cfg.eval.n}" if cfg.eval.n else "") + (f" --limit {cfg.eval.limit}" if cfg.eval.limit else "")
-                 + extra)
+    common = (f" --backend {cfg.eval.backend}"
+              + "".join(f" --backend-opt {_q(f'{k}={v}')}" for k, v in cfg.eval.backend_options.items())
+              + (f" --n {cfg.eval.n}" if cfg.eval.n else "") + (f" --limit {cfg.eval.limit}" if cfg.eval.limit else "")
+              + "".join(f" --set {_q(f'{k}={v}')}" for k, v in cfg.eval.spec_overrides.items())
+              + f" --out {Path(cfg.out) / 'eval'}")
+    for b in cfg.eval.benches:
+        if isinstance(b, dict):
+            lines.append(f"# {b['name']}: an inline spec; `mmredstar study run CONFIG` evaluates it")
+            continue
+        d = cfg.eval.data.get(Path(str(b)).stem)
+        lines.append(f"mmredstar eval run --model {_q(models)} --bench {_q(b)}" + (f" --data {_q(d)}" if d else "")
+                     + common)
+    if cfg.eval.builtin_test is not None:
+        lines.append("# arith_heldout: the built-in held-out set; `mmredstar study run CONFIG` evaluates it")
     lines += ["", "# 4. the table (study.md / study.json / study.png)",
               f"mmredstar study report {config_path or 'CONFIG.yaml'}"]
     return "\n".join(lines)
