@@ -53,14 +53,18 @@ def _mount(libc, src, target, fstype, flags, data):
         raise OSError(e, f"mount {target}: {os.strerror(e)}")
 
 
-def setup_namespace(tmp_mb):
+SYSTEM_DIRS = {"/", "/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/etc", "/proc", "/sys", "/dev",
+               "/tmp", "/var", "/run", "/boot"}
+
+
+def setup_namespace(tmp_mb, hide):
     libc = _libc()
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE, None)
     _mount(libc, None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
     for d in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(d):
             _mount(libc, "tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
-    expose_python(libc)
+    expose_python(libc, [h for h in hide if h not in SYSTEM_DIRS and os.path.isdir(h)])
 
 
 def _private_ancestor(path):
@@ -76,17 +80,18 @@ def _private_ancestor(path):
     return None
 
 
-def expose_python(libc):
-    """Let the sandbox uid read the interpreter and its libraries when they sit under a private directory
-    (a Python installed in /root): that directory is covered with an empty tmpfs (hiding the rest of
-    it) and only the interpreter's own directories are bound back, read-only."""
+def expose_python(libc, hide=()):
+    """Hide data directories (``hide``: the caller's project and home folders) and private directories
+    on the interpreter's path (a Python installed in /root) under empty tmpfs, then bind back only the
+    interpreter's own directories, read-only: candidate code can run Python but cannot read the
+    project's files (its test data) or anything else in those folders."""
     paths = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
     paths |= {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
               os.path.dirname(os.path.realpath(sys.executable))}
     paths = sorted(p for p in paths if not any(p != q and p.startswith(q + "/") for q in paths))
-    blocked = {}
+    blocked = {h: [] for h in hide}
     for p in paths:
-        anc = _private_ancestor(p)
+        anc = next((h for h in hide if p.startswith(h.rstrip("/") + "/")), None) or _private_ancestor(p)
         if anc:
             blocked.setdefault(anc, []).append(p)
     if not blocked:
@@ -345,6 +350,7 @@ def main():
     ap.add_argument("--nproc", type=int, default=32)
     ap.add_argument("--per-test", type=float, default=4.0)
     ap.add_argument("--total", type=float, default=30.0)
+    ap.add_argument("--hide", action="append", default=[], help="a directory to hide (namespaces only)")
     a = ap.parse_args()
 
     global ARGS, IN_NS
@@ -354,7 +360,7 @@ def main():
     os.close(0)
     os.open(os.devnull, os.O_RDONLY)
     if not a.no_ns:
-        setup_namespace(a.tmp_mb)
+        setup_namespace(a.tmp_mb, a.hide)
         workdir = "/tmp/work"
         os.makedirs(workdir, mode=0o700, exist_ok=True)
         os.chown(workdir, a.uid, a.gid)

@@ -2,7 +2,10 @@
 
 One sandbox per candidate program: ``unshare`` gives it new network (no interfaces up: no network),
 pid, mount, ipc and uts namespaces; inside, the runner (``_runner.py``) remounts ``/`` read-only,
-puts private tmpfs on /tmp, /var/tmp and /dev/shm, drops to a fresh unprivileged uid/gid (root
+puts private tmpfs on /tmp, /var/tmp and /dev/shm, covers the folders where projects and data live
+(``hidden_dirs()``: the caller's top-level folder such as /work, /home, /root, /mnt, ...) with empty
+tmpfs and binds back only the interpreter's own directories, so candidate code cannot read the
+project's files or test data; each test's child drops to a fresh unprivileged uid/gid (root
 ignores RLIMIT_NPROC, so untrusted code never runs as root), sets no_new_privs, and runs each test in
 a forked child under RLIMIT_AS / CPU / FSIZE / NOFILE / NPROC with a per-test wall-clock limit. The
 environment is scrubbed. On timeout the parent kills the sandbox's process group; the runner is
@@ -80,6 +83,17 @@ def isolation_mode() -> str:
     return "rlimits"
 
 
+def hidden_dirs() -> list[str]:
+    """Top-level folders the sandbox covers (namespaces only): where projects and data live (the
+    caller's working directory, this package, home folders); the interpreter is bound back inside."""
+    out = {"/home", "/root", "/mnt", "/media", "/srv", "/data", "/workspace"}
+    for p in (os.getcwd(), os.path.dirname(os.path.abspath(__file__)), os.path.expanduser("~")):
+        parts = os.path.realpath(p).strip("/").split("/")
+        if parts and parts[0]:
+            out.add("/" + parts[0])
+    return sorted(d for d in out if os.path.isdir(d))
+
+
 def _fresh_ids() -> tuple[int, int]:
     uid = random.SystemRandom().randrange(*UID_RANGE)
     return uid, uid
@@ -99,6 +113,8 @@ def run_program(code: str, inputs: list, *, mode: str = "stdio", fn_name: str | 
     args = ["--uid", str(uid), "--gid", str(gid), "--per-test", str(lim.per_test), "--total", str(lim.total),
             "--memory-mb", str(lim.memory_mb), "--fsize-mb", str(lim.fsize_mb), "--nofile", str(lim.nofile),
             "--nproc", str(lim.nproc), "--tmp-mb", str(lim.tmp_mb)]
+    for d in hidden_dirs():
+        args += ["--hide", d]
     workdir = None
     # the sandbox dies with the thread that started it, even when that process is SIGKILLed
     prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []

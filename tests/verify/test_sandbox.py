@@ -115,6 +115,24 @@ def test_writes_outside_its_directory(iso, tmp_path, contained):
     contained()
 
 
+def test_reading_the_projects_files(contained, tmp_path):
+    if isolation_mode() != "namespaces":
+        pytest.skip("hiding the project needs a mount namespace (the fallback relies on file permissions)")
+    secret = tmp_path / "expected_outputs.txt"
+    secret.write_text("42")
+    targets = [REPO / "README.md", REPO / "pyproject.toml", secret, Path.home() / ".bashrc"]
+    code = ("import sys, numpy\n"                     # the interpreter and its packages still work
+            "for p in sys.stdin.read().split():\n"
+            "    try:\n"
+            "        print('GOT', p, len(open(p).read()))\n"
+            "    except OSError as e:\n"
+            "        print('denied', p, e.errno)\n")
+    rec = run1(code, "\n".join(map(str, targets)))[0]
+    assert rec["status"] == "ok", rec
+    assert "GOT " not in rec["out"] and rec["out"].count("denied") == len(targets)
+    contained()
+
+
 def test_reading_the_parents_environment(iso, monkeypatch, contained):
     secret = "s3cr3t-" + uuid.uuid4().hex
     monkeypatch.setenv("MMREDSTAR_TEST_SECRET", secret)
