@@ -88,6 +88,15 @@ class DataConfig:
     sample, attention never crosses samples, image spans are never split."""
     blank_images: bool = False
     """Replace every image by a blank one of the same size (the ablation that shows images are used)."""
+    mixture: list[dict] = field(default_factory=list)
+    """Draw the training set from several sets (``mmredstar.data.mixture``): ``[{path: SET, count: 4000},
+    {path: SET, weight: 0.2}]`` (``path``: a named set, file, directory, glob or ``builtin:NAME``; ``count``: exact
+    records or ``all``; ``weight``: a share of ``mixture_total``). Drawn before ``train`` files, which are added
+    as they are; ``OUTPUT_DIR/mixture_manifest.json`` records what was drawn (hashes, counts, ids)."""
+    mixture_total: int | None = None
+    """Records of the mixture when sources are weighted (weights share what exact counts leave)."""
+    mixture_seed: int = 0
+    """Seed of the draw (per source: the records with the smallest ``sha256(seed:id)``, as ``mmredstar data subset``)."""
 
 
 @dataclass
@@ -455,8 +464,15 @@ def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int
     rec = _build(Recipe, data, _hints(), prefix="", file=file, lines=lines or {})
     if not rec.model.name:
         raise RecipeError(f"{file}: key 'model' is missing: name a preset (e.g. 'model: tiny_text') or a path")
-    if not rec.data.train:
+    if not rec.data.train and not rec.data.mixture:
         raise RecipeError(f"{file}: key 'data' is missing: list sample files or named sets under 'data.train'")
+    if rec.data.mixture:
+        from mmredstar.data.mixture import parse_mixture
+
+        try:
+            parse_mixture(rec.data.mixture)
+        except ValueError as e:
+            raise RecipeError(f"{file}:{(lines or {}).get('data.mixture', '?')}: key {e}") from None
     t = rec.train
     if t.batch_size < 1 or t.micro_batch_size < 1:
         raise RecipeError(f"{file}: train.batch_size and train.micro_batch_size must be >= 1")

@@ -102,6 +102,14 @@ def load_data(ctx: RunContext, kind: str):
     """Resolve and read the recipe's training data (and eval data); records are checked for ``kind``."""
     d = ctx.rec.data
     ctx.files = resolve_data(d.train, root=d.root, work_dir=ctx.data_dir)
+    if d.mixture:  # draw the mixture into data/mixture.jsonl; its manifest goes beside the checkpoint
+        from mmredstar.data.mixture import draw_mixture
+
+        mix = os.path.join(ctx.data_dir, "mixture.jsonl")
+        draw_mixture(d.mixture, mix, total=d.mixture_total, seed=d.mixture_seed,
+                     resolve=lambda spec: [f.path for f in resolve_data([spec], root=d.root, work_dir=ctx.data_dir)],
+                     manifest_path=os.path.join(ctx.output_dir, "mixture_manifest.json") if ctx.is_main else None)
+        ctx.files = [DataFile(mix, "mixture")] + ctx.files
     records = load_records(ctx.files, kind=kind, image_root=d.image_root, limit=d.limit)
     ctx.manifest_entries = manifest(ctx.files, records_per_file(records), "train")
     eval_records = None

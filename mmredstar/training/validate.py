@@ -41,7 +41,7 @@ def check(name_or_path, overrides=None) -> Recipe:
     # data: built-in, named set of the right kind, or an existing path
     sets = named_sets()
     want = METHOD_KIND[rec.method]
-    for spec in rec.data.train + rec.data.eval:
+    for spec in rec.data.train + rec.data.eval + [m["path"] for m in rec.data.mixture]:
         try:
             kind, name = describe_spec(spec)
         except ValueError as e:
