@@ -390,6 +390,21 @@ def gold_answer(answer: str) -> str:
     return extract_answer(answer, gold=True) or answer.strip()
 
 
+def clear_caches() -> None:
+    """Forget parsed answers (ours and math-verify's): for benchmarks that must start cold."""
+    _parsed.cache_clear()
+    gold_answer.cache_clear()
+    try:
+        import math_verify.grader as g
+        import math_verify.parser as p
+    except ImportError:
+        return
+    for mod in (p, g):
+        for v in vars(mod).values():
+            if hasattr(v, "cache_clear"):
+                v.cache_clear()
+
+
 def verify_math(sample: Sample, text: str, finish_reason: str | None = None, **options) -> Verdict:
     """Verify a response to a math sample: correct (1), wrong (0), or no_answer (-1)."""
     if sample.answer is None or not str(sample.answer).strip():
