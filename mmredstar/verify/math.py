@@ -311,11 +311,7 @@ def latex_unescape(text: str) -> str:
 
 
 def _parses(t: str) -> bool:
-    try:
-        latex.parse_answer(latex.normalize(t))
-        return True
-    except (latex.ParseError, RecursionError, ValueError, ZeroDivisionError, OverflowError):
-        return False
+    return _parsed(t, "any") is not None
 
 
 # ----------------------------------------------------------------------------------------- compare
@@ -327,8 +323,37 @@ _CHOICE_PRED = re.compile(r"^\s*\(?([A-J])\)?(?:[.:)]|\s*$|\s+(?=\S))")
 def _parsed(ans: str, tuple_order: str):
     try:
         return latex.parse_answer(latex.normalize(ans), tuple_order=tuple_order)
-    except (latex.ParseError, RecursionError, ValueError, ZeroDivisionError, OverflowError):
+    except Exception:  # noqa: BLE001 - unparseable by the fast path: sympy decides
         return None
+
+
+_ATOM_CMDS = {"pi", "infty", "circ", "dots", "ldots", "cdots", "prime", "degree", "emptyset", "varnothing", "right",
+              "end"} | set(latex._GREEK)
+
+
+def malformed(ans: str) -> str | None:
+    """Why an extracted answer is not a well-formed expression (unbalanced brackets, a dangling
+    operator or command), or None. Checked before the sympy fallback, whose lenient parser reads
+    ``10x\\cdot`` or ``]^=10`` as 10.
+
+    >>> malformed("10x\\cdot"), malformed("\\sqrt"), malformed("\\frac{1}{2}")
+    ('ends with *', 'empty argument', None)
+    """
+    n = re.sub(r"\\[{}]|\\[|]", "", latex.normalize(ans))
+    if n.count("{") != n.count("}"):
+        return "unbalanced braces"
+    if n.count("(") + n.count("[") != n.count(")") + n.count("]"):
+        return "unbalanced brackets"
+    m = re.search(r"(\\[a-zA-Z]+|[-+*/^_=<>,&!]|\\\\)\s*$", n)
+    if m and not (m.group(1).startswith("\\") and m.group(1)[1:] in _ATOM_CMDS) and m.group(1) != "!":
+        return f"ends with {m.group(1)}"
+    if re.match(r"^\s*[\])}^_=*/&,<>]", n):
+        return f"starts with {n.strip()[0]}"
+    if re.search(r"\\(?:frac|sqrt|binom)(?:\[[^\]]*\])?\{\}|\\frac\{[^{}]*\}\{\}", n):
+        return "empty argument"
+    if "&" in n and "\\begin" not in n:
+        return "& outside a matrix"
+    return None
 
 
 def sympy_equal(gold: str, pred: str, float_rounding: int = 6, strict: bool = True) -> bool | None:
@@ -359,7 +384,10 @@ def answers_equal(gold: str, pred: str, **options) -> tuple[bool, str]:
     g = _parsed(gold, o["tuple_order"])
     p = _parsed(pred, o["tuple_order"])
     if g is not None and p is not None:
-        r = latex.compare_nodes(g, p, {k: o[k] for k in latex.DEFAULTS})
+        try:
+            r = latex.compare_nodes(g, p, {k: o[k] for k in latex.DEFAULTS})
+        except Exception:  # noqa: BLE001 - the fast path abstains, sympy decides
+            r = None
         if r is not None:
             return r, "fast"
     ng, np_ = latex.normalize(gold), latex.normalize(pred)
@@ -367,6 +395,9 @@ def answers_equal(gold: str, pred: str, **options) -> tuple[bool, str]:
         return True, "same text"
     if not o["sympy"]:
         return False, "undecided without sympy"
+    bad = malformed(pred)
+    if bad:
+        return False, f"malformed answer ({bad})"     # sympy's lenient parser would read garbage as a value
     try:
         r = call_with_limit(sympy_equal, gold, pred, seconds=float(o["timeout"]),
                             strict=bool(o["strict_symbols"]))
