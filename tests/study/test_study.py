@@ -1,0 +1,128 @@
+"""Study grids: expansion of the paper's Tables 1-2 config, the cluster plan, a small grid end to end on CPU
+(built-in data, a trained scorer as curation's difficulty source, subsets, training, eval, one table), reruns."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mmredstar.curate.config import ConfigError
+from mmredstar.data.subset import sha256_file
+from mmredstar.io import read_jsonl
+from mmredstar.study import expand, load_config, plan_text, run
+from mmredstar.study import study as study_cli
+
+PAPER = "configs/study/redstar_table1_table2.yaml"
+
+
+def test_paper_config_expands_into_tables_1_and_2():
+    cfg = load_config(PAPER)
+    cells = expand(cfg)
+    assert [c.label for c in cells] == ["scale-4k", "scale-8k", "scale-16k", "scale-32k", "scale-all",
+                                        "difficulty-L3", "difficulty-L4-6", "difficulty-L7-9"]
+    c = cells[0]
+    assert c.overrides["data.train"] == [c.subset] and c.subset.endswith("subsets/scale/4k.jsonl")
+    assert c.overrides["model.name"] == "qwen2_5_7b_instruct" and c.output_dir.endswith("cells/scale/4k")
+    assert cells[-1].subset.endswith("subsets/difficulty/L7-9_4k.jsonl")
+    other = expand(load_config(PAPER, ["model=qwen2_5_14b_instruct", "recipe=qwen2_5/14B_sft_4k", "out=runs/s14"]))
+    assert other[0].overrides["model.name"] == "qwen2_5_14b_instruct" and other[0].output_dir.startswith("runs/s14")
+
+
+def test_plan_prints_runnable_commands():
+    from mmredstar.training.config import load_recipe
+
+    cfg = load_config(PAPER)
+    text = plan_text(cfg, PAPER)
+    train_lines = [ln for ln in text.splitlines() if ln.startswith("accelerate launch")]
+    assert len(train_lines) == 8
+    for ln in train_lines:   # every printed job is an ordinary recipe + overrides that load
+        args = shlex.split(ln)
+        i = args.index("mmredstar.training")
+        rec = load_recipe(args[i + 1], args[i + 2:])
+        assert rec.data.train[0].startswith("runs/study/redstar_qwen2_5_7b/subsets/")
+        assert rec.model.name == "qwen2_5_7b_instruct" and rec.output_dir.startswith("runs/study/")
+    evals = [ln for ln in text.splitlines() if ln.startswith("mmredstar eval run")]
+    assert len(evals) == 5 and all("--backend vllm" in e for e in evals)
+    assert "--data data/raw/MATH/test" in next(e for e in evals if "--bench math_hard" in e)
+    assert sum(ln.startswith("mmredstar data subset") for ln in text.splitlines()) == 2
+    assert "--bands L3=3-3,L4-6=4-6,L7-9=7-9 --sizes 4000" in text
+    assert f"mmredstar study report {PAPER}" in text
+    r = CliRunner().invoke(study_cli, ["plan", "configs/study/tiny.yaml"])
+    assert r.exit_code == 0 and "tiny/sft" in r.output and "scale-all" in r.output
+
+
+def test_config_errors(tmp_path):
+    p = tmp_path / "s.yaml"
+    for text, msg in (("recipe: tiny/sft\neval: {builtin_test: {}}\n", "exactly one of 'path'"),
+                      ("recipe: tiny/nope\npool: {path: x.jsonl}\neval: {builtin_test: {}}\n", "key 'recipe'"),
+                      ("recipe: tiny/sft\npool: {path: x.jsonl}\nscale: {sizes: [ten]}\neval: {builtin_test: {}}\n",
+                       "scale.sizes"),
+                      ("recipe: tiny/sft\npool: {path: x.jsonl}\n", "name at least one benchmark"),
+                      ("recipe: tiny/sft\npool: {path: x.jsonl}\neval: {benches: [aime24]}\nscael: {}\n",
+                       r"s\.yaml:4: unknown key 'scael'; did you mean 'scale'")):
+        p.write_text(text)
+        with pytest.raises(ConfigError, match=msg):
+            load_config(p)
+
+
+SMALL = ["pool.builtin.problems=60", "pool.builtin.scorer=configs/difficulty/tiny.yaml",
+         "scale.sizes=[16, all]", "difficulty.bands={easy: '1-4', hard: '5-9'}", "difficulty.size=12",
+         "eval.builtin_test.problems=8", "eval.builtin_test.max_new_tokens=40", "overrides.train.epochs=1"]
+
+
+def test_small_grid_end_to_end_and_rerun(tmp_path):
+    """The tiny study, smaller: scorer -> curation (trained difficulty) -> subsets -> 4 cells -> eval -> table."""
+    out = tmp_path / "study"
+    rep = run("configs/study/tiny.yaml", SMALL + [f"out={out}"])
+    assert [r["label"] for r in rep["rows"]] == ["base", "scale-16", "scale-all", "difficulty-easy", "difficulty-hard"]
+    assert rep["benchmarks"] == ["arith_heldout"] and rep["n_items"] == {"arith_heldout": 8}
+    for r in rep["rows"]:
+        assert set(r["scores"]) == {"arith_heldout", "AVG"} and r["scores"]["AVG"] is not None
+    # the pool's difficulty came from the trained scorer (curation source `trained`)
+    pool = list(read_jsonl(out / "pool" / "curate" / "sft.jsonl"))
+    assert pool and all(d["meta"]["difficulty_source"] == "trained" for d in pool)
+    # cells trained on their subsets: the data manifest of each run names the subset's bytes
+    rows = {r["label"]: r for r in rep["rows"]}
+    assert rows["scale-16"]["records"] == 16 and rows["scale-all"]["records"] == len(pool)
+    assert rows["difficulty-easy"]["records"] == 12 and set(rows["difficulty-hard"]["bands"]) <= {"5", "6", "7", "8", "9"}
+    for lab, sub in (("scale-16", "scale/16.jsonl"), ("difficulty-hard", "difficulty/hard_12.jsonl")):
+        cell = out / "cells" / lab.replace("-", "/", 1)
+        dm = json.loads((cell / "data_manifest.json").read_text())
+        assert dm["files"][0]["sha256"] == sha256_file(out / "subsets" / sub)
+        m = json.loads((cell / "metrics.json").read_text())
+        assert m["steps"] >= 1 and m["first_loss"] is not None
+    big = json.loads((out / "cells" / "scale" / "all" / "metrics.json").read_text())
+    assert big["last_loss"] < big["first_loss"]
+    small_ids = {d["id"] for d in read_jsonl(out / "subsets" / "scale" / "16.jsonl")}
+    assert small_ids < {d["id"] for d in read_jsonl(out / "subsets" / "scale" / "all.jsonl")}
+    md = (out / "study.md").read_text()
+    assert "| Grid | Cell | Records | arith_heldout | AVG |" in md and "| scale | all |" in md
+    assert (out / "study.png").stat().st_size > 0 and (out / "eval" / "report.json").exists()
+    # a rerun skips every finished cell and evaluation; the table is the same
+    stamp = (out / "cells" / "scale" / "16" / "cell.json").stat().st_mtime_ns
+    again = run("configs/study/tiny.yaml", SMALL + [f"out={out}"])
+    assert (out / "cells" / "scale" / "16" / "cell.json").stat().st_mtime_ns == stamp
+    assert [r["scores"] for r in again["rows"]] == [r["scores"] for r in rep["rows"]]
+    assert all(r["generated_now"] == 0 for r in again["results"])
+    # the table from the results alone
+    (out / "study.md").unlink()
+    r = CliRunner().invoke(study_cli, ["report", "configs/study/tiny.yaml", "--out", str(out)]
+                           + sum((["--set", s] for s in SMALL), []))
+    assert r.exit_code == 0, r.output
+    assert (out / "study.md").read_text() == md
+
+
+@pytest.mark.slow
+def test_tiny_study_config_runs_end_to_end(tmp_path):
+    """configs/study/tiny.yaml as shipped, through the CLI: 6 cells + base, one table (25-45 s on 2 shared cores)."""
+    r = CliRunner().invoke(study_cli, ["run", "configs/study/tiny.yaml", "--out", str(tmp_path / "t")])
+    assert r.exit_code == 0, r.output
+    for lab in ("| base | base |", "| scale | 32 | 32 |", "| scale | 64 | 64 |", "| scale | all |",
+                "| difficulty | L1-3 | 48 |", "| difficulty | L4-6 | 48 |", "| difficulty | L7-9 | 48 |"):
+        assert lab in r.output
+    rep = json.loads((tmp_path / "t" / "study.json").read_text())
+    assert len(rep["rows"]) == 7 and Path(tmp_path / "t" / "study.png").exists()
