@@ -126,3 +126,18 @@ def test_tiny_study_config_runs_end_to_end(tmp_path):
         assert lab in r.output
     rep = json.loads((tmp_path / "t" / "study.json").read_text())
     assert len(rep["rows"]) == 7 and Path(tmp_path / "t" / "study.png").exists()
+
+
+def test_shipped_configs_load_and_say_how_to_run():
+    """Every config under configs/difficulty and configs/study loads with its loader and opens with its command."""
+    from mmredstar.difficulty.config import load_config as load_difficulty
+
+    repo = Path(__file__).resolve().parents[2]
+    for kind, loader, cmd in (("difficulty", load_difficulty, "mmredstar difficulty train"),
+                              ("study", load_config, "mmredstar study ")):
+        files = sorted((repo / "configs" / kind).glob("*.yaml"))
+        assert files
+        for f in files:
+            loader(f)
+            head = "".join(f.read_text().splitlines(True)[:8])
+            assert head.startswith("#") and cmd in head and str(f.relative_to(repo)) in head, f
