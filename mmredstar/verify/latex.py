@@ -207,8 +207,6 @@ def normalize(s: str) -> str:
                lambda m: m.group(1) + m.group(2).replace(",", "") + (m.group(3) or ""), s)
     if re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s):
         s = s.replace(" ", "")
-    if re.fullmatch(r"[-+]?\d+,\d{2}%?|[-+]?0,\d+%?", s):        # decimal comma: 1000,99 / 0,111
-        s = s.replace(",", ".")
     m = re.fullmatch(r"(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}", s)   # mixed number 918\frac{1}{2}
     if m:
         s = f"{m.group(1)}({m.group(2)}+\\frac{{{m.group(3)}}}{{{m.group(4)}}})"
@@ -659,6 +657,9 @@ def parse_answer(s: str, *, tuple_order: str = "any") -> Node:
     s = s.strip()
     if not s:
         raise ParseError("empty answer")
+    if re.fullmatch(r"[-+]?\d+,\d{2}%?|[-+]?0,\d+%?", s):      # 1000,99 / 0,111: a decimal comma, or a list
+        as_list = parse_answer(s.replace(",", ", "), tuple_order=tuple_order)
+        return Node("either", (_expr_node(s.replace(",", ".")), as_list))
     # several solutions separated by ';' (each maybe a list of assignments -> a tuple)
     semi = [p for p in split_top(s, ";") if p.strip()]
     if len(semi) > 1:
@@ -1022,6 +1023,11 @@ def compare(gold: str | Node, pred: str | Node, **options) -> bool | None:
 
 def compare_nodes(g: Node, p: Node, o: dict) -> bool | None:
     kg, kp = g.kind, p.kind
+    if kg == "either" or kp == "either":      # ambiguous spelling: equal if any reading is
+        gs = g.items if kg == "either" else (g,)
+        ps = p.items if kp == "either" else (p,)
+        rs = [compare_nodes(a, b, o) for a in gs for b in ps]
+        return True if True in rs else (None if None in rs else False)
     # unwrap assignments unless both name the same thing
     if kg == "assign" and kp == "assign":      # names on the left do not matter: W(x)=1 ~ W(n)=1
         return compare_nodes(g.items[0], p.items[0], o)
@@ -1164,6 +1170,8 @@ def canonical(s: str, **options) -> str:
 
 def _node_key(n: Node, o) -> str:
     k = n.kind
+    if k == "either":
+        return _node_key(n.items[0], o)
     if k == "assign":
         return _node_key(n.items[0], o)
     if k in ("expr", "pct"):

@@ -290,8 +290,11 @@ def extract_answer(text: str | None, *, think: str = "after", last_number: str =
             if ans:
                 cands.append((m.start(), ans))
                 break
+    bare = text.replace("$", " ") if gold else text
     if cands:
         ans = max(cands, key=lambda c: c[0])[1].strip()
+    elif gold and _looks_bare(bare) and _parses(bare):       # "15 and $22.5 \mathrm{min}$": all of it
+        ans = re.sub(r"\s+", " ", bare).strip()
     elif (gold or _looks_bare(text)) and not math_spans(text) and _parses(text):
         ans = text.strip()
     else:

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from mmredstar.schema import Sample
-from mmredstar.verify import canonical_key, verify_response
+from mmredstar.verify import canonical_key, latex, verify_response
 from mmredstar.verify.latex import compare, normalize
-from mmredstar.verify.math import answers_equal, extract_answer, math_equal
+from mmredstar.verify.math import answers_equal, extract_answer, gold_answer, math_equal
 from mmredstar.verify.timeout import LimitExceeded, call_with_limit, time_limit
 from mmredstar.verify.worker import Worker
 
@@ -72,6 +72,39 @@ def test_normalize(raw, want):
 ])
 def test_equivalence(gold, pred, want):
     assert answers_equal(gold, pred)[0] is want
+
+
+def test_decimal_comma_is_read_both_ways():
+    assert answers_equal("1000.99", "1000,99")[0] is True
+    assert answers_equal("69, 84", "69,84")[0] is True                 # ... or a list of two
+    assert answers_equal("69.84", "69,84")[0] is True
+    assert answers_equal("7425000", "7,425,000")[0] is True            # thousands, not a decimal comma
+
+
+def test_reference_answers_written_as_prose():
+    assert answers_equal(gold_answer("15 and $22.5 \\mathrm{~min}$"), "15, 22.5")[0] is True
+    assert gold_answer("$\\frac{1}{2}$ cups") == "\\frac{1}{2}"
+    assert gold_answer("So the answer is \\boxed{7}.") == "7"
+
+
+def test_random_latex_never_breaks_the_verifier():
+    import random
+
+    toks = ["\\frac", "{", "}", "\\sqrt", "[", "]", "(", ")", "x", "1", "0.5", "^", "_", "+", "-", "=", "<",
+            "\\le", ",", ";", ":", "\\boxed{", "$", "\\pi", "\\infty", "\\cup", "\\{", "\\}", "|", "!", "%",
+            "\\text{", "and", " ", "\\begin{pmatrix}", "&", "\\\\", "\\end{pmatrix}", "\\pm", "e", "i",
+            "\\log_", "999999999", "\\approx", "\\in", "°", "√", "The answer is ", ". ", "\n", "</think>",
+            "\\binom", "\\cdot"]
+    rng = random.Random(0)
+    golds = ["\\frac{1}{2}", "x^2+1", "(1,2)", "[0,1)", "x=3", "10\\%", "2\\sqrt{3}", "5"]
+    for _ in range(400):
+        text = "".join(rng.choice(toks) for _ in range(rng.randint(1, 30)))
+        t0 = time.monotonic()
+        v = verify_response(Sample.text("?", rng.choice(golds)), text, timeout=2)
+        assert v.verdict in ("correct", "wrong", "no_answer"), (text, v.reason)
+        assert time.monotonic() - t0 < 5
+        if v.verdict == "correct":              # garbage is never read as the reference value
+            assert latex.normalize(v.extracted).strip("+") in {latex.normalize(g) for g in golds} | {"0.5", "10"}
 
 
 def test_options_change_verdicts():
