@@ -355,7 +355,12 @@ def prepare_pool(cfg: StudyConfig) -> list[str]:
         pool_dir.mkdir(parents=True, exist_ok=True)
         problems = pool_dir / "problems.jsonl"
         ss = arithmetic_problems(b.problems, b.seed, levels=tuple(b.levels))
-        write_samples(problems, ss)    # deterministic bytes: curation's cache keys stay valid
+        fresh = pool_dir / "problems.new.jsonl"
+        write_samples(fresh, ss)
+        if problems.exists() and problems.read_bytes() == fresh.read_bytes():
+            fresh.unlink()             # unchanged: keep the file (and its mtime: curation sees its input as is)
+        else:
+            os.replace(fresh, problems)
         scorer_dir = None
         if b.scorer:
             from mmredstar.difficulty.train import train as train_scorer

@@ -382,7 +382,6 @@ def build_subsets(inputs: str | list[str], out: str | os.PathLike, *, sizes: lis
     what is available is an error unless ``allow_short`` (then the subset holds what there is and its
     manifest says ``short: true``). A rerun with the same inputs, rule and seed returns the existing
     manifests without writing (``overwrite`` redoes it)."""
-    import json
 
     from tqdm.auto import tqdm
 
