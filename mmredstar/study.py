@@ -690,6 +690,12 @@ def run(config, overrides: list[str] | dict | None = None, *, only: tuple[str, .
     mans = build_grid_subsets(cfg, pool)
     for grid, ms in mans.items():
         _log(f"subsets ({grid}): " + ", ".join(f"{m['name']} {m['records']}" for m in ms))
+        empty = [m["name"] for m in ms if m["records"] == 0]
+        if empty:
+            unknown = ms[0].get("unknown_difficulty_in_input", 0)
+            raise ValueError(f"{grid} subsets {empty} are empty ({ms[0]['input_records']} pool records, {unknown} "
+                             "without a difficulty); give the pool difficulties (curation's difficulty source, or "
+                             "pool.rescore: a trained scorer) or change the bands")
     retrained: set[str] = set()
     for i, c in enumerate(cells, 1):
         if cell_done(cfg, c):

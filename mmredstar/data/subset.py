@@ -19,9 +19,10 @@ the id) with the smallest ``order_key(seed, "prompt:" + prompt_id)``, then up to
 round-robin (every chosen prompt's first record by key, then every prompt's second, ...), so M >= N covers
 every prompt.
 
-Streaming: the input is read twice (three times for prompts/pairs) and never held in memory; memory
-is bounded by the largest finite size (a heap of keys) and, for ``all``, one small tuple per record is
-not kept either: ``all`` is every record. Records are written in input order.
+Streaming: the input is read twice (three times for prompts/pairs) and never held in memory. What is
+kept: a heap of (key, position) pairs as large as the largest finite size (``all`` needs none: it is every
+record), for prompts/pairs the chosen prompts' record keys, and the distinct prompt ids of each subset (for
+its prompt count). Records are written in input order.
 
 Outputs in ``DIR``: ``<name>.jsonl`` and ``<name>.manifest.json`` per subset (names ``4k``, ``8k``, ``all``,
 ``low``, ``low_4k``, ``prompts1.3k_pairs4k``), and ``subsets.json`` (the request and every manifest). A

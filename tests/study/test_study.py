@@ -141,3 +141,20 @@ def test_shipped_configs_load_and_say_how_to_run():
             loader(f)
             head = "".join(f.read_text().splitlines(True)[:8])
             assert head.startswith("#") and cmd in head and str(f.relative_to(repo)) in head, f
+
+
+def test_a_pool_without_difficulty_is_refused_clearly(tmp_path):
+    """Band cells need difficulties: a pool without them stops before any training, saying what to do."""
+    from mmredstar.difficulty.fixture import arithmetic_problems
+    from mmredstar.io import write_samples
+    from mmredstar.schema import Response
+
+    ss = arithmetic_problems(20, 0)
+    for s in ss:
+        s.difficulty = None
+        s.responses = [Response(text=s.meta["reference_cot"], finish_reason="stop", verdict="correct")]
+    write_samples(tmp_path / "pool.jsonl", ss)
+    with pytest.raises(ValueError, match=r"difficulty subsets \['easy'\] are empty \(20 pool records, 20 without"):
+        run("configs/study/tiny.yaml", [f"out={tmp_path / 's'}", "pool.builtin=null", f"pool.path={tmp_path / 'pool.jsonl'}",
+                                        "scale.enabled=false", "difficulty.bands={easy: '1-3'}", "difficulty.size=null"])
+    assert not (tmp_path / "s" / "cells").exists()
