@@ -132,6 +132,20 @@ class TrainConfig:
     """Recompute activations in the backward pass (long context)."""
     liger: Literal["auto", True, False] = "auto"
     """Liger kernels: ``auto`` = on when ``liger-kernel`` is installed and a GPU is present."""
+    fused_linear_ce: bool = False
+    """SFT: compute the LM head and the cross-entropy together over chunks of tokens, never holding the
+    ``[tokens, vocab]`` logits (Liger's kernel on a GPU when installed, else pure torch); same loss and
+    gradients (``mmredstar/training/memory.py``). For long sequences."""
+    ce_chunk_tokens: int = 0
+    """Tokens per fused cross-entropy chunk; 0 = auto (chunk x vocab <= 64M fp32 logits, 256 tokens for Qwen2.5)."""
+    tiled_mlp: bool = False
+    """SFT/DPO: run each decoder layer's MLP over sequence tiles with recomputation (Arctic long sequence
+    training); same loss and gradients, a fraction of the MLP activation memory. For long sequences."""
+    mlp_tile_tokens: int = 0
+    """Tokens per MLP tile; 0 = the LM's hidden size."""
+    offload_activations: bool = False
+    """SFT/DPO: activation checkpointing with the checkpointed layer inputs held in (pinned) host memory between
+    forward and backward; implies checkpointing. Saves ``layers x tokens x hidden`` bytes of GPU memory."""
     deepspeed: str | None = None
     """DeepSpeed config: ``zero2``, ``zero3`` (shipped in ``train/deepspeed/``) or a JSON path; ``None`` = none."""
     sequence_parallel: int = 1

@@ -17,6 +17,7 @@ import copy
 import torch
 
 from .config import Recipe
+from .memory import apply_train_options
 from .packing import TruncationStats
 from .runner import (
     GroupsMixin,
@@ -142,13 +143,16 @@ def build_dataset(records, processor, rec: Recipe, stats: TruncationStats, kept:
     return Dataset.from_list(rows), kept
 
 
-def train(rec: Recipe) -> str:
-    """Run DPO for a loaded recipe; returns the output directory."""
+def build_trainer(rec: Recipe, callbacks=()):
+    """Everything ``train`` runs before ``trainer.train()``: ``(trainer, ctx, processor, extra, timer)``.
+
+    The benchmarks (``bench/``) time exactly this trainer; ``callbacks`` are added to it."""
     from trl import DPOConfig
 
     ctx = prepare(rec)
     records, eval_records = load_data(ctx, "dpo")
     model, processor = load_model_for(rec)
+    memory = apply_train_options(model, rec.train)  # tiled MLP / offload; TRL scores log-probs in chunks itself
     tok = tokenizer_of(processor)
     stats = TruncationStats()
     train_ds, kept = build_dataset(records, processor, rec, stats)
@@ -173,9 +177,16 @@ def train(rec: Recipe) -> str:
     timer = metrics_callback()
     with vlm_aware_fused_head():  # TRL's fused log-prob head, routed through a VLM's language model
         trainer = cls(model=model, ref_model=ref, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      data_collator=collator, processing_class=tok, callbacks=[timer])
+                      data_collator=collator, processing_class=tok, callbacks=[timer, *callbacks])
+    if memory:
+        ctx.extra_metrics["memory_options"] = memory
+    return trainer, ctx, processor, {"truncation": stats.to_dict(), "pairs": n_train, "beta": d.beta}, timer
+
+
+def train(rec: Recipe) -> str:
+    """Run DPO for a loaded recipe; returns the output directory."""
+    trainer, ctx, processor, extra, timer = build_trainer(rec)
     trainer.train(resume_from_checkpoint=ctx.resume_from)
-    extra = {"truncation": stats.to_dict(), "pairs": n_train, "beta": d.beta}
-    if eval_ds is not None:
+    if trainer.eval_dataset is not None:
         extra["eval"] = trainer.evaluate()
     return finish(trainer, ctx, processor, timer, extra)

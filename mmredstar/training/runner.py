@@ -233,7 +233,8 @@ def trainer_args(ctx: RunContext, args_cls=None, **method_kwargs):
         seed=t.seed,
         data_seed=t.seed,
         bf16=use_bf16(t.bf16),
-        gradient_checkpointing=t.gradient_checkpointing,
+        # offload_activations turns checkpointing on itself (memory.py); the Trainer must not replace it
+        gradient_checkpointing=t.gradient_checkpointing and not t.offload_activations,
         use_liger_kernel=use_liger(t.liger),
         deepspeed=deepspeed_config(t.deepspeed),
         logging_steps=t.logging_steps,

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .config import Recipe
+from .memory import apply_train_options, offload_stats
 from .packing import SFTCollator, TruncationStats, fit_length, merge, pack
 from .parallel import patch_packed_sdpa, patch_sp_vlm, patch_ulysses_adapter
 from .runner import (
@@ -111,11 +112,14 @@ def _trainer_cls():
     return SFTTrainer
 
 
-def train(rec: Recipe) -> str:
-    """Run SFT for a loaded recipe; returns the output directory."""
+def build_trainer(rec: Recipe, callbacks=()):
+    """Everything ``train`` runs before ``trainer.train()``: ``(trainer, ctx, processor, train_ds, timer)``.
+
+    The benchmarks (``bench/``) time exactly this trainer; ``callbacks`` are added to it."""
     ctx = prepare(rec)
     records, eval_records = load_data(ctx, "sft")
     model, processor = load_model_for(rec)
+    memory = apply_train_options(model, rec.train)
     d = rec.data
     common = dict(max_length=d.max_length, truncation=d.truncation, packing=d.packing,
                   loss_on_think=rec.sft.loss_on_think, blank_images=d.blank_images, progress=rec.train.progress)
@@ -135,10 +139,22 @@ def train(rec: Recipe) -> str:
     cls.module_lrs, cls.module_freeze = dict(rec.model.lrs), dict(rec.model.freeze)
     timer = metrics_callback()
     trainer = cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
-                  processing_class=tokenizer_of(processor), callbacks=[timer])
+                  processing_class=tokenizer_of(processor), callbacks=[timer, *callbacks])
+    if memory:
+        ctx.extra_metrics["memory_options"] = memory
+    return trainer, ctx, processor, train_ds, timer
+
+
+def train(rec: Recipe) -> str:
+    """Run SFT for a loaded recipe; returns the output directory."""
+    trainer, ctx, processor, train_ds, timer = build_trainer(rec)
     trainer.train(resume_from_checkpoint=ctx.resume_from)
-    extra = {"truncation": train_ds.stats.to_dict(), "data": train_ds.summary(), "packing": d.packing,
-             "sequence_parallel": sp, "local_seq_len": trainer.local_seq_len}
+    moved = offload_stats(trainer.model)
+    if moved is not None:
+        ctx.extra_metrics["memory_options"]["offloaded_bytes"] = moved.bytes
+    extra = {"truncation": train_ds.stats.to_dict(), "data": train_ds.summary(), "packing": rec.data.packing,
+             "sequence_parallel": rec.train.sequence_parallel, "local_seq_len": trainer.local_seq_len}
+    eval_ds = trainer.eval_dataset
     if eval_ds is not None:
         extra["eval"] = trainer.evaluate()
     return finish(trainer, ctx, processor, timer, extra)
