@@ -7,8 +7,9 @@ and completions in, floats out) and evaluation (which reads ``Verdict.reward`` d
     trainer = GRPOTrainer(..., reward_funcs=[trl_reward_fn()], train_dataset=ds)  # ds has answer, answer_type
 
 TRL passes every dataset column to reward functions as keyword arguments (lists, one value per
-completion); ``answer`` and ``answer_type`` are used, ``choices``, ``tests`` (a dict or JSON string),
-``meta`` and ``finish_reason`` when present. Completions are strings or chat message lists
+completion). A ``sample`` column (the whole record, JSON or dict) is used when present; else
+``answer`` and ``answer_type``, and ``choices``, ``tests`` (a dict or JSON string), ``meta`` and
+``finish_reason`` when present. Completions are strings or chat message lists
 (``[{"role": "assistant", "content": ...}]``); the last assistant message's text is scored.
 """
 
@@ -74,10 +75,17 @@ def _tests(t) -> CodeTests | None:
 
 
 def sample_from_columns(prompt, i: int, columns: dict) -> Sample:
-    """Build the Sample a TRL row stands for from its columns (``answer``, ``answer_type``, ...)."""
+    """The Sample a TRL row stands for: its ``sample`` column (the record as JSON or a dict) when there is
+    one, else built from the ``answer``, ``answer_type``, ``choices``, ``tests``, ``meta`` columns."""
     def col(name, default=None):
         v = columns.get(name)
         return v[i] if isinstance(v, (list, tuple)) and len(v) > i else default
+
+    rec = col("sample")
+    if rec:
+        d = json.loads(rec) if isinstance(rec, str) else rec
+        if isinstance(d, dict) and "answer_type" in d:
+            return Sample.from_dict(d)
 
     meta = col("meta") or {}
     if isinstance(meta, str):

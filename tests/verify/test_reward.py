@@ -51,3 +51,10 @@ def test_completion_text_forms():
     assert completion_text("abc") == "abc"
     assert completion_text([{"role": "assistant", "content": [{"type": "text", "text": "x"}, {"type": "image"}]}]) == "x"
     assert completion_text({"content": "y"}) == "y"
+
+
+def test_a_sample_column_is_used_whole():
+    s = Sample.text("pick", "B", "choice", choices=["1", "2"], meta={"note": "x"})
+    fn = trl_reward_fn()
+    out = fn(prompts=["pick"], completions=["so (B)"], sample=[json.dumps(s.to_dict())], answer=["A"])
+    assert out == [1.0]                                     # the record, not the stray answer column
