@@ -351,11 +351,15 @@ def main():
     ap.add_argument("--per-test", type=float, default=4.0)
     ap.add_argument("--total", type=float, default=30.0)
     ap.add_argument("--hide", action="append", default=[], help="a directory to hide (namespaces only)")
+    ap.add_argument("--cgroup", action="append", default=[], help="a cgroup directory to join")
     a = ap.parse_args()
 
     global ARGS, IN_NS
     ARGS = a
     IN_NS = not a.no_ns and os.getpid() == 1
+    for cg in a.cgroup:                   # before any test child exists: they all inherit it
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+            f.write("0")
     job = json.loads(sys.stdin.read())
     os.close(0)
     os.open(os.devnull, os.O_RDONLY)

@@ -11,7 +11,10 @@ a forked child under RLIMIT_AS / CPU / FSIZE / NOFILE / NPROC with a per-test wa
 environment is scrubbed. On timeout the parent kills the sandbox's process group; the runner is
 pid 1 of its pid namespace, so every process the candidate started dies with it. The sandbox also
 dies with the thread that started it (``setpriv --pdeathsig KILL``), so a verification worker killed
-for overrunning its hard limit takes its sandbox along.
+for overrunning its hard limit takes its sandbox along. Where cgroups are writable (v1 ``memory`` and
+``pids``), one cgroup per sandbox also caps the memory of all its processes together (``memory_mb`` +
+256 MiB) and their number, so a swarm of processes under the per-process RLIMIT_AS cannot exhaust
+the machine.
 
 Where namespaces are unavailable (no ``unshare``, or not permitted), ``isolation="rlimits"`` is used
 with a warning: the dropped uid (when running as root), the resource limits and a private working
@@ -115,6 +118,9 @@ def run_program(code: str, inputs: list, *, mode: str = "stdio", fn_name: str | 
             "--nproc", str(lim.nproc), "--tmp-mb", str(lim.tmp_mb)]
     for d in hidden_dirs():
         args += ["--hide", d]
+    cgroups = make_cgroups(uid, lim)
+    for cg in cgroups:
+        args += ["--cgroup", cg]
     workdir = None
     # the sandbox dies with the thread that started it, even when that process is SIGKILLed
     prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
@@ -174,6 +180,50 @@ def run_program(code: str, inputs: list, *, mode: str = "stdio", fn_name: str | 
             kill_uid(uid)
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+        remove_cgroups(cgroups)
+
+
+CGROUP_ROOTS = {"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids", "v2": "/sys/fs/cgroup/unified"}
+
+
+def make_cgroups(uid: int, lim: Limits) -> list[str]:
+    """Per-sandbox cgroups bounding the memory of ALL its processes together (RLIMIT_AS bounds each one
+    alone) and their number: v1 ``memory`` + ``pids`` controllers where writable, else none (the
+    rlimits still apply). Returns the directories the runner joins."""
+    out = []
+    total = (lim.memory_mb + 256) * 1024 * 1024
+    for kind, files in (("memory", {"memory.limit_in_bytes": total}), ("pids", {"pids.max": lim.nproc + 16})):
+        root = CGROUP_ROOTS[kind]
+        if not os.access(root, os.W_OK):
+            continue
+        d = os.path.join(root, "mmredstar", f"sandbox-{uid}")
+        try:
+            os.makedirs(d, exist_ok=True)
+            for f, v in files.items():
+                with open(os.path.join(d, f), "w") as fh:
+                    fh.write(str(v))
+            if kind == "memory":
+                with contextlib.suppress(OSError):
+                    with open(os.path.join(d, "memory.memsw.limit_in_bytes"), "w") as fh:
+                        fh.write(str(total))      # no swapping around the limit where swap is accounted
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+            continue
+        out.append(d)
+    return out
+
+
+def remove_cgroups(dirs: list[str]) -> None:
+    for d in dirs:
+        for _ in range(50):                # the namespace's processes take a moment to be reaped
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
 
 
 def kill_uid(uid: int) -> int:
@@ -215,4 +265,5 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def describe() -> dict:
     """What the sandbox does on this machine (for reports and benchmarks)."""
-    return {"isolation": isolation_mode(), "limits": asdict(Limits()), "root": os.getuid() == 0}
+    return {"isolation": isolation_mode(), "limits": asdict(Limits()), "root": os.getuid() == 0,
+            "cgroups": [k for k in ("memory", "pids") if os.access(CGROUP_ROOTS[k], os.W_OK)]}

@@ -84,6 +84,24 @@ def test_memory_hog(iso, contained):
     contained()
 
 
+def test_a_swarm_of_memory_hogs(iso, contained):
+    if "memory" not in sb.describe()["cgroups"]:
+        pytest.skip("no writable memory cgroup here: only the per-process RLIMIT_AS applies")
+    code = ("import os, time\n"
+            "for k in range(8):\n"                  # 8 x 400 MiB, each under the 1 GiB RLIMIT_AS
+            "    if os.fork() == 0:\n"
+            "        b = bytearray(400 * 1024 * 1024)\n"
+            "        for i in range(0, len(b), 4096):\n"
+            "            b[i] = 1\n"
+            "        print('held', k, flush=True)\n"
+            "        time.sleep(3)\n"
+            "        os._exit(0)\n"
+            "time.sleep(2.5)\n")
+    rec = run1(code, iso=iso, limits=Limits(per_test=4.0, total=8.0))[0]
+    assert rec["out"].count("held") <= 3                  # the sandbox's cgroup caps them together
+    contained()
+
+
 def test_disk_filler(iso, contained):
     code = ("import os\n"
             "n = 0\n"
