@@ -58,8 +58,8 @@ def repeated_ratio(text: str, ngram_size: int) -> float:
 def repeated_tail(text: str, max_unit: int = 400, window: int = 6000) -> tuple[int, int]:
     """(unit length, repeats) of the longest-covering block that repeats back-to-back at the very end.
 
-    >>> repeated_tail("answer: ha ha ha ha ha ")
-    (3, 4)
+    >>> repeated_tail("answer: ha ha ha ha ha ")       # " ha" five times
+    (3, 5)
     """
     t = text[-window:].rstrip()
     best = (0, 0)

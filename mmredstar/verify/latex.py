@@ -41,13 +41,6 @@ DEFAULTS: dict[str, Any] = {
     "tuple_order": "any",     # bare lists a, b, c: "any" (a set of solutions) or "strict" (ordered)
     "strict_symbols": True,   # f(x) != f(y): free symbols must match
 }
-OPTION_DOC = {
-    "rel_tol": "relative tolerance for decimals (default 1e-4; integers compare exactly)",
-    "rounding": "accept a decimal with >= 2 places that equals an exact gold value rounded (0.33 for 1/3)",
-    "percent": "'either' (10% == 10 == 0.1) or 'strict' (10% == 0.1 only)",
-    "tuple_order": "'any' (bare lists are sets of solutions) or 'strict' (bare lists are ordered)",
-    "strict_symbols": "free symbols must match (f(x) != f(y))",
-}
 
 
 class ParseError(ValueError):
@@ -912,37 +905,20 @@ def _num_equal(ga, pa, o) -> bool | None:
 
 def _rounds_to(pred_ast, gold_val: complex) -> bool:
     """The prediction is a decimal literal with >= 2 places that equals the gold value rounded."""
-    node = pred_ast
-    neg = False
+    node, sign = pred_ast, 1.0
     if node[0] == "neg":
-        neg, node = True, node[1]
+        node, sign = node[1], -1.0
     if node[0] != "n" or not node[2]:
         return False
-    text = format(node[1], "f") if isinstance(node[1], float) else str(float(node[1]))
     places = _decimal_places(node[1])
     if places < 2:
         return False
-    v = -float(node[1]) if neg else float(node[1])
-    return abs(v - gold_val.real) <= 0.5 * 10 ** (-places) * (1 + 1e-9) and bool(text)
+    return abs(sign * float(node[1]) - gold_val.real) <= 0.5 * 10 ** (-places) * (1 + 1e-9)
 
 
 def _decimal_places(fr: Fraction) -> int:
-    d = fr.denominator
-    k = 0
-    while d % 10 == 0 or d % 2 == 0 or d % 5 == 0:
-        if d == 1:
-            break
-        if d % 10 == 0:
-            d //= 10
-        elif d % 2 == 0:
-            d //= 2
-        else:
-            d //= 5
-        k += 1
-        if k > 30:
-            break
-    # k overcounts for 2s/5s; compute exactly: smallest p with fr * 10^p integer
-    for p in range(0, 31):
+    """Places after the point of a terminating decimal (smallest p with fr * 10^p an integer)."""
+    for p in range(31):
         if (fr * 10 ** p).denominator == 1:
             return p
     return 31

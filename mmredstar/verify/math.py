@@ -239,9 +239,6 @@ def _from_phrase(rest: str) -> str | None:
     spans = [sp for sp in math_spans(seg) if sp[3] and sp[2].strip()]
     if spans:
         g = _group_last([(s, e, c) for s, e, c, _ in spans], seg)
-        outside = _mask_spans(seg, spans)
-        if g and (len(spans) > 1 or not re.search(r"[A-Za-z]{3,}", outside.replace("and", ""))):
-            return g[1]
         if g:
             return g[1]
     if _looks_bare(seg, 1):
