@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+CMD_SEP = "\u2009"
+"""Kept between a command and a following letter when spaces are removed (``\\pi k``, ``\\sin x``)."""
+
+
 class ParseError(ValueError):
     """The fast parser does not understand this answer (the caller falls back to sympy)."""
 
@@ -164,7 +168,7 @@ def normalize(s: str) -> str:
     s = re.sub(r"√\s*(\d+(?:\.\d+)?|[A-Za-z]|\{[^{}]*\}|\([^()]*\))", lambda m: "\\sqrt{" + m.group(1).strip("{}()") + "}", s)
     s = re.sub(r"(?<!\\)\\\\([a-zA-Z]+)", lambda m: "\\" + m.group(1) if m.group(1) in KNOWN_COMMANDS else m.group(0), s)
     s = re.sub(r"\\n(?![a-zA-Z])", " ", s)
-    s = s.replace("\n", " ").replace("\t", " \\t").replace("\r", " ")
+    s = s.replace("\n", " ").replace("\t", " ").replace("\r", " ")
     s = re.sub(r"(\d)\s*\{\s*,\s*\}\s*(?=\d)", r"\1", s)          # 14{,}916
     s = re.sub(r"(\d),\\!\s*(?=\d{3})", r"\1", s)                   # 11,\!111
     s = s.replace("\\$", "").replace("$", "")
@@ -203,13 +207,15 @@ def normalize(s: str) -> str:
     m = re.fullmatch(r"(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}", s)   # mixed number 918\frac{1}{2}
     if m:
         s = f"{m.group(1)}({m.group(2)}+\\frac{{{m.group(3)}}}{{{m.group(4)}}})"
-    s = re.sub(r"\s+", "", s) if not _is_words(s) else s
+    if not _is_words(s):
+        s = re.sub(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9])", "\\1" + CMD_SEP, s)   # \pi k stays \pi k, not \pik
+        s = re.sub(r"[ \t\n\r\f\v]+", "", s)
     return s
 
 
 def _is_words(s: str) -> bool:
     """Free text (several words) rather than mathematics."""
-    return bool(re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", s)) and "\\" not in s.replace("\\t", "")
+    return bool(re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", s)) and "\\" not in s
 
 
 # ----------------------------------------------------------------------------------------- structures

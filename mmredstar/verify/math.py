@@ -294,6 +294,11 @@ def extract_answer(text: str | None, *, think: str = "after", last_number: str =
         ans = re.sub(r"\s+", " ", bare).strip()
     elif (gold or _looks_bare(text)) and not math_spans(text) and _parses(text):
         ans = text.strip()
+    elif gold:            # a reference is taken whole rather than cut down to a number ('52_8' -> '8')
+        spans = [sp for sp in math_spans(text) if sp[3]]
+        ans = _from_sentence(text, "off") if spans else None
+        if ans is None:
+            ans = text.strip() if len(text) <= 300 else _from_sentence(text, last_number)
     else:
         ans = _from_sentence(text, last_number)
     if ans is not None and len(ans) > MAX_ANSWER_CHARS and not gold:
@@ -328,7 +333,7 @@ def _parsed(ans: str, tuple_order: str):
 
 
 _ATOM_CMDS = {"pi", "infty", "circ", "dots", "ldots", "cdots", "prime", "degree", "emptyset", "varnothing", "right",
-              "end"} | set(latex._GREEK)
+              "end", "rfloor", "rceil", "rangle", "rvert", "rVert", "mathbb{R}"} | set(latex._GREEK)
 
 
 def malformed(ans: str) -> str | None:
@@ -448,6 +453,8 @@ def verify_math(sample: Sample, text: str, finish_reason: str | None = None, **o
             why += "; the response was truncated"
         return Verdict("no_answer", -1.0, None, why)
     gold = gold_answer(str(sample.answer))
+    if latex.normalize(pred) == latex.normalize(str(sample.answer)):
+        return Verdict("correct", 1.0, pred, "equivalent (states the reference verbatim)")
     if _CHOICE_GOLD.match(gold.strip()):         # a letter as reference: read the chosen letter
         from .choice import extract_choice
 
