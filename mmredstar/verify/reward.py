@@ -3,7 +3,9 @@
 One function serves curation (``rule_reward``), RL training through TRL (``trl_reward_fn``: prompts
 and completions in, floats out) and evaluation (which reads ``Verdict.reward`` directly).
 
-    from mmredstar.verify.reward import trl_reward_fn
+    python -c "from mmredstar.verify.reward import trl_reward_fn; \
+print(trl_reward_fn()(prompts=['2+2?'], completions=['\\boxed{4}'], answer=['4'], answer_type=['math']))"
+
     trainer = GRPOTrainer(..., reward_funcs=[trl_reward_fn()], train_dataset=ds)  # ds has answer, answer_type
 
 TRL passes every dataset column to reward functions as keyword arguments (lists, one value per

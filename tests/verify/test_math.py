@@ -81,6 +81,21 @@ def test_decimal_comma_is_read_both_ways():
     assert answers_equal("7425000", "7,425,000")[0] is True            # thousands, not a decimal comma
 
 
+def test_references_are_never_cut_down():
+    assert gold_answer("52_8") == "52_8"
+    assert gold_answer("\\lceil n / 2\\rceil+1") == "\\lceil n / 2\\rceil+1"
+    assert gold_answer("t(0,4]") == "t(0,4]"
+    s = Sample.text("?", "\\lfloor\\sqrt{n-1}\\rfloor")
+    assert verify_response(s, "so $\\boxed{\\lfloor\\sqrt{n-1}\\rfloor}$").verdict == "correct"
+    assert verify_response(s, "so $\\boxed{\\lfloor\\sqrt{n}\\rfloor}$").verdict == "wrong"
+
+
+def test_commands_stay_apart_from_letters():
+    assert answers_equal("\\sin(x)", "\\sin x")[0] is True
+    assert answers_equal("2\\pi k", "2k\\pi")[0] is True
+    assert answers_equal("\\sin x", "\\sin y")[0] is False
+
+
 def test_reference_answers_written_as_prose():
     assert answers_equal(gold_answer("15 and $22.5 \\mathrm{~min}$"), "15, 22.5")[0] is True
     assert gold_answer("$\\frac{1}{2}$ cups") == "\\frac{1}{2}"
