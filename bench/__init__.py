@@ -14,4 +14,6 @@ from __future__ import annotations
 
 SUITES: dict[str, str] = {
     "verify": "bench.verify:run",
+    "cpu": "bench.cpu:run",
+    "gpu": "bench.gpu:run",
 }

@@ -120,19 +120,33 @@ def pack(lengths: Sequence[int], max_length: int) -> list[list[int]]:
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     bins: list[list[int]] = []
-    room: list[int] = []
+    # a max-segment tree over the bins' free room finds the first bin with room >= n in O(log bins), so
+    # packing stays fast for hundreds of thousands of samples (a linear scan is O(samples x bins))
+    size = 1
+    while size < max(1, len(lengths)):
+        size *= 2
+    tree = [-1] * (2 * size)  # -1: no bin there yet
     for i in order:
         n = lengths[i]
         if n > max_length:
             raise ValueError(f"sample {i} has {n} tokens > max_length {max_length}: apply fit_length first")
-        for b, r in enumerate(room):
-            if n <= r:
-                bins[b].append(i)
-                room[b] -= n
-                break
+        if tree[1] >= n:
+            node = 1
+            while node < size:
+                node = 2 * node if tree[2 * node] >= n else 2 * node + 1
+            b = node - size
+            bins[b].append(i)
+            tree[node] -= n
         else:
+            b = len(bins)
             bins.append([i])
-            room.append(max_length - n)
+            node = size + b
+            tree[node] = max_length - n
+        node //= 2
+        while node:
+            left, right = tree[2 * node], tree[2 * node + 1]
+            tree[node] = left if left >= right else right
+            node //= 2
     return bins
 
 
