@@ -87,7 +87,11 @@ class Settings:
                        else [r for r in LADDER if r[0] in ("trl", "offload")] if quick else LADDER)
 
     def preset(self, model: str) -> tuple[str, dict]:
-        return (TINY[model], {}) if self.dry_run else MODELS[model]
+        """(preset, load_model overrides); ``MMREDSTAR_BENCH_GPU_ATTN`` (e.g. ``flash_attention_2`` where
+        flash-attn is installed) sets the attention implementation of every model, ours and TRL's alike."""
+        name, over = (TINY[model], {}) if self.dry_run else MODELS[model]
+        attn = os.environ.get("MMREDSTAR_BENCH_GPU_ATTN")
+        return name, ({**over, "attn_implementation": attn} if attn else dict(over))
 
 
 # ------------------------------------------------------------------------------------------ storage
@@ -247,7 +251,8 @@ def _mean_len(data: str, preset: str, over: dict) -> float:
     from mmredstar.modeling import build_model, load_preset
     from mmredstar.modeling.tokenizer import build_tiny_tokenizer
 
-    _, proc = build_model(load_preset(preset).replace(**over), build_tiny_tokenizer(), meta=True)
+    _, proc = build_model(load_preset(preset).replace(**{k: v for k, v in over.items() if k != "attn_implementation"}),
+                          build_tiny_tokenizer(), meta=True)
     recs = list(read_samples(data))[:16]
     return statistics.mean(len(encode_sft(proc, x, loss_on_think=True, blank_images=True)["input_ids"]) for x in recs)
 

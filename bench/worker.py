@@ -152,7 +152,8 @@ def _memory_report(model) -> dict:
     lm = language_model_of(m)
     return {"fused_linear_ce": bool(getattr(lm, "_mmredstar_fused_ce", False)),
             "tiled_mlp": any(getattr(x, "_mmredstar_tiled", False) for x in lm.modules()),
-            "offload_activations": getattr(m, "_mmredstar_offload_stats", None) is not None}
+            "offload_activations": getattr(m, "_mmredstar_offload_stats", None) is not None,
+            "varlen_attention": lm.config._attn_implementation == "sdpa_varlen"}
 
 
 def run_trl(spec: dict, rec_out: dict, cuda: bool):

@@ -143,6 +143,10 @@ class TrainConfig:
     training); same loss and gradients, a fraction of the MLP activation memory. For long sequences."""
     mlp_tile_tokens: int = 0
     """Tokens per MLP tile; 0 = the LM's hidden size."""
+    varlen_attention: Literal["auto", True, False] = "auto"
+    """Packed SFT rows: causal sdpa per packed sample (cost sum of s_i^2, no S x S block mask; the flash kernel on a
+    GPU) instead of masked attention over the whole row; same outputs. ``auto`` = on with packing, sdpa attention
+    and no sequence parallelism (``mmredstar/training/kernels.py``)."""
     offload_activations: bool = False
     """SFT/DPO: activation checkpointing with the checkpointed layer inputs held in (pinned) host memory between
     forward and backward; implies checkpointing. Saves ``layers x tokens x hidden`` bytes of GPU memory."""

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .config import Recipe
+from .kernels import use_varlen_attention
 from .memory import apply_train_options, offload_stats
 from .packing import SFTCollator, TruncationStats, fit_length, merge, pack
 from .parallel import patch_packed_sdpa, patch_sp_vlm, patch_ulysses_adapter
@@ -134,6 +135,12 @@ def build_trainer(rec: Recipe, callbacks=()):
         patch_ulysses_adapter()
         patch_packed_sdpa()
         patch_sp_vlm(model)
+    varlen = rec.train.varlen_attention
+    if varlen is True and (not d.packing or sp > 1):
+        raise ValueError("train.varlen_attention=true needs data.packing=true and train.sequence_parallel=1; "
+                         "set it to auto")
+    if varlen and d.packing and sp == 1 and use_varlen_attention(model):
+        memory["varlen_attention"] = True
     args = trainer_args(ctx)
     cls = _trainer_cls()
     cls.module_lrs, cls.module_freeze = dict(rec.model.lrs), dict(rec.model.freeze)

@@ -29,9 +29,11 @@ def test_measure_times_steps_and_counts_tokens(data, tmp_path, impl, options):
     assert len(rec["step_seconds"]) == len(rec["step_tokens"]) == 3 and rec["timed_steps"] == 2
     assert all(0 < t <= 512 for t in rec["step_tokens"])
     assert all(sum(lens) == t for lens, t in zip(rec["step_seq_lengths"], rec["step_tokens"], strict=True))
-    assert rec["tokens_per_s"] > 0 and rec["peak_memory_bytes"] > 0 and len(rec["losses"]) == 3
+    # (in this process RSS may not grow at all: the suites measure memory in fresh processes)
+    assert rec["tokens_per_s"] > 0 and rec["peak_memory_bytes"] >= 0 and len(rec["losses"]) == 3
     if impl == "ours":
-        assert rec["memory_options"] == {"fused_linear_ce": True, "tiled_mlp": True, "offload_activations": True}
+        assert rec["memory_options"] == {"fused_linear_ce": True, "tiled_mlp": True, "offload_activations": True,
+                                         "varlen_attention": True}
 
 
 def test_dpo_measure_counts_both_completions(tmp_path):
