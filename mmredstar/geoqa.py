@@ -595,8 +595,8 @@ def summary_table(report: dict) -> str:
         lines.append(f"| {name} | {100 * a['accuracy']:.1f}% | [{100 * a['ci95'][0]:.1f}, {100 * a['ci95'][1]:.1f}] | "
                      f"{100 * a['se']:.1f} | {100 * a['no_answer']:.1f}% |")
     for k, m in (report.get("margins") or {}).items():
-        lines.append(f"\n{k.replace('_', ' ')}: {100 * m['difference']:+.1f} points ({m['of'][0]} vs {m['of'][1]}; "
-                     f"{m['z']} standard errors)")
+        z = "no spread to compare" if m["z"] is None else f"{m['z']} standard errors"
+        lines.append(f"\n{k.replace('_', ' ')}: {100 * m['difference']:+.1f} points ({m['of'][0]} vs {m['of'][1]}; {z})")
     return "\n".join(lines)
 
 

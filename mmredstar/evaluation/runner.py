@@ -272,7 +272,8 @@ def evaluate(models: str | Sequence[str | ModelEntry | dict], benches: str | Seq
              out: str | os.PathLike = "runs/eval", backend: str = "transformers", backend_options: dict | None = None,
              data: str | dict | None = None, samples: dict | None = None, n: int | None = None,
              limit: int | None = None, spec_overrides: dict | None = None, blank: bool = False,
-             chunk_size: int = 64, overwrite: bool = False, progress: bool = True, title: str | None = None) -> dict:
+             chunk_size: int | None = None, overwrite: bool = False, progress: bool = True,
+             title: str | None = None) -> dict:
     """Evaluate every model on every benchmark; writes per-sample files and ``OUT/report.{json,md,png}``.
 
     models: ``"a,b"``, ``"label=path,..."`` or a list (strings, dicts, ``ModelEntry``); ``blank=True`` runs
@@ -282,6 +283,7 @@ def evaluate(models: str | Sequence[str | ModelEntry | dict], benches: str | Seq
     samples: ``{bench: [Sample, ...]}`` to evaluate given samples (no data loading).
     n / spec_overrides: override the spec's samples per prompt / any spec key (``{"max_new_tokens": 64}``).
     limit: the first N items of each benchmark.
+    chunk_size: prompts generated and written together (default: 64, or the backend's ``batch_size`` if larger).
     Returns the report (what ``report.json`` holds)."""
     from ..curate.teachers import build_teacher
     from .report import write_report
@@ -306,6 +308,7 @@ def evaluate(models: str | Sequence[str | ModelEntry | dict], benches: str | Seq
             loaded[spec.name] = ss[:limit] if limit is not None else ss
         else:
             loaded[spec.name] = load_bench_samples(spec, data.get(spec.name), limit=limit)
+    chunk_size = chunk_size or max(64, int((backend_options or {}).get("batch_size") or 0))
     results = []
     t0 = time.time()
     for entry in entries:
