@@ -17,7 +17,8 @@ The ablation ladder (all at ``seq_len`` = 16,384 tokens, micro-batch 1 packed ro
 checkpointing on every rung, as TRL's SFTConfig defaults to):
   trl          TRL SFTTrainer used directly: packing (bfd, padding-free), its chunked log-prob loss;
   unpacked     our trainer, one sample per row, micro-batches padded to their longest (same tokens/step);
-  packed       + our packing (restarting position ids, block-causal attention);
+  packed       + our packing (restarting position ids, block-masked sdpa over the row);
+  varlen       + attention per packed sample (``train.varlen_attention``, our default with packing);
   fused_ce     + fused linear cross-entropy (no [tokens, vocab] logits);
   tiled_mlp    + tiled MLP;
   offload      + checkpointed layer inputs offloaded to pinned host memory (= our long-context setting);
@@ -54,7 +55,8 @@ ALL_ON = {"fused_linear_ce": True, "tiled_mlp": True, "offload_activations": Tru
 LADDER = [  # rung -> (impl, packing, options)
     ("trl", "trl", True, {}),
     ("unpacked", "ours", False, {}),
-    ("packed", "ours", True, {}),
+    ("packed", "ours", True, {"varlen_attention": False}),
+    ("varlen", "ours", True, {}),
     ("fused_ce", "ours", True, {"fused_linear_ce": True}),
     ("tiled_mlp", "ours", True, {"fused_linear_ce": True, "tiled_mlp": True}),
     ("offload", "ours", True, ALL_ON),
@@ -83,7 +85,7 @@ class Settings:
         self.longest_rungs = ["offload"] if dry_run else ["trl", "offload"]
         self.dpo_models = [m for m in self.models if m in ("qwen2_5_0_5b", "qwen2_5_1_5b")]
         self.dpo_len = 128 if dry_run else 4096
-        self.ladder = ([r for r in LADDER if r[0] in ("trl", "unpacked", "packed", "offload")] if dry_run
+        self.ladder = ([r for r in LADDER if r[0] in ("trl", "unpacked", "packed", "varlen", "offload")] if dry_run
                        else [r for r in LADDER if r[0] in ("trl", "offload")] if quick else LADDER)
 
     def preset(self, model: str) -> tuple[str, dict]:
