@@ -22,7 +22,8 @@ checkpointing on every rung, as TRL's SFTConfig defaults to):
   fused_ce     + fused linear cross-entropy (no [tokens, vocab] logits);
   tiled_mlp    + tiled MLP;
   offload      + checkpointed layer inputs offloaded to pinned host memory (= our long-context setting);
-  ulysses      + Ulysses sequence parallelism over all GPUs (only where several GPUs exist).
+  ulysses      + Ulysses sequence parallelism over all GPUs with ZeRO-2 (only where several GPUs exist;
+               tokens/s is the whole group's).
 MFU uses ``bench/flops.py`` (6N + the causal attention term, per real token, over the peak bf16 FLOP/s).
 The longest sequence: one sample of L tokens, one optimiser step; L doubles from 4,096 until a probe
 fails (out of memory, or no step within ``probe_timeout``), then bisects to 1/16 of L (multiples of 1,024).
@@ -64,6 +65,12 @@ LADDER = [  # rung -> (impl, packing, options)
 PARTS = ("throughput", "longest", "dpo")
 
 
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 class Settings:
     """The plan's sizes; ``dry_run`` shrinks everything to tiny presets on the CPU."""
 
@@ -86,7 +93,12 @@ class Settings:
         self.dpo_models = [m for m in self.models if m in ("qwen2_5_0_5b", "qwen2_5_1_5b")]
         self.dpo_len = 128 if dry_run else 4096
         self.ladder = ([r for r in LADDER if r[0] in ("trl", "unpacked", "packed", "varlen", "offload")] if dry_run
-                       else [r for r in LADDER if r[0] in ("trl", "offload")] if quick else LADDER)
+                       else [r for r in LADDER if r[0] in ("trl", "offload")] if quick else list(LADDER))
+        # Ulysses over every GPU (a dry run: 2 CPU processes on gloo, the same code path)
+        self.sp = 2 if dry_run else _gpu_count()
+        if self.sp >= 2 and not quick:
+            self.ladder.append(("ulysses", "ours", True,
+                                {**ALL_ON, "deepspeed": "zero2", "sequence_parallel": self.sp}))
 
     def preset(self, model: str) -> tuple[str, dict]:
         """(preset, load_model overrides); ``MMREDSTAR_BENCH_GPU_ATTN`` (e.g. ``flash_attention_2`` where
@@ -229,7 +241,10 @@ def throughput(r: Runner, figures: dict, notes: list) -> None:
             if vlm and s.dry_run and rung not in ("packed", "offload"):
                 continue
             mb = 1 if packing else max(1, round(s.seq_len / lens))
+            if vlm and s.dry_run and rung == "ulysses":
+                continue
             spec = dict(kind="sft", impl=impl, preset=preset, model_overrides=over, data=data,
+                        nproc=int(opts.get("sequence_parallel", 1)),
                         max_length=s.seq_len, packing=packing, micro_batch_size=mb, grad_accum=1,
                         warmup=s.warmup, steps=s.steps, lr=1e-5, seed=0, bf16="auto", threads=1 if s.dry_run else None,
                         gradient_checkpointing=not opts.get("offload_activations"), options=opts)
@@ -239,11 +254,11 @@ def throughput(r: Runner, figures: dict, notes: list) -> None:
         for rung, row in rows["rungs"].items():
             if base and row.get("tokens_per_s"):
                 row["speedup_vs_trl"] = round(row["tokens_per_s"] / base, 3)
-    import torch
-
-    if torch.cuda.device_count() < 2:
-        notes.append("Ulysses rung not run: it needs several GPUs (this machine has "
-                     f"{torch.cuda.device_count()}); see train.sequence_parallel")
+    if s.sp < 2:
+        notes.append(f"Ulysses rung not run: it needs several GPUs (this machine has {_gpu_count()}); "
+                     "see train.sequence_parallel")
+    elif s.dry_run:
+        notes.append("dry run: the Ulysses rung ran 2 CPU processes on gloo (sequence parallelism 2)")
 
 
 def _mean_len(data: str, preset: str, over: dict) -> float:

@@ -11,6 +11,8 @@ memory (or an out-of-memory error) never affects the next. ``SPEC`` keys (all bu
   directly: same model, same tokens and loss mask, its own packing (``bfd``, padding-free) and loss);
 * ``preset``, ``model_overrides`` (``load_model`` keyword overrides), ``dtype``;
 * ``data``: a sample file (SFT samples or DPO pairs, ``mmredstar.schema``); ``max_length``, ``packing``;
+* ``nproc`` (> 1: launched under ``torchrun``, e.g. Ulysses with ``options: {deepspeed: zero2,
+  sequence_parallel: N}``; rank 0 writes the record; tokens are the whole sequence's, over all ranks),
 * ``micro_batch_size``, ``grad_accum``, ``warmup``, ``steps``, ``lr``, ``threads``, ``seed``,
   ``gradient_checkpointing``, ``bf16`` (``auto``), ``options`` (``train.*`` memory options, e.g.
   ``{"fused_linear_ce": true}``), ``work_dir``.
@@ -263,9 +265,21 @@ def run_in_subprocess(spec: dict, out: str, timeout: float | None = None, env: d
         e["CUDA_VISIBLE_DEVICES"] = ""
     if os.path.exists(out):
         os.remove(out)
+    nproc = int(spec.get("nproc", 1))
+    cmd = [sys.executable, "-m", "bench.worker", spec_path, out]
+    if nproc > 1:  # sequence parallelism: one process per device (gloo on a CPU), rank 0 writes the record
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={port}",
+               "-m", "bench.worker", spec_path, out]
+        e.pop("WORLD_SIZE", None)
+        if spec.get("device") == "cpu":
+            e["OMP_NUM_THREADS"] = "1"
     try:
-        p = subprocess.run([sys.executable, "-m", "bench.worker", spec_path, out], cwd=root, env=e, timeout=timeout,
-                           capture_output=True, text=True)
+        p = subprocess.run(cmd, cwd=root, env=e, timeout=timeout, capture_output=True, text=True)
     except subprocess.TimeoutExpired:
         return {"spec": spec, "status": "timeout", "error": f"no result within {timeout} s"}
     if os.path.exists(out):
@@ -281,6 +295,9 @@ def main(argv: list[str]) -> int:
     with open(spec_path) as f:
         spec = json.load(f)
     rec = measure(spec)
+    if int(os.environ.get("RANK", 0)) != 0:
+        return 0 if rec["status"] in ("ok", "oom") else 1
+    rec["world_size"] = int(os.environ.get("WORLD_SIZE", 1))
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(rec, f, indent=1, default=str)

@@ -49,7 +49,8 @@ def test_full_dry_run_covers_every_part(tmp_path):
     (path,) = [x for x in tmp_path.glob("gpu-dryrun-*.json") if not x.name.endswith("parts.json")]
     f = json.loads(path.read_text())["figures"]
     text = f["throughput"]["qwen2_5_0_5b"]["rungs"]
-    assert all(text[r]["status"] == "ok" for r in ("trl", "unpacked", "packed", "offload")), text
+    assert all(text[r]["status"] == "ok" for r in ("trl", "unpacked", "packed", "varlen", "offload", "ulysses")), text
+    assert text["ulysses"]["memory_options"]["fused_linear_ce"]  # 2 processes on gloo, sequence parallel 2
     assert text["offload"]["memory_options"]["offload_activations"] and "speedup_vs_trl" in text["packed"]
     vlm = f["throughput"]["internvl2_1b"]["rungs"]
     assert vlm["offload"]["status"] == "ok" and vlm["trl"]["status"] == "n/a"
