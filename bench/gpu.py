@@ -251,7 +251,7 @@ def throughput(r: Runner, figures: dict, notes: list) -> None:
             rec = r.measure(f"throughput/{model}/{rung}/{s.seq_len}", spec, s.run_timeout)
             rows["rungs"][rung] = _summary(model, s, rec)
         base = rows["rungs"].get("trl", {}).get("tokens_per_s")
-        for rung, row in rows["rungs"].items():
+        for row in rows["rungs"].values():
             if base and row.get("tokens_per_s"):
                 row["speedup_vs_trl"] = round(row["tokens_per_s"] / base, 3)
     if s.sp < 2:
@@ -263,10 +263,9 @@ def throughput(r: Runner, figures: dict, notes: list) -> None:
 
 def _mean_len(data: str, preset: str, over: dict) -> float:
     from mmredstar.io import read_samples
-    from mmredstar.training.sft import encode_sft
-
     from mmredstar.modeling import build_model, load_preset
     from mmredstar.modeling.tokenizer import build_tiny_tokenizer
+    from mmredstar.training.sft import encode_sft
 
     _, proc = build_model(load_preset(preset).replace(**{k: v for k, v in over.items() if k != "attn_implementation"}),
                           build_tiny_tokenizer(), meta=True)

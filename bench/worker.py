@@ -78,9 +78,8 @@ class Counter:
 
 
 def _callback(cuda: bool, rec: dict):
-    from transformers import TrainerCallback
-
     import torch
+    from transformers import TrainerCallback
 
     class Timer(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
