@@ -44,9 +44,9 @@ from bench.flops import lm_shape, peak_flops, train_flops, vision_flops
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
-MODELS = {  # name -> (preset, load_model overrides)
-    "qwen2_5_0_5b": ("qwen2_5_0_5b", {}),
+MODELS = {  # name -> (preset, load_model overrides), in the order they are measured (the targets' model first)
     "qwen2_5_1_5b": ("qwen2_5_1_5b", {}),
+    "qwen2_5_0_5b": ("qwen2_5_0_5b", {}),
     "qwen2_5_7b": ("qwen2_5_7b_instruct", {"init": "random"}),
     "internvl2_1b": ("internvl2_1b", {}),
 }
