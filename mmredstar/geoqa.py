@@ -495,7 +495,6 @@ def _checkpoint_entries(cfg: GeoQAConfig):
 
 def run_eval(cfg: GeoQAConfig) -> dict:
     """Evaluate each checkpoint on the held-out split; write ``eval/report.*`` and the summary ``report.json``."""
-    from .evaluation.metrics import wilson
     from .evaluation.runner import evaluate
     from .evaluation.spec import load_spec
     from .io import read_samples, write_json
@@ -524,7 +523,7 @@ def run_eval(cfg: GeoQAConfig) -> dict:
     acc = {}
     for r in rep["results"]:
         p, n = r["pass@1"], r["n_items"]
-        lo, hi = wilson(p, n) if r.get("n_samples") == 1 else tuple(r["ci95"])
+        lo, hi = r["ci95"]                    # Wilson with one sample per item (binomial), else normal
         acc[r["label"]] = {"accuracy": round(p, 4), "n": n, "se": round(r["se"], 4), "ci95": [round(lo, 4), round(hi, 4)],
                            "model": r["model"], "blank_images": r["blank_images"],
                            "no_answer": (r.get("verdicts") or {}).get("no_answer", 0.0)}

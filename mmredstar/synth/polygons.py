@@ -16,7 +16,8 @@ the layout of G-LLaVA / R1-V GeoQA files with the answer inline::
      "text": "\\nFirst perform reasoning, then finally select the question from the choices ... Question:What is
               the sum of the interior angles of the polygon in the figure?\\nChoices:\\nA:180°\\nB:360°\\nC:540°\\nD:720°",
      "answer": "C", "sides": 5,
-     "reference_cot": "The polygon has 5 sides, so its interior angles sum to (5-2) × 180° = 540°.\\nAnswer: 540°"}
+     "reference_cot": "The interior angles of the polygon in the figure sum to 540°: it has 5 sides, and
+                       (5-2) × 180° = 540°.\\nAnswer: 540°"}
 
 Convert with the ``geoqa`` data card (``mmredstar data convert --card geoqa --src DIR/test_questions.jsonl``).
 Generation is deterministic in (seed, split, item) and fast (~1 ms per item); a rerun with the same
@@ -38,7 +39,7 @@ QUESTION = "What is the sum of the interior angles of the polygon in the figure?
 CHOICES = ("180°", "360°", "540°", "720°")
 INSTRUCTION = ("\nFirst perform reasoning, then finally select the question from the choices in the following "
                "format: Answer: xxx.\nQuestion:")
-VERSION = 2
+VERSION = 3
 """Bumped when the drawing or the record layout changes (part of ``dataset.json``)."""
 PALETTE = [(200, 30, 30), (30, 90, 200), (20, 140, 60), (120, 40, 160), (220, 110, 0), (0, 130, 140),
            (60, 60, 60), (170, 20, 110)]
@@ -55,14 +56,17 @@ def angle_sum(sides: int) -> int:
 
 
 def reference_cot(sides: int) -> str:
-    """The worked solution the scripted teacher writes from: it states the value, then 'Answer: value'.
+    """The worked solution the scripted teacher writes from: the value read off the figure first, then why,
+    then 'Answer: value'. The scripted teacher's wrong answers swap the value, so a wrong response differs
+    from a right one where the figure is read (what DPO pairs then contrast).
 
     >>> print(reference_cot(4))
-    The polygon has 4 sides, so its interior angles sum to (4-2) × 180° = 360°.
+    The interior angles of the polygon in the figure sum to 360°: it has 4 sides, and (4-2) × 180° = 360°.
     Answer: 360°
     """
     s = angle_sum(sides)
-    return f"The polygon has {sides} sides, so its interior angles sum to ({sides}-2) × 180° = {s}°.\nAnswer: {s}°"
+    return (f"The interior angles of the polygon in the figure sum to {s}°: it has {sides} sides, and "
+            f"({sides}-2) × 180° = {s}°.\nAnswer: {s}°")
 
 
 def draw_polygon(sides: int, rng: random.Random, size: int = 64, scale: int = 4):

@@ -59,10 +59,11 @@ def test_full_demo_learns_and_uses_the_picture(tmp_path):
     rep = json.loads((out / "report.json").read_text())
     acc = rep["accuracy"]
     assert rep["items"] == 300 and all(a["n"] == 300 for a in acc.values())
+    # measured on the 2-core box: untrained 0.0%, SFT 61.7%, DPO 61.3%, DPO with blank images 25.0%
     assert acc["base"]["accuracy"] <= 0.05                              # untrained: no parseable answers
-    assert acc["dpo"]["accuracy"] >= 0.45
+    assert acc["dpo"]["accuracy"] >= 0.5
     for name in ("trained_minus_untrained", "trained_minus_blank_images"):
         m = rep["margins"][name]
-        assert m["difference"] >= 0.15 and m["z"] >= 5, (name, m)       # well beyond noise
+        assert m["difference"] >= 0.25 and m["z"] >= 6, (name, m)       # well beyond noise
     assert acc["dpo"]["accuracy"] >= acc["sft"]["accuracy"] - 0.05        # DPO does not hurt
     print(p.stdout)
