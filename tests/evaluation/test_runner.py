@@ -153,3 +153,25 @@ def test_parse_models():
     with pytest.raises(ValueError, match="share the label"):
         parse_models("runs/a/sft,runs/b/sft")
     assert ModelEntry("x/y/").label == "y"
+
+
+def test_eval_cli_run_list_show_report(tmp_path, polygons):
+    from click.testing import CliRunner
+
+    from mmredstar.evaluation.cli import eval_group
+
+    run = CliRunner()
+    r = run.invoke(eval_group, ["run", "--model", "teacher=scripted", "--bench", "geoqa", "--backend", "scripted",
+                                "--backend-opt", "error_rate=0.0", "--backend-opt", "no_answer_rate=0.0",
+                                "--data", str(polygons), "--limit", "4", "--set", "max_new_tokens=64",
+                                "--out", str(tmp_path / "ev")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "| teacher | 100.0 | 100.0 |" in r.output and (tmp_path / "ev" / "teacher" / "geoqa" / "result.json").exists()
+    r = run.invoke(eval_group, ["report", str(tmp_path / "ev"), "--title", "Again"])
+    assert r.exit_code == 0 and "# Again" in r.output
+    r = run.invoke(eval_group, ["list"])
+    assert r.exit_code == 0 and "geometry3k" in r.output and "[--data]" in r.output
+    r = run.invoke(eval_group, ["show", "aime24"])
+    assert r.exit_code == 0 and json.loads(r.output)["n"] == 8
+    r = run.invoke(eval_group, ["run", "--model", "tiny_vlm", "--bench", "geometry3k", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "pass --data PATH" in r.output
