@@ -6,9 +6,9 @@ Started by ``mmredstar.verify.sandbox`` (never by hand) as::
         python -I mmredstar/verify/_runner.py --uid U --gid G ...
 
 As root inside the fresh namespaces it makes the mount tree private, remounts ``/`` read-only (this
-namespace only), mounts small private tmpfs on /tmp, /var/tmp and /dev/shm (and over a private
-directory holding the interpreter, binding back only the interpreter), and creates its working
-directory there. The runner itself never runs candidate code: each test's forked child drops to the
+namespace only), mounts small private tmpfs on /tmp, /var/tmp and /dev/shm and empty ones over the
+hidden folders (binding back only the interpreter's directories), and creates its working
+directory in its /tmp. The runner itself never runs candidate code: each test's forked child drops to the
 unprivileged sandbox uid/gid (no supplementary groups, no_new_privs, not dumpable) and sets the
 resource limits before it executes anything, so the candidate can neither signal nor read the runner.
 Without namespaces (``--no-ns``) the same happens minus the namespaces and mounts.
@@ -57,14 +57,20 @@ SYSTEM_DIRS = {"/", "/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbi
                "/tmp", "/var", "/run", "/boot"}
 
 
+PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
 def setup_namespace(tmp_mb, hide):
+    """Private, read-only mount tree: fresh tmpfs on the temporary folders, empty tmpfs over the hidden
+    folders, the interpreter's own directories bound back read-only (``cover_and_expose``)."""
     libc = _libc()
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE, None)
     _mount(libc, None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
-    for d in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(d):
-            _mount(libc, "tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
-    expose_python(libc, [h for h in hide if h not in SYSTEM_DIRS and os.path.isdir(h)])
+    covers = {d: f"size={tmp_mb}m,mode=1777" for d in PRIVATE_TMP if os.path.isdir(d)}
+    for h in hide:
+        if h not in SYSTEM_DIRS and os.path.isdir(h):
+            covers.setdefault(h, "size=1m,mode=755")
+    cover_and_expose(libc, covers)
 
 
 def _private_ancestor(path):
@@ -80,36 +86,48 @@ def _private_ancestor(path):
     return None
 
 
-def expose_python(libc, hide=()):
-    """Hide data directories (``hide``: the caller's project and home folders) and private directories
-    on the interpreter's path (a Python installed in /root) under empty tmpfs, then bind back only the
-    interpreter's own directories, read-only: candidate code can run Python but cannot read the
-    project's files (its test data) or anything else in those folders."""
+def _under(path, folder):
+    return path.startswith(folder.rstrip("/") + "/")
+
+
+def cover_and_expose(libc, covers):
+    """Mount a tmpfs over each folder of ``covers`` (``{folder: tmpfs options}``: the private temporary
+    folders, the caller's project and home folders) and over private directories on the interpreter's
+    path (a Python installed in /root), then bind back only the interpreter's own directories,
+    read-only: candidate code can run Python (even one installed in a project under /tmp) but cannot
+    read the project's files (its test data) or anything else in those folders."""
     paths = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
     paths |= {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
               os.path.dirname(os.path.realpath(sys.executable))}
-    paths = sorted(p for p in paths if not any(p != q and p.startswith(q + "/") for q in paths))
-    blocked = {h: [] for h in hide}
+    paths = sorted(p for p in paths if not any(p != q and _under(p, q) for q in paths))
+    covers = dict(covers)
+    exposed = []
     for p in paths:
-        anc = next((h for h in hide if p.startswith(h.rstrip("/") + "/")), None) or _private_ancestor(p)
+        anc = next((c for c in covers if _under(p, c)), None) or _private_ancestor(p)
         if anc:
-            blocked.setdefault(anc, []).append(p)
-    if not blocked:
-        return
+            covers.setdefault(anc, "size=1m,mode=755")
+            exposed.append(p)
+    # stage the directories to expose on a scratch tmpfs outside every covered folder, cover, bind back
+    stage = next((d for d in ("/run", "/opt", "/dev") if os.path.isdir(d) and d not in covers
+                  and not any(_under(p, d) for p in exposed)), None) if exposed else None
+    if exposed and stage is None:
+        raise OSError("sandbox: no scratch folder to stage the interpreter's directories on")
     staged = []
-    for i, p in enumerate(q for ps in blocked.values() for q in ps):
-        st = f"/tmp/.host{i}"
-        os.makedirs(st)
-        _mount(libc, p, st, None, MS_BIND | MS_REC, None)
-        staged.append((st, p))
-    for anc in blocked:
-        _mount(libc, "tmpfs", anc, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    if stage:
+        _mount(libc, "tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=700")
+        for i, p in enumerate(exposed):
+            st = f"{stage}/host{i}"
+            os.makedirs(st)
+            _mount(libc, p, st, None, MS_BIND | MS_REC, None)
+            staged.append((st, p))
+    for folder, opts in covers.items():
+        _mount(libc, "tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, opts)
     for st, p in staged:
         os.makedirs(p, mode=0o755, exist_ok=True)
         _mount(libc, st, p, None, MS_BIND | MS_REC, None)
         _mount(libc, None, p, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
-        libc.umount2(st.encode(), 2)          # MNT_DETACH
-        os.rmdir(st)
+    if stage:
+        libc.umount2(stage.encode(), 2)          # MNT_DETACH: the scratch tmpfs and its staging binds go
 
 
 def drop_privileges(uid, gid):

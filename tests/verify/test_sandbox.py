@@ -151,6 +151,38 @@ def test_reading_the_projects_files(contained, tmp_path):
     contained()
 
 
+def test_an_interpreter_installed_under_tmp(tmp_path, contained):
+    """A project cloned under /tmp (its .venv there too): the sandbox's private /tmp must not take the
+    interpreter's packages away, and must still hide the project's other files."""
+    if isolation_mode() != "namespaces":
+        pytest.skip("the private /tmp needs a mount namespace")
+    import site
+    import subprocess
+    import sys
+    import venv
+
+    env_dir = tmp_path / "proj" / ".venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    (site_dir,) = env_dir.glob("lib/python*/site-packages")
+    (site_dir / "probe_mod.py").write_text("VALUE = 41\n")
+    # this venv also sees the packages of the one running the tests (mmredstar and its dependencies)
+    (site_dir / "outer.pth").write_text("\n".join(site.getsitepackages() + [str(REPO)]) + "\n")
+    secret = tmp_path / "proj" / "expected_outputs.txt"
+    secret.write_text("42")
+    code = ("import probe_mod\nprint('probe', probe_mod.VALUE + 1)\n"
+            "try:\n    open(input()).read(); print('GOT')\nexcept OSError as e:\n    print('denied', e.errno)\n")
+    driver = ("import json, sys\nfrom mmredstar.verify.sandbox import run_program\n"
+              "print(json.dumps(list(run_program(sys.argv[1], [sys.argv[2]]))))")
+    r = subprocess.run([str(env_dir / "bin" / "python"), "-c", driver, code, str(secret)], capture_output=True,
+                       text=True, timeout=120, cwd=str(tmp_path / "proj"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = __import__("json").loads(r.stdout.strip().splitlines()[-1])[0]
+    assert rec["status"] == "ok", rec
+    assert "probe 42" in rec["out"] and "denied" in rec["out"] and "GOT" not in rec["out"]
+    assert sys.prefix != str(env_dir)
+    contained()
+
+
 def test_reading_the_parents_environment(iso, monkeypatch, contained):
     secret = "s3cr3t-" + uuid.uuid4().hex
     monkeypatch.setenv("MMREDSTAR_TEST_SECRET", secret)
