@@ -151,9 +151,9 @@ class GeoQAConfig:
     path: str | None = field(default=None, metadata={"runtime": True})
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d.pop("path", None)
-        return d
+        from .config import to_plain
+
+        return to_plain(self)
 
 
 class PipelineError(RuntimeError):
@@ -163,39 +163,10 @@ class PipelineError(RuntimeError):
 def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQAConfig:
     """A checked ``GeoQAConfig`` from a YAML path (or a name under ``configs/``) or a dict; ``overrides`` are
     dotted ``key=value`` strings. Errors name the file, line and key."""
-    import yaml
+    from .config import ConfigError, load_dataclass
 
-    from .assets import AssetError, resolve
-    from .curate.config import ConfigError, _key_lines, apply_overrides, build_dataclass
-
-    if isinstance(path_or_dict, dict):
-        data, file, lines = dict(path_or_dict), "<config>", {}
-    else:
-        p = os.fspath(path_or_dict)
-        if not os.path.exists(p):
-            try:
-                p = os.fspath(resolve("configs", p))
-            except AssetError as e:
-                raise ConfigError(f"{path_or_dict}: config not found ({e})") from None
-        file = p
-        text = Path(p).read_text(encoding="utf-8")
-        try:
-            data = yaml.safe_load(text) or {}
-            lines = _key_lines(yaml.compose(text)) if data else {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ConfigError(f"{p}{':' + str(mark.line + 1) if mark else ''}: invalid YAML: "
-                              f"{getattr(e, 'problem', e)}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a mapping of config keys at the top level")
-    if overrides:
-        data = apply_overrides(data, overrides)
-    cfg = build_dataclass(GeoQAConfig, data, file=file, lines=lines)
+    cfg, file, where = load_dataclass(GeoQAConfig, path_or_dict, overrides)
     cfg.path = None if file == "<config>" else file
-
-    def where(key):
-        line = lines.get(key)
-        return f"{file}:{line}" if line else file
 
     pr = cfg.prepare
     if (pr.generate is None) == (pr.src is None):
@@ -601,7 +572,7 @@ def summary_table(report: dict) -> str:
 
 # ----------------------------------------------------------------------------------------- CLI
 def _load(config: str, out: str | None, sets: tuple[str, ...]) -> GeoQAConfig:
-    from .curate.config import ConfigError
+    from .config import ConfigError
 
     ov = list(sets)
     if out:

@@ -259,7 +259,7 @@ class SampleWriter:
         if isinstance(rec, Sample):
             d = rec.to_dict(out_dir=self.out_dir)
             if self.embed_images:
-                for im_d, im in zip(d["images"], rec.images):
+                for im_d, im in zip(d["images"], rec.images, strict=False):
                     if "bytes" not in im_d:
                         import base64
 
@@ -325,7 +325,7 @@ def _arrow_schema():
 def _to_row(s: Sample, out_dir: str | None, embed_images: bool) -> dict:
     d = s.to_dict(out_dir=out_dir)
     imgs = []
-    for im_d, im in zip(d["images"], s.images):
+    for im_d, im in zip(d["images"], s.images, strict=False):
         b = im.bytes if im.bytes is not None else (im.read_bytes() if embed_images else None)
         imgs.append({"bytes": b, "path": None if (embed_images and im.bytes is None) else im_d.get("path")})
     dumps = lambda v: None if v is None else json.dumps(v, ensure_ascii=False)  # noqa: E731

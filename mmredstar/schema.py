@@ -340,7 +340,7 @@ class Sample:
         d = self.to_dict()
         d["responses"] = []
         s = Sample.from_dict(d)
-        for a, b in zip(s.images, self.images):
+        for a, b in zip(s.images, self.images, strict=False):
             a.root = b.root
         return s
 
@@ -408,7 +408,7 @@ class Pair(Sample):
         if meta:
             d["meta"] = {**d["meta"], **meta}
         p = _build(cls, d, None)
-        for a, b in zip(p.images, sample.images):
+        for a, b in zip(p.images, sample.images, strict=False):
             a.root = b.root
         return p
 

@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-import yaml
 
 STUDY_VERSION = 1
 
@@ -172,47 +171,15 @@ class StudyConfig:
 
 def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> StudyConfig:
     """A checked ``StudyConfig`` from a YAML path (or a name under ``configs/``, e.g. ``study/tiny``) or a dict."""
-    from mmredstar.curate.config import ConfigError, _key_lines, _where, apply_overrides, build_dataclass
+    from mmredstar.config import load_dataclass
 
-    lines: dict = {}
-    file = "<config>"
-    if isinstance(path_or_dict, StudyConfig):
-        data = path_or_dict.to_dict()
-    elif isinstance(path_or_dict, dict):
-        data = path_or_dict
-    else:
-        from mmredstar.assets import AssetError, resolve
-
-        path = os.fspath(path_or_dict)
-        if not os.path.exists(path):
-            try:
-                path = os.fspath(resolve("configs", path))
-            except AssetError as e:
-                raise ConfigError(f"{path_or_dict}: config not found ({e})") from None
-        file = path
-        text = Path(path).read_text(encoding="utf-8")
-        try:
-            data = yaml.safe_load(text) or {}
-            lines = _key_lines(yaml.compose(text)) if data else {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ConfigError(f"{path}{':' + str(mark.line + 1) if mark else ''}: invalid YAML: "
-                              f"{getattr(e, 'problem', e)}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-    if overrides:
-        data = apply_overrides(data, overrides)
-    cfg = build_dataclass(StudyConfig, data, file=file, lines=lines)
-
-    def where(key):
-        return _where(file, lines, key)
-
+    cfg, _, where = load_dataclass(StudyConfig, path_or_dict, overrides)
     _check(cfg, where)
     return cfg
 
 
 def _check(cfg: StudyConfig, where) -> None:
-    from mmredstar.curate.config import ConfigError
+    from mmredstar.config import ConfigError
     from mmredstar.data.subset import parse_bands, parse_size, parse_sizes
 
     if (cfg.pool.path is None) == (cfg.pool.builtin is None):
@@ -805,7 +772,7 @@ def _overrides(sets, out):
 @click.option("--train-only", is_flag=True, help="Build the pool and subsets and train; no evaluation.")
 def run_cmd(config, out, sets, only, train_only):
     """Build the subsets, train every cell, evaluate each, and write the table (finished work is skipped)."""
-    from mmredstar.curate.config import ConfigError
+    from mmredstar.config import ConfigError
     from mmredstar.schema import DataError
 
     try:
@@ -822,7 +789,7 @@ def run_cmd(config, out, sets, only, train_only):
 @click.option("--set", "sets", multiple=True, help="Override a config key.")
 def plan_cmd(config, out, sets):
     """Print the expanded cells and the exact commands to run each stage on a cluster."""
-    from mmredstar.curate.config import ConfigError
+    from mmredstar.config import ConfigError
 
     try:
         cfg = load_config(config, _overrides(sets, out))
@@ -837,7 +804,7 @@ def plan_cmd(config, out, sets):
 @click.option("--set", "sets", multiple=True, help="Override a config key.")
 def report_cmd(config, out, sets):
     """Rebuild study.{json,md,png} from the evaluation results under OUT/eval."""
-    from mmredstar.curate.config import ConfigError
+    from mmredstar.config import ConfigError
 
     try:
         rep = report_only(config, _overrides(sets, out))

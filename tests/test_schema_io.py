@@ -1,12 +1,19 @@
-import base64
 import io
 import json
 
 import pytest
 from PIL import Image
 
-from mmredstar.io import (SampleWriter, count_records, from_hf_dataset, read_samples, to_hf_dataset,
-                          validate_file, write_parquet, write_samples)
+from mmredstar.io import (
+    SampleWriter,
+    count_records,
+    from_hf_dataset,
+    read_samples,
+    to_hf_dataset,
+    validate_file,
+    write_parquet,
+    write_samples,
+)
 from mmredstar.schema import CodeTests, DataError, ImageRef, Message, Pair, Response, Sample
 
 

@@ -19,16 +19,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
-import yaml
-
-
-class ConfigError(ValueError):
-    """A config key or value is wrong; the message names the file, line and key and says what to do."""
+from mmredstar.config import (  # noqa: F401  (re-exported: the config API lived here first)
+    ConfigError,
+    apply_overrides,
+    build_dataclass,
+    load_dataclass,
+    parse_override,
+    where,
+)
+from mmredstar.config import field_docs as _field_docs
 
 
 # ----------------------------------------------------------------------------------------- sections
@@ -227,150 +229,10 @@ class CurateConfig:
 
 
 # ----------------------------------------------------------------------------------------- loading
-def _key_lines(node, prefix: str = "", out: dict | None = None) -> dict[str, int]:
-    """Line (1-based) of every key of a composed YAML mapping, dotted: {"select.sft.dedupe": 12}."""
-    out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = f"{prefix}{k.value}"
-            out[key] = k.start_mark.line + 1
-            _key_lines(v, key + ".", out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            out[f"{prefix[:-1]}[{i}]"] = v.start_mark.line + 1
-            _key_lines(v, f"{prefix[:-1]}[{i}].", out)
-    return out
-
-
-def _is_optional(tp) -> bool:
-    return typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
-
-
-def _where(file: str, lines: dict[str, int], key: str) -> str:
-    line = lines.get(key)
-    if line is None and "." in key:
-        line = lines.get(key.rsplit(".", 1)[0])
-    return f"{file}:{line}" if line else file
-
-
-def _coerce(value: Any, tp, key: str, file: str, lines: dict[str, int]) -> Any:
-    def fail(msg: str):
-        raise ConfigError(f"{_where(file, lines, key)}: key '{key}': {msg}")
-
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        if value is None:
-            return tp()
-        if not isinstance(value, dict):
-            fail(f"expected a mapping of {[f.name for f in dataclasses.fields(tp)]}, got {type(value).__name__}")
-        return build_dataclass(tp, value, prefix=key + ".", file=file, lines=lines)
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            fail("must not be empty")
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key, file, lines)
-            except ConfigError as e:
-                errors.append(str(e).split(": ", 2)[-1])
-        fail(f"{value!r} fits none of the allowed types ({'; '.join(errors)})")
-    if origin is list:
-        (item,) = typing.get_args(tp) or (Any,)
-        if isinstance(value, (str, dict)) and dataclasses.is_dataclass(item):
-            value = [value] if isinstance(value, dict) else [{"path": value}]
-        if not isinstance(value, list):
-            fail(f"expected a list, got {type(value).__name__} {value!r}")
-        return [_coerce(v, item, f"{key}[{i}]", file, lines) for i, v in enumerate(value)]
-    if tp is dict or origin is dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            fail(f"expected a mapping, got {type(value).__name__} {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        fail(f"expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            fail(f"expected an integer, got {type(value).__name__} {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            fail(f"expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            fail(f"expected a number, got {type(value).__name__} {value!r}")
-        try:
-            return float(value)
-        except ValueError:
-            fail(f"expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, (dict, list)) or value is None:
-            fail(f"expected a string, got {type(value).__name__} {value!r}")
-        return str(value)
-    return value
-
-
-def build_dataclass(cls, data: dict, *, prefix: str = "", file: str = "<config>", lines: dict | None = None):
-    """Build dataclass ``cls`` from a mapping, checking every key and type (errors name file:line and key)."""
-    lines = lines or {}
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kw = {}
-    for k, v in (data or {}).items():
-        key = prefix + str(k)
-        if k not in names:
-            close = difflib.get_close_matches(str(k), names, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; allowed keys: {names}"
-            raise ConfigError(f"{_where(file, lines, key)}: unknown key '{key}'{hint}")
-        kw[k] = _coerce(v, hints[k], key, file, lines)
-    return cls(**kw)
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"sampling.temperature=0.6"`` -> ``("sampling.temperature", 0.6)`` (the value is read as YAML).
-
-    >>> parse_override("select.dpo.pairing=all"), parse_override("limit=10")
-    (('select.dpo.pairing', 'all'), ('limit', 10))
-    """
-    if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. sampling.temperature=0.6")
-    k, v = text.split("=", 1)
-    return k.strip(), yaml.safe_load(v) if v.strip() else None
-
-
-def apply_overrides(data: dict, overrides: list[str] | dict | None) -> dict:
-    """Set dotted keys in a nested mapping (a copy)."""
-    import copy
-
-    data = copy.deepcopy(data)
-    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
-    for key, value in items:
-        cur = data
-        parts = key.split(".")
-        for p in parts[:-1]:
-            if not isinstance(cur.get(p), dict):
-                cur[p] = {}
-            cur = cur[p]
-        cur[parts[-1]] = value
-    return data
-
-
 def config_from_dict(data: dict, *, file: str = "<config>", lines: dict | None = None) -> CurateConfig:
     """Build and check a ``CurateConfig`` (teacher and difficulty options included)."""
     cfg = build_dataclass(CurateConfig, data, file=file, lines=lines)
-    where = lambda key: _where(file, lines or {}, key)  # noqa: E731
-    check_config(cfg, where)
+    check_config(cfg, lambda key: where(file, lines or {}, key))
     return cfg
 
 
@@ -424,58 +286,11 @@ def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
 def load_config(path_or_dict: str | os.PathLike | dict | CurateConfig,
                 overrides: list[str] | dict | None = None) -> CurateConfig:
     """A ``CurateConfig`` from a YAML file (path or a name under ``configs/``), a dict or a config."""
-    if isinstance(path_or_dict, CurateConfig):
-        data, file, lines = path_or_dict.to_dict(), "<config>", {}
-    elif isinstance(path_or_dict, dict):
-        data, file, lines = path_or_dict, "<config>", {}
-    else:
-        from mmredstar.assets import AssetError, resolve
-
-        path = os.fspath(path_or_dict)
-        if not os.path.exists(path):
-            try:
-                path = os.fspath(resolve("configs", path))
-            except AssetError as e:
-                raise ConfigError(f"{path_or_dict}: config not found ({e})") from None
-        file = path
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            data = yaml.safe_load(text) or {}
-            lines = _key_lines(yaml.compose(text)) if data else {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-    if overrides:
-        data = apply_overrides(data, overrides)
-    return config_from_dict(data, file=file, lines=lines)
+    cfg, _, where = load_dataclass(CurateConfig, path_or_dict, overrides)
+    check_config(cfg, where)
+    return cfg
 
 
 def field_docs(cls=CurateConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, type, doc) for every field, read from the attribute docstrings in this module."""
-    import ast
-    import inspect
-
-    src = inspect.getsource(inspect.getmodule(cls))
-    tree = ast.parse(src)
-    docs: dict[tuple[str, str], str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            body = node.body
-            for a, b in zip(body, body[1:], strict=False):
-                if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
-                    docs[(node.name, a.target.id)] = " ".join(str(b.value.value).split())
-    out = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        out.append((prefix + f.name, getattr(tp, "__name__", str(tp).replace("typing.", "")),
-                    docs.get((cls.__name__, f.name), "")))
-        if dataclasses.is_dataclass(tp):
-            out.extend(field_docs(tp, prefix + f.name + "."))
-        elif typing.get_origin(tp) is list and dataclasses.is_dataclass((typing.get_args(tp) or (None,))[0]):
-            out.extend(field_docs(typing.get_args(tp)[0], prefix + f.name + "[]."))
-    return out
+    """(dotted key, type, doc) for every field of a curation config (or of ``cls``)."""
+    return _field_docs(cls, prefix)

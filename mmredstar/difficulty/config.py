@@ -8,7 +8,7 @@ Python::
     cfg = load_config("difficulty/tiny", ["out=runs/d"])     # a path or a name under configs/
 
 Loading checks every key and type (``file:line: key 'a.b': ...`` with a did-you-mean), using the same
-loader as curation configs (``mmredstar.curate.config``). Relative paths are relative to the working
+loader as every config of the package (``mmredstar.config``). Relative paths are relative to the working
 directory (run the shipped configs from the repository root).
 
 The difficulty scale: every label is mapped onto ONE 1-10 scale, ``Sample.difficulty``
@@ -21,12 +21,9 @@ rounded half up); the regression head predicts the number.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 
-import yaml
-
-from mmredstar.curate.config import ConfigError, _key_lines, apply_overrides, build_dataclass
+from mmredstar.config import ConfigError, load_dataclass
 
 HEADS = ("classification", "regression")
 BUILTINS = ("arithmetic",)
@@ -176,36 +173,6 @@ def check(cfg: DifficultyTrainConfig, where=lambda key: "<config>") -> None:
 
 def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> DifficultyTrainConfig:
     """A checked ``DifficultyTrainConfig`` from a YAML path (or a name under ``configs/``), a dict or a config."""
-    from mmredstar.curate.config import _where
-
-    lines: dict = {}
-    if isinstance(path_or_dict, DifficultyTrainConfig):
-        data, file = path_or_dict.to_dict(), "<config>"
-    elif isinstance(path_or_dict, dict):
-        data, file = path_or_dict, "<config>"
-    else:
-        from mmredstar.assets import AssetError, resolve
-
-        path = os.fspath(path_or_dict)
-        if not os.path.exists(path):
-            try:
-                path = os.fspath(resolve("configs", path))
-            except AssetError as e:
-                raise ConfigError(f"{path_or_dict}: config not found ({e})") from None
-        file = path
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            data = yaml.safe_load(text) or {}
-            lines = _key_lines(yaml.compose(text)) if data else {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ConfigError(f"{path}{':' + str(mark.line + 1) if mark else ''}: invalid YAML: "
-                              f"{getattr(e, 'problem', e)}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-    if overrides:
-        data = apply_overrides(data, overrides)
-    cfg = build_dataclass(DifficultyTrainConfig, data, file=file, lines=lines)
-    check(cfg, lambda key: _where(file, lines, key))
+    cfg, _, where = load_dataclass(DifficultyTrainConfig, path_or_dict, overrides)
+    check(cfg, where)
     return cfg

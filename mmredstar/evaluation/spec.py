@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..assets import REPO_ROOT, AssetError, list_assets, resolve
+from ..config import ConfigError, to_plain
 from ..schema import Message, Part, Sample
 
 TEMPLATE_KEY = "{question}"
@@ -87,7 +88,7 @@ class BenchSpec:
     path: str | None = field(default=None, metadata={"runtime": True})
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.metadata.get("runtime")}
+        return to_plain(self)
 
     def template_for(self, answer_type: str) -> str:
         """The prompt template for a sample of ``answer_type``."""
@@ -105,7 +106,7 @@ class BenchSpec:
         return str(p if p.is_absolute() else (REPO_ROOT / p))
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """A benchmark spec is wrong; the message names the file, line and key."""
 
 
@@ -162,28 +163,18 @@ def _check(spec: BenchSpec, where) -> None:
 
 def spec_from_dict(data: dict, *, name: str = "custom", file: str = "<spec>", lines: dict | None = None) -> BenchSpec:
     """Build and check a ``BenchSpec`` from plain data."""
-    from ..curate.config import ConfigError, build_dataclass
+    from ..config import build_dataclass, where
 
     lines = lines or {}
-    try:
-        spec = build_dataclass(BenchSpec, {k: v for k, v in data.items()}, file=file, lines=lines)
-    except ConfigError as e:
-        raise SpecError(str(e)) from None
+    spec = build_dataclass(BenchSpec, dict(data), file=file, lines=lines, error=SpecError)
     spec.name, spec.path = name, (file if file != "<spec>" else None)
-
-    def where(key: str) -> str:
-        line = lines.get(key) or lines.get(key.split("[")[0].split(".")[0])
-        return f"{file}:{line}" if line else file
-
-    _check(spec, where)
+    _check(spec, lambda key: where(file, lines, key))
     return spec
 
 
 def load_spec(name_or_path: str | os.PathLike | BenchSpec, overrides: dict | None = None) -> BenchSpec:
     """A checked ``BenchSpec`` from a bare name (``eval/<name>.yaml``) or a YAML path; ``overrides`` sets keys."""
-    import yaml
-
-    from ..curate.config import _key_lines
+    from ..config import read_yaml
 
     if isinstance(name_or_path, BenchSpec):
         if not overrides:
@@ -194,19 +185,10 @@ def load_spec(name_or_path: str | os.PathLike | BenchSpec, overrides: dict | Non
         path = resolve("eval", name_or_path)
     except AssetError as e:
         raise SpecError(str(e)) from None
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text) or {}
-        lines = _key_lines(yaml.compose(text)) if data else {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping of spec keys at the top level")
+    data, file, lines = read_yaml(path, kind="eval", error=SpecError)
     if overrides:
         data = {**data, **overrides}
-    return spec_from_dict(data, name=Path(path).stem, file=str(path), lines=lines)
+    return spec_from_dict(data, name=Path(path).stem, file=file, lines=lines)
 
 
 def list_specs() -> list[str]:

@@ -12,23 +12,21 @@ Run ``mmredstar train tiny/sft --check`` to validate a recipe without loading a 
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 
+from mmredstar import config as _config
 from mmredstar.assets import resolve
+from mmredstar.config import ConfigError
 
 METHODS = ("sft", "dpo", "grpo", "reinforce_pp")
 
 
-class RecipeError(ValueError):
+class RecipeError(ConfigError):
     """A recipe key or value is wrong; the message names the file, line and key and says what to do."""
 
 
@@ -261,169 +259,10 @@ class Recipe:
 
     def to_dict(self) -> dict:
         """The recipe as plain data (runtime fields dropped): what ``recipe.resolved.yaml`` holds."""
-        return _to_plain(self)
+        return _config.to_plain(self)
 
 
 # ----------------------------------------------------------------------------------------- loading
-def _to_plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if not f.metadata.get("runtime")}
-    if isinstance(obj, (list, tuple)):
-        return [_to_plain(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    return obj
-
-
-def _key_lines(node, prefix: str = "", out: dict | None = None) -> dict[str, int]:
-    """Map dotted key -> 1-based line from a composed YAML node tree."""
-    out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = f"{prefix}{k.value}"
-            out[key] = k.start_mark.line + 1
-            _key_lines(v, key + ".", out)
-    return out
-
-
-def _hints() -> dict[type, dict[str, Any]]:
-    return {cls: typing.get_type_hints(cls) for cls in (Recipe, ModelConfig, DataConfig, TrainConfig, SFTConfig,
-                                                        DPOConfig, RLConfig)}
-
-
-def _is_optional(tp) -> bool:
-    return typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
-
-
-def _coerce(value: Any, tp, where: str) -> Any:
-    """Check/convert ``value`` to the annotated type ``tp``; raise RecipeError(where...) when impossible.
-
-    >>> _coerce("1e-5", float, "train.lr")
-    1e-05
-    >>> _coerce("true", bool, "x")
-    True
-    >>> _coerce("a", list[str], "data.train")
-    ['a']
-    """
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        if isinstance(value, str) and value.lower() in ("null", "none", "~") and type(None) in args:
-            return None
-        errs = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except RecipeError as e:
-                errs.append(str(e))
-        raise RecipeError(errs[0] if errs else f"{where}: bad value {value!r}")
-    if origin is Literal:
-        for a in args:
-            if value == a and type(value) is type(a):
-                return a
-        if isinstance(value, str):
-            low = value.lower()
-            for a in args:
-                if isinstance(a, bool) and low == str(a).lower():
-                    return a
-                if isinstance(a, str) and low == a.lower():
-                    return a
-        raise RecipeError(f"{where}: {value!r} is not one of {list(args)}")
-    if origin is list:
-        (inner,) = args or (Any,)
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            if isinstance(value, str) and value.startswith("["):
-                value = yaml.safe_load(value)
-            else:
-                value = [value] if value != "" else []
-        if not isinstance(value, list):
-            raise RecipeError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
-        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is dict or origin is dict:
-        if isinstance(value, str):
-            value = yaml.safe_load(value)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise RecipeError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        raise RecipeError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise RecipeError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                f = float(value)
-            except ValueError:
-                pass
-            else:
-                if f.is_integer():
-                    return int(f)
-        raise RecipeError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, bool):
-            raise RecipeError(f"{where}: expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise RecipeError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise RecipeError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _build(cls, data: dict, hints: dict, *, prefix: str, file: str, lines: dict[str, int]):
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("runtime")}
-    kwargs = {}
-    for key, value in data.items():
-        dotted = prefix + str(key)
-        if key not in fields:
-            line = lines.get(dotted)
-            loc = f"{file}:{line}" if line else file
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
-            raise RecipeError(f"{loc}: unknown key '{dotted}': {hint}")
-        tp = hints[cls][key]
-        sub = tp if dataclasses.is_dataclass(tp) else None
-        try:
-            if sub is not None:
-                value = _shorthand(key, value)
-                if not isinstance(value, dict):
-                    raise RecipeError(f"{dotted}: expected a mapping of {sub.__name__} keys, got {value!r}")
-                kwargs[key] = _build(sub, value, hints, prefix=dotted + ".", file=file, lines=lines)
-            else:
-                kwargs[key] = _coerce(value, tp, dotted)
-        except RecipeError as e:
-            if str(e).startswith(file):
-                raise
-            line = lines.get(dotted)
-            loc = f"{file}:{line}" if line else file
-            raise RecipeError(f"{loc}: key {e}") from None
-    return cls(**kwargs)
-
-
 def _shorthand(section: str, value: Any) -> Any:
     """``model: NAME`` -> ``{name: NAME}``; ``data: [files]`` / ``data: FILE`` -> ``{train: [...]}``."""
     if section == "model" and isinstance(value, str):
@@ -434,52 +273,24 @@ def _shorthand(section: str, value: Any) -> Any:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"train.lr=1e-5"`` -> ``("train.lr", "1e-5")`` (values are typed later, by the field).
+    """``"train.lr=1e-5"`` -> ``("train.lr", "1e-5")``: the value is read as YAML and typed by its field.
 
     >>> parse_override("data.train=[a.jsonl, b.jsonl]")
     ('data.train', ['a.jsonl', 'b.jsonl'])
     """
-    if "=" not in text:
-        raise RecipeError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=1e-5")
-    key, raw = text.split("=", 1)
-    key = key.strip().lstrip("-")
-    raw = raw.strip()
-    try:
-        val = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
-        val = raw
-    if isinstance(val, (dict, list, bool)) or val is None:
-        return key, val
-    return key, raw
+    return _config.parse_override(text, RecipeError)
 
 
 def apply_overrides(data: dict, overrides: list[str] | dict | None) -> dict:
     """Set dotted keys in a nested dict (a copy); ``model=NAME``/``data=[...]`` shorthands work too."""
-    import copy
-
-    data = copy.deepcopy(data)
-    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in (overrides or [])]
-    for key, val in items:
-        parts = key.split(".")
-        cur = data
-        for i, p in enumerate(parts[:-1]):
-            nxt = cur.get(p)
-            if nxt is None:
-                nxt = cur[p] = {}
-            elif not isinstance(nxt, dict):
-                nxt = cur[p] = _shorthand(p, nxt) if i == 0 else nxt
-                if not isinstance(nxt, dict):
-                    raise RecipeError(f"override {key}: '{'.'.join(parts[:i + 1])}' is not a section")
-            cur = nxt
-        cur[parts[-1]] = val
-    return data
+    return _config.apply_overrides(data, overrides, shorthand=_shorthand, error=RecipeError)
 
 
 def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int] | None = None) -> Recipe:
     """Build and check a ``Recipe`` from plain data (keys and types; not the referenced assets)."""
     if not isinstance(data, dict):
         raise RecipeError(f"{file}: a recipe must be a YAML mapping, got {type(data).__name__}")
-    rec = _build(Recipe, data, _hints(), prefix="", file=file, lines=lines or {})
+    rec = _config.build_dataclass(Recipe, data, file=file, lines=lines, error=RecipeError, shorthand=_shorthand)
     if not rec.model.name:
         raise RecipeError(f"{file}: key 'model' is missing: name a preset (e.g. 'model: tiny_text') or a path")
     if not rec.data.train and not rec.data.mixture:
@@ -508,17 +319,9 @@ def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int
 def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | dict | None = None) -> Recipe:
     """Resolve a recipe (bare name under ``train/`` or a path), apply overrides and check keys and types."""
     path = resolve("train", name_or_path)
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise RecipeError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
-    lines = _key_lines(node) if node is not None else {}
-    data = apply_overrides(data or {}, overrides)
-    rec = recipe_from_dict(data, file=str(path), lines=lines)
+    data, file, lines = _config.read_yaml(path, kind="train", error=RecipeError)
+    data = apply_overrides(data, overrides)
+    rec = recipe_from_dict(data, file=file, lines=lines)
     rec.path = str(path)
     rec.name = recipe_name(path)
     return rec

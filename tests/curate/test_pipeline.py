@@ -362,7 +362,7 @@ def test_cli_check_and_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("out: x\ninputs: [{path: a.jsonl}]\nselect:\n  dpo:\n    pairng: all\n")
     r = subprocess.run([sys.executable, "-m", "mmredstar.cli", "curate", str(bad)], capture_output=True, text=True, env=env)
-    assert r.returncode == 1 and "bad.yaml:5: unknown key 'select.dpo.pairng'; did you mean 'pairing'?" in r.stderr
+    assert r.returncode == 1 and "bad.yaml:5: unknown key 'select.dpo.pairng'; did you mean 'select.dpo.pairing'?" in r.stderr
     keys = subprocess.run([sys.executable, "-m", "mmredstar.cli", "curate", "--keys"], capture_output=True, text=True,
                           env=env)
     assert "select.dpo.pairing (str)" in keys.stdout and "teacher (dict)" in keys.stdout

@@ -150,7 +150,7 @@ def test_trained_source_in_curation(tiny_scorer, tmp_path):
 def test_config_errors_name_file_line_and_key(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("model: tiny_text\ninputs:\n  - {builtin: arithmetic}\ntrain:\n  lrr: 1\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml:5: unknown key 'train\.lrr'; did you mean 'lr'"):
+    with pytest.raises(ConfigError, match=r"c\.yaml:5: unknown key 'train\.lrr'; did you mean 'train\.lr'"):
         load_config(p)
     for text, msg in (("inputs: [{builtin: primes}]", "unknown 'primes'"),
                       ("inputs: [{card: math}]", "needs 'src'"),

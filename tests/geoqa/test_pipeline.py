@@ -130,5 +130,5 @@ def test_config_errors(data, match):
 def test_config_errors_name_the_file_and_line(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("out: x\nprepare:\n  src: a.jsonl\n  held_ot: 5\n")
-    with pytest.raises(ConfigError, match=r"c.yaml:4: unknown key 'prepare.held_ot'; did you mean 'held_out'"):
+    with pytest.raises(ConfigError, match=r"c.yaml:4: unknown key 'prepare.held_ot'; did you mean 'prepare.held_out'"):
         load_config(p)

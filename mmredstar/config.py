@@ -1,0 +1,354 @@
+"""Typed YAML configs: one loader for every config family of the package.
+
+Curation configs, training recipes, evaluation specs, GeoQA pipeline configs, study configs and
+difficulty-scorer configs are all trees of dataclasses whose fields are the YAML keys, each documented
+once by the string under it. This module turns YAML (or a dict) into such a tree, checking every key
+and type, and reports a problem as ``file:line: key 'a.b': what is wrong`` (unknown keys get a
+did-you-mean with the full dotted key, ready to paste as an override).
+
+    from mmredstar.config import load_dataclass
+    cfg, file, where = load_dataclass(MyConfig, "configs/x.yaml", ["a.b=3"])
+
+Values are coerced to the annotated type: ``"1e-5"`` to a float, ``"true"`` to a bool, a single value
+to a one-item list, a YAML string to a mapping; ``Optional``, unions and ``Literal`` are honoured.
+A dataclass field may carry ``metadata={"runtime": True}``: it is not a key (set by code, not YAML).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key or value is wrong; the message names the file, line and key and says what to do."""
+
+
+Shorthand = Callable[[str, Any], Any]
+"""``(field name, value) -> value``: expands a short form of a section (``model: NAME`` -> ``{name: NAME}``)
+before it is built as a dataclass."""
+
+
+# ----------------------------------------------------------------------------------------- locations
+def key_lines(node, prefix: str = "", out: dict | None = None) -> dict[str, int]:
+    """Line (1-based) of every key of a composed YAML node tree, dotted: ``{"select.sft.dedupe": 12}``;
+    list items as ``inputs[0]``, ``inputs[0].path``."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = f"{prefix}{k.value}"
+            out[key] = k.start_mark.line + 1
+            key_lines(v, key + ".", out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out[f"{prefix[:-1]}[{i}]"] = v.start_mark.line + 1
+            key_lines(v, f"{prefix[:-1]}[{i}].", out)
+    return out
+
+
+def where(file: str, lines: dict[str, int], key: str) -> str:
+    """``file:line`` of ``key`` (or of its closest enclosing key that has a line); ``file`` alone otherwise."""
+    k = key
+    while True:
+        line = lines.get(k)
+        if line is not None:
+            return f"{file}:{line}"
+        cut = max(k.rfind("."), k.rfind("["))
+        if cut <= 0:
+            return file
+        k = k[:cut]
+
+
+# ----------------------------------------------------------------------------------------- coercion
+def _runtime(f: dataclasses.Field) -> bool:
+    return bool(f.metadata.get("runtime"))
+
+
+def key_names(cls) -> list[str]:
+    """The YAML keys of dataclass ``cls`` (its fields, runtime-only ones left out)."""
+    return [f.name for f in dataclasses.fields(cls) if not _runtime(f)]
+
+
+def coerce(value: Any, tp, key: str, *, file: str = "<config>", lines: dict | None = None,
+           error: type[ConfigError] = ConfigError, shorthand: Shorthand | None = None) -> Any:
+    """Check and convert ``value`` to the annotated type ``tp`` (errors name ``file:line`` and ``key``).
+
+    >>> coerce("1e-5", float, "train.lr"), coerce("true", bool, "x"), coerce("a", list[str], "data.train")
+    (1e-05, True, ['a'])
+    """
+    lines = lines or {}
+
+    def fail(msg: str):
+        raise error(f"{where(file, lines, key)}: key '{key}': {msg}")
+
+    def again(v, t, k):
+        return coerce(v, t, k, file=file, lines=lines, error=error, shorthand=shorthand)
+
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if shorthand is not None:
+            value = shorthand(key.rsplit(".", 1)[-1], value)
+        if value is None:
+            return tp()
+        if not isinstance(value, dict):
+            fail(f"expected a mapping of {key_names(tp)}, got {type(value).__name__} {value!r}")
+        return build_dataclass(tp, value, prefix=key + ".", file=file, lines=lines, error=error, shorthand=shorthand)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            fail("must not be empty")
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return again(value, options[0], key)
+        errors = []
+        for a in options:
+            try:
+                return again(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e).split(": ", 2)[-1])
+        fail(f"{value!r} fits none of the allowed types ({'; '.join(errors)})")
+    if origin is Literal:
+        for a in args:
+            if value == a and type(value) is type(a):
+                return a
+        if isinstance(value, str):
+            for a in args:
+                if isinstance(a, str) and value.lower() == a.lower():
+                    return a
+        fail(f"{value!r} is not one of {list(args)}")
+    if origin is list:
+        (item,) = args or (Any,)
+        if dataclasses.is_dataclass(item):
+            if isinstance(value, dict):
+                value = [value]
+            elif isinstance(value, str) and "path" in key_names(item):
+                value = [{"path": value}]
+        elif isinstance(value, str) and value.startswith("["):
+            value = yaml.safe_load(value)
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value] if value != "" else []
+        if not isinstance(value, list):
+            fail(f"expected a list, got {type(value).__name__} {value!r}")
+        return [again(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is dict or origin is dict:
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            fail(f"expected a mapping, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        fail(f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+            except ValueError:
+                f = None
+            if f is not None and f.is_integer():
+                return int(f)
+        fail(f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        fail(f"expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        fail(f"expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def build_dataclass(cls, data: dict, *, prefix: str = "", file: str = "<config>", lines: dict | None = None,
+                    error: type[ConfigError] = ConfigError, shorthand: Shorthand | None = None):
+    """Build dataclass ``cls`` from a mapping, checking every key and type (errors name file:line and key)."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise error(f"{where(file, lines, prefix[:-1]) if prefix else file}: expected a mapping of "
+                    f"{key_names(cls)}, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = key_names(cls)
+    kw = {}
+    for k, v in data.items():
+        key = prefix + str(k)
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; allowed keys: {names}"
+            raise error(f"{where(file, lines, key)}: unknown key '{key}'{hint}")
+        kw[k] = coerce(v, hints[k], key, file=file, lines=lines, error=error, shorthand=shorthand)
+    return cls(**kw)
+
+
+def to_plain(obj: Any) -> Any:
+    """A dataclass tree as plain data (runtime-only fields left out): what ``yaml.safe_dump`` can write."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if not _runtime(f)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+# ----------------------------------------------------------------------------------------- overrides
+def parse_override(text: str, error: type[ConfigError] = ConfigError) -> tuple[str, Any]:
+    """``"sampling.temperature=0.6"`` -> ``("sampling.temperature", 0.6)``: the value is read as YAML (and
+    typed by its field when the config is built).
+
+    >>> parse_override("select.dpo.pairing=all"), parse_override("limit=10")
+    (('select.dpo.pairing', 'all'), ('limit', 10))
+    """
+    if "=" not in text:
+        raise error(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=1e-5")
+    key, raw = text.split("=", 1)
+    key, raw = key.strip().lstrip("-"), raw.strip()
+    if not raw:
+        return key, None
+    try:
+        return key, yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return key, raw
+
+
+def apply_overrides(data: dict, overrides: list[str] | dict | None, *, shorthand: Shorthand | None = None,
+                    error: type[ConfigError] = ConfigError) -> dict:
+    """Set dotted keys in a nested mapping (a copy). A section given in a short form is expanded by
+    ``shorthand`` first; overriding inside a value that is not a section is an error."""
+    data = copy.deepcopy(data)
+    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o, error) for o in overrides or []]
+    for key, value in items:
+        parts = key.split(".")
+        cur = data
+        for i, p in enumerate(parts[:-1]):
+            nxt = cur.get(p)
+            if nxt is None:
+                nxt = cur[p] = {}
+            elif not isinstance(nxt, dict):
+                if shorthand is not None:
+                    nxt = shorthand(p, nxt)
+                if not isinstance(nxt, dict):
+                    raise error(f"override {key}: '{'.'.join(parts[:i + 1])}' is {nxt!r}, not a section")
+                cur[p] = nxt
+            cur = nxt
+        cur[parts[-1]] = value
+    return data
+
+
+# ----------------------------------------------------------------------------------------- loading
+def read_yaml(path_or_data: str | os.PathLike | dict, *, kind: str = "configs",
+              error: type[ConfigError] = ConfigError) -> tuple[dict, str, dict[str, int]]:
+    """``(data, file, lines)`` from a YAML path, a bare name under the ``kind`` asset folder
+    (``configs/``, ``train/``, ``eval/``), or a dict (file ``<config>``, no lines)."""
+    if isinstance(path_or_data, dict):
+        return dict(path_or_data), "<config>", {}
+    from mmredstar.assets import AssetError, resolve
+
+    path = os.fspath(path_or_data)
+    if not os.path.exists(path):
+        try:
+            path = os.fspath(resolve(kind, path))
+        except AssetError as e:
+            raise error(f"{path_or_data}: config not found ({e})") from None
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        lines = key_lines(yaml.compose(text)) if data else {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise error(f"{path}{line}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data, path, lines
+
+
+def load_dataclass(cls, path_or_data, overrides: list[str] | dict | None = None, *, kind: str = "configs",
+                   error: type[ConfigError] = ConfigError, shorthand: Shorthand | None = None):
+    """``(config, file, where)``: dataclass ``cls`` from a YAML path / asset name / dict / instance of ``cls``,
+    with dotted overrides applied; ``file`` is the YAML path (``<config>`` for data) and ``where(key)`` gives
+    ``file:line`` for the family's own semantic checks."""
+    if isinstance(path_or_data, cls):
+        path_or_data = to_plain(path_or_data)
+    data, file, lines = read_yaml(path_or_data, kind=kind, error=error)
+    if overrides:
+        data = apply_overrides(data, overrides, shorthand=shorthand, error=error)
+    cfg = build_dataclass(cls, data, file=file, lines=lines, error=error, shorthand=shorthand)
+    return cfg, file, (lambda key: where(file, lines, key))
+
+
+def field_docs(cls, prefix: str = "") -> list[tuple[str, str, str]]:
+    """``(dotted key, type, doc)`` for every key of dataclass ``cls``, from the strings under its fields."""
+    import ast
+    import inspect
+
+    docs: dict[tuple[str, str], str] = {}
+    for mod in {inspect.getmodule(c) for c in _dataclass_tree(cls)}:
+        for node in ast.parse(inspect.getsource(mod)).body:
+            if isinstance(node, ast.ClassDef):
+                for a, b in zip(node.body, node.body[1:], strict=False):
+                    if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
+                            and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
+                        docs[(node.name, a.target.id)] = " ".join(b.value.value.split())
+    return _field_docs(cls, prefix, docs)
+
+
+def _dataclass_tree(cls) -> list:
+    out, todo = [], [cls]
+    while todo:
+        c = todo.pop()
+        if c in out:
+            continue
+        out.append(c)
+        for tp in typing.get_type_hints(c).values():
+            for t in (tp, *typing.get_args(tp)):
+                if dataclasses.is_dataclass(t):
+                    todo.append(t)
+    return out
+
+
+def _field_docs(cls, prefix: str, docs: dict) -> list[tuple[str, str, str]]:
+    out = []
+    hints = typing.get_type_hints(cls)
+    for name in key_names(cls):
+        tp = hints[name]
+        out.append((prefix + name, getattr(tp, "__name__", str(tp).replace("typing.", "")),
+                    docs.get((cls.__name__, name), "")))
+        if dataclasses.is_dataclass(tp):
+            out.extend(_field_docs(tp, prefix + name + ".", docs))
+        else:
+            inner = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+            if inner:
+                sep = "[]." if typing.get_origin(tp) is list else "."
+                out.extend(_field_docs(inner[0], prefix + name + sep, docs))
+    return out
