@@ -268,27 +268,38 @@ class ScorerConfig:
     """Sampling for the scorer (default temperature 0.6, max_tokens 2048)."""
 
 
-class ScorerSource(DifficultySource):
-    """A model prompted with a rubric answers a 1-10 difficulty."""
+class _TeacherSource(DifficultySource):
+    """A source that asks a model (any teacher backend, ``config.teacher``), built once on first use; the
+    teacher's fingerprint is part of the source's, so changing the model re-scores."""
 
-    name = "scorer"
     cached = True
-    Config = ScorerConfig
+    what = "model"
 
     def __init__(self, config):
         super().__init__(config)
         self._teacher = None
 
-    def check(self):
-        _teacher_spec_check(self.config.teacher, "difficulty scorer")
-
-    def fingerprint(self):
+    @property
+    def teacher(self):
         from .teachers import build_teacher
 
-        fp = super().fingerprint()
-        self._teacher = self._teacher or build_teacher(self.config.teacher)
-        fp["teacher"] = self._teacher.fingerprint()
-        return fp
+        if self._teacher is None:
+            self._teacher = build_teacher(self.config.teacher)
+        return self._teacher
+
+    def check(self):
+        _teacher_spec_check(self.config.teacher, self.what)
+
+    def fingerprint(self):
+        return {**super().fingerprint(), "teacher": self.teacher.fingerprint()}
+
+
+class ScorerSource(_TeacherSource):
+    """A model prompted with a rubric answers a 1-10 difficulty."""
+
+    name = "scorer"
+    what = "difficulty scorer"
+    Config = ScorerConfig
 
     def prompt(self, s: Sample) -> Sample:
         """The rating prompt: rubric, the problem (with its images), then the request for one line."""
@@ -300,12 +311,9 @@ class ScorerSource(DifficultySource):
                       source=s.source, id=f"{s.id}:difficulty")
 
     def score(self, samples):
-        from .teachers import build_teacher
-
-        self._teacher = self._teacher or build_teacher(self.config.teacher)
         params = _sampling(self.config.sampling, temperature=0.6, max_tokens=2048)
         prompts = [self.prompt(s) for s in samples]
-        outs = self._teacher.generate(prompts, [self.config.votes] * len(prompts), params)
+        outs = self.teacher.generate(prompts, [self.config.votes] * len(prompts), params)
         res = []
         for rs in outs:
             scores = [parse_difficulty(r.text) for r in rs]
@@ -326,29 +334,17 @@ class PassRateConfig:
     """Options for ``mmredstar.verify.verify_response``."""
 
 
-class PassRateSource(DifficultySource):
+class PassRateSource(_TeacherSource):
     """A student's pass rate p over k samples -> difficulty ``1 + 9 * (1 - p)``."""
 
     name = "pass_rate"
-    cached = True
+    what = "difficulty pass_rate student"
     Config = PassRateConfig
 
-    def __init__(self, config):
-        super().__init__(config)
-        self._teacher = None
-
     def check(self):
-        _teacher_spec_check(self.config.teacher, "difficulty pass_rate student")
+        super().check()
         if self.config.k < 1:
             raise ValueError("pass_rate: k must be at least 1")
-
-    def fingerprint(self):
-        from .teachers import build_teacher
-
-        fp = super().fingerprint()
-        self._teacher = self._teacher or build_teacher(self.config.teacher)
-        fp["teacher"] = self._teacher.fingerprint()
-        return fp
 
     @staticmethod
     def difficulty(pass_rate: float) -> float:
@@ -361,11 +357,9 @@ class PassRateSource(DifficultySource):
 
     def score(self, samples):
         from ..verify import verify_response
-        from .teachers import build_teacher
 
-        self._teacher = self._teacher or build_teacher(self.config.teacher)
         params = _sampling(self.config.sampling, temperature=1.0)
-        outs = self._teacher.generate(samples, [self.config.k] * len(samples), params)
+        outs = self.teacher.generate(samples, [self.config.k] * len(samples), params)
         res = []
         for s, rs in zip(samples, outs, strict=True):
             if not rs:
