@@ -330,6 +330,7 @@ def _dataclass_tree(cls) -> list:
         if c in out:
             continue
         out.append(c)
+        todo.extend(b for b in c.__mro__[1:] if dataclasses.is_dataclass(b))
         for tp in typing.get_type_hints(c).values():
             for t in (tp, *typing.get_args(tp)):
                 if dataclasses.is_dataclass(t):
@@ -342,8 +343,8 @@ def _field_docs(cls, prefix: str, docs: dict) -> list[tuple[str, str, str]]:
     hints = typing.get_type_hints(cls)
     for name in key_names(cls):
         tp = hints[name]
-        out.append((prefix + name, getattr(tp, "__name__", str(tp).replace("typing.", "")),
-                    docs.get((cls.__name__, name), "")))
+        doc = next((docs[(c.__name__, name)] for c in cls.__mro__ if (c.__name__, name) in docs), "")
+        out.append((prefix + name, getattr(tp, "__name__", str(tp).replace("typing.", "")), doc))
         if dataclasses.is_dataclass(tp):
             out.extend(_field_docs(tp, prefix + name + ".", docs))
         else:

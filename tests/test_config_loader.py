@@ -107,7 +107,15 @@ def test_overrides_shorthands_and_round_trip(tmp_path):
         apply_overrides({"name": "a"}, ["name.x=1"])
 
 
-def test_field_docs_walks_nested_sections():
+@dataclass
+class WeightedItem(Item):
+    tag: str = ""
+    """A tag."""
+
+
+def test_field_docs_walks_nested_sections_and_bases():
     docs = {k: (t, d) for k, t, d in field_docs(Outer)}
     assert docs["inner.mode"][1] == "How to run." and docs["items[].weight"] == ("float", "Its weight.")
     assert "runtime_only" not in docs
+    assert [(k, d) for k, _, d in field_docs(WeightedItem)] == [("path", "A file."), ("weight", "Its weight."),
+                                                                  ("tag", "A tag.")]

@@ -57,7 +57,8 @@ class InputSpec:
     limit: int | None = None
     """Read at most this many samples from this input."""
     name: str | None = None
-    """A display name (used for decontamination benchmarks; default: the card or file name)."""
+    """The name reports use for this input (decontamination benchmarks, the scorer's agreement table;
+    default: the builtin, card or file name)."""
 
 
 @dataclass

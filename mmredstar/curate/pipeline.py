@@ -112,9 +112,12 @@ def iter_inputs(specs: list[InputSpec]) -> Iterator[Sample]:
         yield from iter_input(spec)
 
 
-def _input_name(spec: InputSpec) -> str:
+def input_name(spec: InputSpec) -> str:
+    """The name an input is reported under: its ``name``, the card, or the file name without suffix."""
     if spec.name:
         return spec.name
+    if isinstance(spec.card, dict):
+        return str(spec.card.get("name", "card"))
     if spec.card:
         return str(spec.card)
     p = spec.path if isinstance(spec.path, str) else (spec.path or ["?"])[0]
@@ -376,7 +379,7 @@ class Pipeline:
         d = self.cfg.decontaminate
         if not d.benchmarks:
             return None
-        ix = build_index(((_input_name(b), iter_input(b)) for b in d.benchmarks), n=d.ngram, min_words=d.min_words)
+        ix = build_index(((input_name(b), iter_input(b)) for b in d.benchmarks), n=d.ngram, min_words=d.min_words)
         self.log(f"decontamination: {ix.questions} benchmark questions, {len(ix)} {d.ngram}-grams indexed"
                  + (f" ({ix.ignored_short} too short to use)" if ix.ignored_short else ""))
         return ix

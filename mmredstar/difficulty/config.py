@@ -24,46 +24,30 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from mmredstar.config import ConfigError, load_dataclass
+from mmredstar.curate.config import InputSpec
 
 HEADS = ("classification", "regression")
 BUILTINS = ("arithmetic",)
 
 
 @dataclass
-class LabelledInput:
+class LabelledInput(InputSpec):
     """Labelled problems: sample files (``path``), a data card over its raw source (``card`` + ``src``), or a
-    generated fixture (``builtin``)."""
+    generated fixture (``builtin``); the keys of a curation input (``mmredstar.curate.config.InputSpec``)
+    plus the ones below."""
 
-    path: str | list[str] | None = None
-    """Sample files (JSONL / .jsonl.gz / Parquet), directories or globs, in our schema."""
     card: str | dict | None = None
     """A data card name (``math``, ``taco``, ...), a card file, or an inline card mapping (the card's
     front-matter keys; e.g. for Omni-MATH, which has no shipped card); used with ``src``."""
-    src: str | None = None
-    """The raw dataset file or folder the card converts."""
     builtin: str | None = None
     """A generated labelled set: ``arithmetic`` (``mmredstar.difficulty.fixture``: level = number of
     operations; ``options: {n: 1000, seed: 0}``)."""
-    split: str | None = None
-    """Split recorded on card samples."""
-    subset: str | None = None
-    """A subset the card defines."""
-    where: list[str] = field(default_factory=list)
-    """Row filters (``mmredstar.data.where`` syntax, e.g. ``"level != 'Level ?'"``)."""
-    options: dict = field(default_factory=dict)
-    """Card adapter options, or the builtin generator's keywords (``n``, ``seed``)."""
-    image_dir: str | None = None
-    """Directory relative image paths of card inputs are resolved against."""
-    limit: int | None = None
-    """Read at most this many samples from this input."""
     label: str | None = None
     """Where the raw label is: ``None`` = ``Sample.difficulty`` (already on the 1-10 scale, as the data cards
     map it); else a sample field or a dotted path into ``meta`` (``level``, ``meta.level``, ``raw.difficulty``)."""
     map: str | dict | None = None
     """How ``label`` maps onto 1-10: ``math_level``, ``scale10``, ``taco`` (``mmredstar.data.levels``) or a
     ``{label: number}`` mapping. ``None``: the label must already be a number on 1-10."""
-    name: str | None = None
-    """Name used in the per-source agreement table (default: the card, builtin or file name)."""
 
 
 @dataclass

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mmredstar.schema import Sample
@@ -28,36 +27,25 @@ class Item:
 
 
 def input_name(spec: LabelledInput) -> str:
-    """The name an input is reported under."""
-    if spec.name:
-        return spec.name
-    if spec.builtin:
-        return spec.builtin
-    if spec.card is not None:
-        return spec.card if isinstance(spec.card, str) else str(spec.card.get("name", "card"))
-    p = spec.path if isinstance(spec.path, str) else (spec.path or ["input"])[0]
-    return Path(p).name.split(".")[0]
+    """The name an input is reported under (its ``name``, the builtin, the card or the file name)."""
+    from mmredstar.curate.pipeline import input_name as curate_input_name
+
+    return spec.builtin if spec.builtin and not spec.name else curate_input_name(spec)
 
 
 def iter_input(spec: LabelledInput):
     """Samples of one labelled input (streaming for files and cards)."""
-    from itertools import islice
-
     if spec.builtin is not None:
+        from itertools import islice
+
         from .fixture import arithmetic_problems
 
         opts = dict(spec.options)
         it = iter(arithmetic_problems(int(opts.pop("n", 1000)), int(opts.pop("seed", 0)), **opts))
-    elif spec.card is not None:
-        from mmredstar.data import iter_card
+        return islice(it, spec.limit) if spec.limit is not None else it
+    from mmredstar.curate.pipeline import iter_input as curate_iter_input
 
-        it = iter_card(spec.card, spec.src, split=spec.split, where=spec.where, subset=spec.subset,
-                       image_dir=spec.image_dir, options=spec.options)
-    else:
-        from mmredstar.io import read_samples
-
-        it = read_samples(spec.path)
-    return islice(it, spec.limit) if spec.limit is not None else it
+    return curate_iter_input(spec)
 
 
 def raw_label(s: Sample, path: str | None) -> Any:
