@@ -33,7 +33,7 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     from .config import ConfigError, field_docs, load_config
 
     if keys:
-        import importlib
+        from mmredstar.registry import lookup
 
         from .difficulty import DIFFICULTY_SOURCES
         from .teachers import TEACHERS, teacher_class
@@ -45,8 +45,7 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
             for key, tp, doc in field_docs(teacher_class(kind).Config, "teacher."):
                 click.echo(f"{key} ({tp})\n    {doc}")
         for name in DIFFICULTY_SOURCES:
-            mod, _, attr = DIFFICULTY_SOURCES[name].partition(":")   # the class, without building it
-            cls = getattr(importlib.import_module(mod), attr)
+            cls = lookup(name, DIFFICULTY_SOURCES, "difficulty source")   # the class, without building it
             if getattr(cls, "Config", None) is not None:
                 click.echo(f"\n# difficulty: {{source: {name}, params: {{...}}}}")
                 for key, tp, doc in field_docs(cls.Config, "difficulty.params."):

@@ -26,8 +26,6 @@ e.g. ``{"1-3": 2, "4-6": 4, "7-10": 8}`` and ``range: [7, 9]``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 import json
 import math
 import re
@@ -373,18 +371,11 @@ class PassRateSource(_TeacherSource):
 
 def build_source(name: str, params: dict | None = None, *, check_only: bool = False) -> DifficultySource:
     """A difficulty source by registry name or dotted path, its params checked against its ``Config``."""
+    from mmredstar.registry import lookup
+
     from .config import ConfigError, build_dataclass
 
-    target = DIFFICULTY_SOURCES.get(name, name)
-    if ":" not in target:
-        close = difflib.get_close_matches(name, list(DIFFICULTY_SOURCES), n=1)
-        raise ValueError(f"unknown difficulty source {name!r}" + (f"; did you mean '{close[0]}'?" if close else "")
-                         + f"; use one of {list(DIFFICULTY_SOURCES)} or a dotted path 'pkg.module:Factory'")
-    mod, attr = target.split(":")
-    try:
-        factory = getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"difficulty source {name!r}: cannot import {target} ({e})") from None
+    factory = lookup(name, DIFFICULTY_SOURCES, "difficulty source", example="pkg.module:Factory")
     cfg_cls = getattr(factory, "Config", None)
     if cfg_cls is not None and dataclasses.is_dataclass(cfg_cls):
         try:

@@ -17,7 +17,6 @@ Keys for people, required in shipped cards: ``hub``, ``license``, ``splits``, ``
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Callable
@@ -180,20 +179,14 @@ def resolve_hook(spec: Any) -> Callable | None:
         return spec
     if not isinstance(spec, str):
         raise ValueError(f"expected a function, an adapter name or 'module:function', got {spec!r}")
+    from mmredstar.registry import lookup
+
     from .adapters import ADAPTERS
 
-    if spec in ADAPTERS:
-        return ADAPTERS[spec]
-    if ":" in spec:
-        mod, _, attr = spec.partition(":")
-        try:
-            fn = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot import hook {spec!r}: {e}") from None
-        if not callable(fn):
-            raise ValueError(f"hook {spec!r} is not callable")
-        return fn
-    raise ValueError(f"unknown adapter {spec!r}; use one of {sorted(ADAPTERS)} or 'module:function'")
+    fn = lookup(spec, ADAPTERS, "adapter")
+    if not callable(fn):
+        raise ValueError(f"hook {spec!r} is not callable")
+    return fn
 
 
 def load_card(card: str | os.PathLike | dict | Card) -> Card:

@@ -22,11 +22,9 @@ __all__ = ["GENERATORS", "QUESTION", "SIDES", "draw_polygon", "polygon_record", 
 
 def generator(kind: str):
     """The generator function of ``kind`` (a ``GENERATORS`` name or ``pkg.module:function``)."""
-    target = GENERATORS.get(kind, kind)
-    if ":" not in target:
-        raise ValueError(f"unknown dataset generator {kind!r}; use one of {sorted(GENERATORS)} or 'pkg.module:function'")
-    mod, attr = target.split(":")
-    return getattr(importlib.import_module(mod), attr)
+    from mmredstar.registry import lookup
+
+    return lookup(kind, GENERATORS, "dataset generator")
 
 
 def __getattr__(name: str):  # lazy, so ``python -m mmredstar.synth.polygons`` imports the module once

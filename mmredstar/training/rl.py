@@ -18,7 +18,6 @@ Advantages -- the one difference between the two methods:
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import torch
@@ -46,10 +45,9 @@ def reward_function(name: str, options: dict):
 
         fn = trl_reward_fn(**options)
     else:
-        if ":" not in name:
-            raise ValueError(f"rl.reward={name!r}: use 'rule' or 'package.module:factory'")
-        mod, attr = name.split(":", 1)
-        fn = getattr(importlib.import_module(mod), attr)(**options)
+        from mmredstar.registry import lookup
+
+        fn = lookup(name, {"rule": None}, "rl.reward", example="pkg.module:factory")(**options)
     if not getattr(fn, "__name__", None):
         fn.__name__ = name.replace(":", ".")
     return fn

@@ -16,7 +16,6 @@ Rewards: correct 1, wrong 0, no_answer -1, error -1 (``mmredstar.verify.reward``
 from __future__ import annotations
 
 import hashlib
-import importlib
 from collections.abc import Iterable, Iterator
 
 from ..schema import Sample, Verdict
@@ -41,15 +40,9 @@ def resolve(name_or_fn):
     """A verifier from a ``VERIFIERS`` key, a ``"package.module:function"`` path, or a callable."""
     if callable(name_or_fn):
         return name_or_fn
-    if name_or_fn in VERIFIERS:
-        return VERIFIERS[name_or_fn]
-    if isinstance(name_or_fn, str) and ":" in name_or_fn:
-        mod, attr = name_or_fn.split(":", 1)
-        try:
-            return getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"verifier {name_or_fn!r} cannot be imported: {e}") from None
-    raise ValueError(f"unknown verifier {name_or_fn!r}: use one of {sorted(VERIFIERS)} or 'package.module:function'")
+    from mmredstar.registry import lookup
+
+    return lookup(name_or_fn, VERIFIERS, "verifier")
 
 
 def verify_response(sample: Sample, text: str, finish_reason: str | None = None, **options) -> Verdict:

@@ -27,7 +27,6 @@ True
 from __future__ import annotations
 
 import ast
-import importlib
 import re
 
 from ..schema import Response, Sample
@@ -243,15 +242,9 @@ FILTERS = {
 
 def resolve_filter(name: str):
     """A filter from ``FILTERS`` or a ``"package.module:function"`` path."""
-    if name in FILTERS:
-        return FILTERS[name]
-    if ":" in name:
-        mod, attr = name.split(":", 1)
-        try:
-            return getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"filter {name!r} cannot be imported: {e}") from None
-    raise ValueError(f"unknown filter {name!r}: use one of {sorted(FILTERS)} or 'package.module:function'")
+    from mmredstar.registry import lookup
+
+    return lookup(name, FILTERS, "filter")
 
 
 def parse_spec(spec) -> list[tuple[str, dict]]:

@@ -11,7 +11,6 @@ stderr. Used for hard time limits (``timeout.call_with_limit``) and the verifica
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import pickle
 import signal
@@ -44,11 +43,9 @@ def write_frame(f, obj) -> None:
 
 
 def resolve(path: str):
-    mod, attr = path.split(":")
-    obj = importlib.import_module(mod)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+    from mmredstar.registry import import_attr
+
+    return import_attr(path, "worker function")
 
 
 class Worker:

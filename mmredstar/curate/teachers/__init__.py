@@ -22,9 +22,7 @@ determines its outputs: the work-unit cache key) and ``stats`` (counters for the
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
-import importlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,16 +118,9 @@ class Teacher:
 
 def teacher_class(kind: str) -> type[Teacher]:
     """The class of a teacher kind (``TEACHERS`` name or ``pkg.mod:Class``)."""
-    target = TEACHERS.get(kind, kind)
-    if ":" not in target:
-        close = difflib.get_close_matches(kind, list(TEACHERS), n=1)
-        raise ValueError(f"unknown teacher kind {kind!r}" + (f"; did you mean '{close[0]}'?" if close else "")
-                         + f"; use one of {list(TEACHERS)} or a dotted path 'pkg.module:Class'")
-    mod, attr = target.split(":")
-    try:
-        return getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"teacher {kind!r}: cannot import {target} ({e})") from None
+    from mmredstar.registry import lookup
+
+    return lookup(kind, TEACHERS, "teacher kind", example="pkg.module:Class")
 
 
 def teacher_config(spec: dict | Any):
