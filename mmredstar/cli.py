@@ -13,16 +13,16 @@ import click
 
 # name -> ("module:attribute", one-line help). Literal on purpose: this is the command index.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("mmredstar.demo:demo", "The end-to-end demo: prepare, curate, verify, SFT, DPO, eval on built-in data."),
+    "demo": ("mmredstar.workflows.demo:demo", "The end-to-end demo: prepare, curate, verify, SFT, DPO, eval on built-in data."),
     "data": ("mmredstar.data.cli:data", "Convert public datasets, validate and summarise sample files."),
     "verify": ("mmredstar.verify.cli:verify", "Score responses (math, choice, code) with the rule reward."),
     "curate": ("mmredstar.curate.cli:curate", "Sample a teacher, filter, verify, and write SFT / DPO / RL sets."),
     "models": ("mmredstar.modeling.cli:models", "List and inspect model presets."),
     "train": ("mmredstar.training.cli:train", "Train from a recipe: SFT, DPO, GRPO / REINFORCE++."),
     "eval": ("mmredstar.evaluation.cli:eval_group", "Run and score benchmarks; write the paper-style report."),
-    "geoqa": ("mmredstar.geoqa:geoqa", "The GeoQA pipeline: prepare | curate | sft | dpo | eval | run."),
+    "geoqa": ("mmredstar.workflows.geoqa:geoqa", "The GeoQA pipeline: prepare | curate | sft | dpo | eval | run."),
     "difficulty": ("mmredstar.difficulty.cli:difficulty", "Train a difficulty scorer and score samples."),
-    "study": ("mmredstar.study:study", "Run the paper's data-scale and difficulty studies as a grid."),
+    "study": ("mmredstar.workflows.study:study", "Run the paper's data-scale and difficulty studies as a grid."),
     "bench": ("mmredstar.bench_cli:bench", "Run a benchmark suite (speed, memory) and record the figures."),
 }
 

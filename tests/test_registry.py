@@ -2,7 +2,7 @@
 
 import pytest
 
-from mmredstar.curate.teachers import teacher_class
+from mmredstar.generate import teacher_class
 from mmredstar.registry import import_attr, lookup
 from mmredstar.verify import resolve as resolve_verifier
 from mmredstar.verify.filters import resolve_filter
@@ -31,9 +31,9 @@ def test_errors_say_what_and_suggest():
 
 
 def test_the_package_registries_use_it():
-    from mmredstar.curate.teachers import Teacher
+    from mmredstar.generate import Teacher
 
-    assert teacher_class("mmredstar.curate.teachers:Teacher") is Teacher
+    assert teacher_class("mmredstar.generate:Teacher") is Teacher
     with pytest.raises(ValueError, match="unknown teacher kind 'scriptd'; did you mean 'scripted'"):
         teacher_class("scriptd")
     with pytest.raises(ValueError, match="unknown verifier 'mth'; did you mean 'math'"):

@@ -15,9 +15,9 @@ RL, rejected), ``report`` (JSON, markdown, plots), ``pipeline`` (the resumable r
 
 from __future__ import annotations
 
+from ..generate import TEACHERS, SamplingParams, Teacher, build_teacher
 from .config import CurateConfig, load_config
 from .pipeline import CurateResult, Pipeline, run
-from .teachers import TEACHERS, SamplingParams, Teacher, build_teacher
 
 __all__ = ["run", "Pipeline", "CurateResult", "CurateConfig", "load_config", "TEACHERS", "Teacher",
            "SamplingParams", "build_teacher"]

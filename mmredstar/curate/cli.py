@@ -35,8 +35,8 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     if keys:
         from mmredstar.registry import lookup
 
-        from .difficulty import DIFFICULTY_SOURCES
-        from .teachers import TEACHERS, teacher_class
+        from ..difficulty.sources import DIFFICULTY_SOURCES
+        from ..generate import TEACHERS, teacher_class
 
         for key, tp, doc in field_docs():
             click.echo(f"{key} ({tp})\n    {doc}")
@@ -67,9 +67,9 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     if check:
         click.echo(f"{config}: OK (teacher {cfg.teacher.get('kind')}, difficulty {cfg.difficulty.source}, out {cfg.out})")
         return
+    from ..generate import TeacherError
     from ..schema import DataError
     from .pipeline import Pipeline
-    from .teachers import TeacherError
 
     try:
         result = Pipeline(cfg, progress=progress).run(fresh=not resume)

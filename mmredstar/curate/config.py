@@ -31,36 +31,11 @@ from mmredstar.config import (  # noqa: F401  (re-exported: the config API lived
     where,
 )
 from mmredstar.config import field_docs as _field_docs
+from mmredstar.data.inputs import InputSpec  # noqa: F401  (re-exported)
+from mmredstar.generate import SamplingParams
 
 
 # ----------------------------------------------------------------------------------------- sections
-@dataclass
-class InputSpec:
-    """Where samples come from: sample files (``path``) or a data card and its raw source (``card`` + ``src``)."""
-
-    path: str | list[str] | None = None
-    """Sample files (JSONL / .jsonl.gz / Parquet), directories or globs, in our schema."""
-    card: str | None = None
-    """A data card name (``geoqa``, ``math``, ...) or card file; used with ``src``."""
-    src: str | None = None
-    """The raw dataset file or folder the card converts (the public release's own format)."""
-    split: str | None = None
-    """Split recorded on card samples (default: the card's or guessed from the file name)."""
-    subset: str | None = None
-    """A subset the card defines (e.g. ``geometry`` for MathVista)."""
-    where: list[str] = field(default_factory=list)
-    """Row filters for card inputs (``mmredstar.data.where`` syntax, e.g. ``"meta.level == 'Level 5'"``)."""
-    options: dict = field(default_factory=dict)
-    """Adapter options for card inputs (override the card's ``options``)."""
-    image_dir: str | None = None
-    """Directory relative image paths of card inputs are resolved against."""
-    limit: int | None = None
-    """Read at most this many samples from this input."""
-    name: str | None = None
-    """The name reports use for this input (decontamination benchmarks, the scorer's agreement table;
-    default: the builtin, card or file name)."""
-
-
 @dataclass
 class DecontaminateConfig:
     """Drop training prompts that overlap evaluation benchmarks (word n-gram overlap of the question text)."""
@@ -81,9 +56,9 @@ class DifficultyConfig:
     source: str = "labels"
     """``labels`` (the dataset's own, already in ``Sample.difficulty``), ``scorer`` (a model prompted with a
     rubric), ``pass_rate`` (a student's pass rate over k samples), or a dotted path ``pkg.mod:factory``
-    (see ``mmredstar.curate.difficulty``)."""
+    (see ``mmredstar.difficulty.sources``)."""
     params: dict = field(default_factory=dict)
-    """Options of the source (see its config class in ``mmredstar.curate.difficulty``), e.g. for ``scorer``:
+    """Options of the source (see its config class in ``mmredstar.difficulty.sources``), e.g. for ``scorer``:
     ``{teacher: {kind: openai, model: ...}, votes: 1}``; for ``pass_rate``: ``{teacher: {...}, k: 8}``."""
     range: list[float] | None = None
     """Keep only prompts whose difficulty band (difficulty rounded half up) lies in ``[lo, hi]``, e.g.
@@ -92,25 +67,6 @@ class DifficultyConfig:
     """With a ``range``: keep prompts whose difficulty is unknown (``None``) instead of dropping them."""
     default: float | None = None
     """Difficulty given to prompts the source leaves unknown (``None``: stays unknown)."""
-
-
-@dataclass
-class SamplingConfig:
-    """Sampling parameters sent to the teacher (recorded on every response in ``gen``)."""
-
-    temperature: float = 0.7
-    """Sampling temperature (QwQ/QVQ-style long-CoT teachers: 0.6-1.0)."""
-    top_p: float = 0.95
-    """Nucleus sampling mass."""
-    max_tokens: int = 16384
-    """Maximum new tokens per response (a response cut at this limit has ``finish_reason: length``)."""
-    seed: int = 0
-    """Base seed; each prompt's seed is derived from it and the sample id, so results do not depend on
-    batching, order or workers."""
-    stop: list[str] | None = None
-    """Stop strings."""
-    extra: dict = field(default_factory=dict)
-    """Backend-specific sampling options passed through (e.g. ``{top_k: 20, repetition_penalty: 1.05}``)."""
 
 
 @dataclass
@@ -199,8 +155,8 @@ class CurateConfig:
     """Teacher samples for a prompt whose difficulty is unknown or outside every schedule band."""
     teacher: dict = field(default_factory=lambda: {"kind": "scripted"})
     """The teacher: ``{kind: vllm | openai | transformers | replay | scripted | pkg.mod:Class, ...options}``;
-    the options are the fields of that teacher's config class (``mmredstar.curate.teachers``)."""
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    the options are the fields of that teacher's config class (``mmredstar.generate``)."""
+    sampling: SamplingParams = field(default_factory=SamplingParams)
     """Sampling parameters."""
     filters: Any = None
     """Rule filters run on each response before verification (``mmredstar.verify.filters.run_filters``
@@ -239,8 +195,9 @@ def config_from_dict(data: dict, *, file: str = "<config>", lines: dict | None =
 
 def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
     """Semantic checks beyond types: each raises ``ConfigError`` naming the key and what to do."""
-    from .difficulty import build_source, parse_schedule
-    from .teachers import teacher_config
+    from ..difficulty.sources import build_source
+    from ..generate import teacher_config
+    from ..levels import parse_schedule
 
     if not cfg.inputs:
         raise ConfigError(f"{where('inputs')}: key 'inputs': no inputs; add e.g. "

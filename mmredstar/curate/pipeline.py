@@ -46,14 +46,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.inputs import InputSpec, input_name, iter_input, iter_inputs
+from ..difficulty.sources import build_source
+from ..generate import Teacher, build_teacher
 from ..io import SampleWriter, atomic_write, count_records, expand_paths, read_jsonl, read_samples, write_json
+from ..levels import in_range, parse_schedule, samples_for
 from ..schema import DataError, Response, Sample
-from .config import CurateConfig, InputSpec, load_config
+from .config import CurateConfig, load_config
 from .decontaminate import NgramIndex, build_index, decontaminate
-from .difficulty import build_source, in_range, parse_schedule, samples_for
 from .report import Report
 from .select import dropped, pair_dpo, response_record, rl_prompt, select_sft
-from .teachers import SamplingParams, Teacher, build_teacher
 
 JUDGE_VERSION = 1
 OUTPUTS = ("sft.jsonl", "dpo.jsonl", "rl.jsonl", "rejected.jsonl", "decontaminated.jsonl", "report.json",
@@ -90,42 +92,6 @@ class CurateResult:
     report: dict
     run: dict
     files: dict[str, str] = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------------------- inputs
-def iter_input(spec: InputSpec) -> Iterator[Sample]:
-    """Samples of one input: sample files, or a data card over its raw source (streaming)."""
-    if spec.path is not None:
-        it: Iterable[Sample] = read_samples(spec.path)
-        if spec.limit is not None:
-            it = itertools.islice(it, spec.limit)
-        yield from it
-    else:
-        from ..data import iter_card
-
-        yield from iter_card(spec.card, spec.src, split=spec.split, where=spec.where, subset=spec.subset,
-                             limit=spec.limit, image_dir=spec.image_dir, options=spec.options or None)
-
-
-def iter_inputs(specs: list[InputSpec]) -> Iterator[Sample]:
-    for spec in specs:
-        yield from iter_input(spec)
-
-
-def input_name(spec: InputSpec) -> str:
-    """The name an input is reported under: its ``name``, the card, or the file name without suffix."""
-    if spec.name:
-        return spec.name
-    if isinstance(spec.card, dict):
-        return str(spec.card.get("name", "card"))
-    if spec.card:
-        return str(spec.card)
-    p = spec.path if isinstance(spec.path, str) else (spec.path or ["?"])[0]
-    base = os.path.basename(str(p))
-    for suf in (".jsonl.gz", ".jsonl", ".json", ".parquet"):
-        if base.endswith(suf):
-            return base[: -len(suf)]
-    return base
 
 
 def _input_signature(specs: list[InputSpec]) -> list:
@@ -275,7 +241,7 @@ class Pipeline:
                  log: Callable[[str], None] | None = None):
         self.cfg = cfg
         self.out = Path(cfg.out)
-        self.params = SamplingParams.from_config(cfg.sampling)
+        self.params = cfg.sampling
         self.teacher = teacher or build_teacher(cfg.teacher)
         self.source = build_source(cfg.difficulty.source, cfg.difficulty.params)
         self.bands = parse_schedule(cfg.schedule)

@@ -15,8 +15,8 @@ import os
 from collections import Counter
 
 from ..io import atomic_write, write_json
+from ..levels import band
 from ..schema import Sample
-from .difficulty import band
 from .select import is_correct, is_filtered
 
 FUNNEL = ["input", "decontaminated", "out_of_range", "prompts", "responses", "filtered", "verified_correct",

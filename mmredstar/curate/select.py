@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import random
 
+from ..generate import sample_seed
 from ..schema import Pair, Response, Sample
 from .config import DPOSelect, RLSelect, SFTSelect
-from .teachers import sample_seed
 
 PAIRINGS = ("random", "shortest_chosen", "longest_rejected", "shortest_longest", "all")
 

@@ -21,9 +21,9 @@ Modules: ``cards`` (Card, load_card), ``convert`` (iter_card, convert, ConvertRe
 ``where`` (filters), ``text`` (answer/choice helpers), ``cli`` (the ``data`` command group).
 """
 
+from ..levels import DIFFICULTY_MAPS, map_difficulty
 from .cards import CARD_FIELDS, REQUIRED_KEYS, Card, check_card_file, list_cards, load_card
 from .convert import ConvertReport, build_sample, convert, iter_card
-from .levels import DIFFICULTY_MAPS, map_difficulty
 from .rows import RowContext, Skip
 from .where import matches, parse_where
 

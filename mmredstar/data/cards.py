@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..assets import AssetError, front_matter, list_assets, resolve
+from ..levels import DIFFICULTY_MAPS
 from ..schema import ANSWER_TYPES
-from .levels import DIFFICULTY_MAPS
 from .where import parse_where
 
 CARD_FIELDS = ("question", "answer", "solution", "choices", "images", "id", "split", "system", "response")
@@ -59,7 +59,7 @@ class Card:
     answer_format: how a choice answer is written: ``letter``, ``index`` (0-based), ``index1``,
         ``text`` (the choice's text) or ``auto``.
     difficulty: ``{column: level, map: math_level}``: the raw label goes to ``meta[column]``, the mapped
-        1-10 value to ``Sample.difficulty`` (maps: ``mmredstar.data.levels.DIFFICULTY_MAPS`` or an
+        1-10 value to ``Sample.difficulty`` (maps: ``mmredstar.levels.DIFFICULTY_MAPS`` or an
         inline ``{label: number}`` dict).
     adapter: a row hook for what a column map cannot say: a name in ``mmredstar.data.adapters.ADAPTERS``,
         a dotted path ``"pkg.module:function"``, or (Python) a function ``hook(row, ctx) -> row``.

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..io import SampleWriter, atomic_write, write_json, write_parquet
+from ..levels import map_difficulty
 from ..schema import DataError, ImageRef, Message, Part, Response, Sample, validate_record
 from .cards import Card, load_card, resolve_hook
-from .levels import map_difficulty
 from .rows import RowContext, Skip
 from .sources import RawRow, iter_source, list_source_files
 from .text import (

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import math
 import os
 import re
 from collections import Counter
@@ -44,6 +43,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..levels import Band, band, parse_bands
 from ..schema import DataError, Problem
 
 SUBSET_VERSION = 1
@@ -103,15 +103,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def band_of(d: float) -> int:
-    """The integer band of a difficulty, rounded half up (as ``mmredstar.curate.difficulty.band``).
-
-    >>> band_of(6.5), band_of(6.49), band_of(3)
-    (7, 6, 3)
-    """
-    return int(math.floor(float(d) + 0.5))
-
-
 # ----------------------------------------------------------------------------------------- parsing
 def parse_size(text: str | int | None) -> int | None:
     """``4000``, ``"4k"``, ``"1.3k"``, ``"1000k"``, ``"1m"`` -> records; ``"all"`` / ``None`` -> ``None`` (every record).
@@ -162,60 +153,6 @@ def size_label(n: int | None) -> str:
     if n >= 1000 and n % 100 == 0:
         return f"{n / 1000:g}k"
     return str(n)
-
-
-@dataclass(frozen=True)
-class Band:
-    """A named, inclusive range of difficulty bands (difficulty rounded half up)."""
-
-    name: str
-    lo: int
-    hi: int
-
-    def contains(self, difficulty: float | None) -> bool:
-        return difficulty is not None and self.lo <= band_of(difficulty) <= self.hi
-
-
-def parse_bands(text: str | dict | Iterable) -> list[Band]:
-    """``"low=1-3,medium=4-6,high=7-9"`` (or ``{low: "1-3", ...}``) -> bands; names unique, ranges disjoint.
-
-    >>> parse_bands("low=1-3,high=7-9")
-    [Band(name='low', lo=1, hi=3), Band(name='high', lo=7, hi=9)]
-    >>> parse_bands({"L3": 3, "L4-6": "4-6"})
-    [Band(name='L3', lo=3, hi=3), Band(name='L4-6', lo=4, hi=6)]
-    """
-    from ..curate.difficulty import parse_schedule
-
-    if isinstance(text, str):
-        pairs = []
-        for part in [p for p in text.split(",") if p.strip()]:
-            if "=" not in part:
-                raise ValueError(f"band {part!r}: write NAME=LO-HI, e.g. low=1-3")
-            k, v = part.split("=", 1)
-            pairs.append((k.strip(), v.strip()))
-    elif isinstance(text, dict):
-        pairs = [(str(k), str(v)) for k, v in text.items()]
-    else:
-        pairs = [(b.name, f"{b.lo}-{b.hi}") if isinstance(b, Band) else tuple(b) for b in text]
-    if not pairs:
-        raise ValueError("no bands given; e.g. --bands low=1-3,medium=4-6,high=7-9")
-    names = [n for n, _ in pairs]
-    if len(set(names)) != len(names) or any(not re.fullmatch(r"[A-Za-z0-9_.\-]+", n) for n in names):
-        raise ValueError(f"band names must be unique words (letters, digits, _ . -), got {names}")
-    out = []
-    for name, rng in pairs:
-        try:
-            (lo, hi, _), = parse_schedule({rng: 0})
-        except ValueError as e:
-            raise ValueError(f"band {name}={rng}: {e}") from None
-        if not (1 <= lo <= hi <= 10):
-            raise ValueError(f"band {name}={rng}: bands lie within 1-10")
-        out.append(Band(name, lo, hi))
-    by_lo = sorted(out, key=lambda b: b.lo)
-    for a, b in zip(by_lo, by_lo[1:], strict=False):
-        if b.lo <= a.hi:
-            raise ValueError(f"bands {a.name}={a.lo}-{a.hi} and {b.name}={b.lo}-{b.hi} overlap")
-    return out
 
 
 # ----------------------------------------------------------------------------------------- scanning
@@ -326,7 +263,7 @@ class _Acc:
         self.records += 1
         self.ids.update(light.id)
         self.prompts.add(light.prompt_id)
-        self.band[str(band_of(light.difficulty)) if light.difficulty is not None else "unknown"] += 1
+        self.band[str(band(light.difficulty)) if light.difficulty is not None else "unknown"] += 1
         self.domain[_domain(d)] += 1
         self.source[str(d.get("source", "custom"))] += 1
         self.answer_type[str(d.get("answer_type", "-"))] += 1

@@ -25,7 +25,7 @@ def train_cmd(config, out, sets, fresh):
 
     Prints and writes (OUT/eval.json) the agreement with held-out labels: exact band, within one and two
     bands, MAE and Spearman rank correlation, beside the constant predictor."""
-    from mmredstar.curate.config import ConfigError
+    from mmredstar.config import ConfigError
 
     from .train import train
 
@@ -73,7 +73,7 @@ def score_cmd(inputs, model, out, batch_size, chunk_size, overwrite, threads, qu
 @click.option("--seed", type=int, default=0, show_default=True)
 def fixture_cmd(out, n, seed):
     """Write the labelled arithmetic fixture (level = number of operations; difficulty 2L-1) to OUT."""
-    from .fixture import write_problems
+    from ..synth.arithmetic import write_problems
 
     write_problems(out, n, seed)
     click.echo(f"wrote {n} problems to {out}")

@@ -12,7 +12,7 @@ loader as every config of the package (``mmredstar.config``). Relative paths are
 directory (run the shipped configs from the repository root).
 
 The difficulty scale: every label is mapped onto ONE 1-10 scale, ``Sample.difficulty``
-(``mmredstar.data.levels``): MATH ``Level L`` -> 2L-1 (1, 3, 5, 7, 9; ``map: math_level``), Omni-MATH's
+(``mmredstar.levels``): MATH ``Level L`` -> 2L-1 (1, 3, 5, 7, 9; ``map: math_level``), Omni-MATH's
 1-10 ``difficulty`` as is (``map: scale10``, clipped), TACO EASY..VERY_HARD -> 2, 4, 6, 8, 10 (``taco``),
 or your own ``{label: number}``. The classification head predicts the integer band 1-10 (difficulty
 rounded half up); the regression head predicts the number.
@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from mmredstar.config import ConfigError, load_dataclass
-from mmredstar.curate.config import InputSpec
+from mmredstar.data.inputs import InputSpec
 
 HEADS = ("classification", "regression")
 BUILTINS = ("arithmetic",)
@@ -33,20 +33,20 @@ BUILTINS = ("arithmetic",)
 @dataclass
 class LabelledInput(InputSpec):
     """Labelled problems: sample files (``path``), a data card over its raw source (``card`` + ``src``), or a
-    generated fixture (``builtin``); the keys of a curation input (``mmredstar.curate.config.InputSpec``)
+    generated fixture (``builtin``); the keys of a curation input (``mmredstar.data.inputs.InputSpec``)
     plus the ones below."""
 
     card: str | dict | None = None
     """A data card name (``math``, ``taco``, ...), a card file, or an inline card mapping (the card's
     front-matter keys; e.g. for Omni-MATH, which has no shipped card); used with ``src``."""
     builtin: str | None = None
-    """A generated labelled set: ``arithmetic`` (``mmredstar.difficulty.fixture``: level = number of
+    """A generated labelled set: ``arithmetic`` (``mmredstar.synth.arithmetic``: level = number of
     operations; ``options: {n: 1000, seed: 0}``)."""
     label: str | None = None
     """Where the raw label is: ``None`` = ``Sample.difficulty`` (already on the 1-10 scale, as the data cards
     map it); else a sample field or a dotted path into ``meta`` (``level``, ``meta.level``, ``raw.difficulty``)."""
     map: str | dict | None = None
-    """How ``label`` maps onto 1-10: ``math_level``, ``scale10``, ``taco`` (``mmredstar.data.levels``) or a
+    """How ``label`` maps onto 1-10: ``math_level``, ``scale10``, ``taco`` (``mmredstar.levels``) or a
     ``{label: number}`` mapping. ``None``: the label must already be a number on 1-10."""
 
 
@@ -125,7 +125,7 @@ class DifficultyTrainConfig:
 
 def check(cfg: DifficultyTrainConfig, where=lambda key: "<config>") -> None:
     """Semantic checks beyond types; each raises ``ConfigError`` naming the key and what to do."""
-    from mmredstar.data.levels import DIFFICULTY_MAPS
+    from mmredstar.levels import DIFFICULTY_MAPS
 
     if cfg.head not in HEADS:
         raise ConfigError(f"{where('head')}: key 'head': {cfg.head!r} is not one of {list(HEADS)}")

@@ -28,7 +28,7 @@ class Item:
 
 def input_name(spec: LabelledInput) -> str:
     """The name an input is reported under (its ``name``, the builtin, the card or the file name)."""
-    from mmredstar.curate.pipeline import input_name as curate_input_name
+    from mmredstar.data.inputs import input_name as curate_input_name
 
     return spec.builtin if spec.builtin and not spec.name else curate_input_name(spec)
 
@@ -38,12 +38,12 @@ def iter_input(spec: LabelledInput):
     if spec.builtin is not None:
         from itertools import islice
 
-        from .fixture import arithmetic_problems
+        from ..synth.arithmetic import arithmetic_problems
 
         opts = dict(spec.options)
         it = iter(arithmetic_problems(int(opts.pop("n", 1000)), int(opts.pop("seed", 0)), **opts))
         return islice(it, spec.limit) if spec.limit is not None else it
-    from mmredstar.curate.pipeline import iter_input as curate_iter_input
+    from mmredstar.data.inputs import iter_input as curate_iter_input
 
     return curate_iter_input(spec)
 
@@ -74,7 +74,7 @@ def label_of(s: Sample, spec: LabelledInput) -> float | None:
     >>> label_of(Sample.text("q", "1", meta={"level": "Level 3"}), LabelledInput(label="level", map="math_level"))
     5.0
     """
-    from mmredstar.data.levels import map_difficulty, scale10
+    from mmredstar.levels import map_difficulty, scale10
 
     v = raw_label(s, spec.label)
     if v is None:

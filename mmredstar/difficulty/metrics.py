@@ -1,6 +1,6 @@
 """Agreement between predicted and labelled difficulty on the 1-10 scale, and the constant baseline.
 
-Everything is compared on integer bands (``mmredstar.curate.difficulty.band``: rounded half up), so a
+Everything is compared on integer bands (``mmredstar.levels.band``: rounded half up), so a
 MATH level (2L-1: 1, 3, 5, 7, 9) is two bands wide: ``within_2`` is "within one MATH level".
 
     from mmredstar.difficulty.metrics import agreement, constant_baseline
@@ -15,14 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-
-def band(d: float) -> int:
-    """Integer band of a difficulty (half up), clipped to 1-10.
-
-    >>> band(6.5), band(0.2), band(12)
-    (7, 1, 10)
-    """
-    return min(10, max(1, int(math.floor(float(d) + 0.5))))
+from ..levels import band
 
 
 def ranks(xs: Sequence[float]) -> list[float]:
@@ -87,7 +80,7 @@ def agreement(pred: Sequence[float], gold: Sequence[float]) -> dict:
     if n == 0:
         return {"n": 0, "exact": None, "within_1": None, "within_2": None, "mae": None, "spearman": None,
                 "histogram": {}}
-    diffs = [abs(band(p) - band(g)) for p, g in zip(pred, gold, strict=True)]
+    diffs = [abs(band(p, clip=True) - band(g, clip=True)) for p, g in zip(pred, gold, strict=True)]
     return {
         "n": n,
         "exact": round(sum(d == 0 for d in diffs) / n, 6),
@@ -95,7 +88,7 @@ def agreement(pred: Sequence[float], gold: Sequence[float]) -> dict:
         "within_2": round(sum(d <= 2 for d in diffs) / n, 6),
         "mae": round(sum(abs(float(p) - float(g)) for p, g in zip(pred, gold, strict=True)) / n, 6),
         "spearman": spearman([float(p) for p in pred], [float(g) for g in gold]),
-        "histogram": {str(k): v for k, v in sorted(Counter(band(p) for p in pred).items())},
+        "histogram": {str(k): v for k, v in sorted(Counter(band(p, clip=True) for p in pred).items())},
     }
 
 
@@ -110,7 +103,7 @@ def constant_value(train_labels: Sequence[float], head: str = "classification") 
         raise ValueError("no training labels")
     if head == "regression":
         return sum(float(x) for x in train_labels) / len(train_labels)
-    c = Counter(band(x) for x in train_labels)
+    c = Counter(band(x, clip=True) for x in train_labels)
     top = max(c.values())
     return float(min(b for b, k in c.items() if k == top))
 

@@ -67,8 +67,8 @@ def score_file(model: str, inputs, out: str | os.PathLike, *, batch_size: int = 
     The scorer is loaded only when some chunk still needs scoring."""
     from tqdm.auto import tqdm
 
-    from mmredstar.curate.difficulty import band
     from mmredstar.io import atomic_write, count_records, expand_paths, read_samples, write_json
+    from mmredstar.levels import band
 
     from .model import load_scorer
 

@@ -27,9 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..levels import band
 from .config import DifficultyTrainConfig, load_config
 from .data import Item, labelled_items, split_items
-from .metrics import agreement, band, constant_baseline
+from .metrics import agreement, constant_baseline
 from .model import NUM_BANDS, SCORER_FILE, Scorer, build_scorer_model
 
 SCORER_VERSION = 1
@@ -59,7 +60,7 @@ class _Encoded:
         self.rows = []
         for it in items:
             enc = tokenizer(it.text, truncation=True, max_length=max_length)
-            target = float(it.label) if head == "regression" else band(it.label) - 1
+            target = float(it.label) if head == "regression" else band(it.label, clip=True) - 1
             self.rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": target})
 
     def __len__(self):
@@ -167,7 +168,7 @@ def train(config, overrides: list[str] | dict | None = None, *, fresh: bool = Fa
     # 4. save the scorer
     tok.save_pretrained(str(out))
     info = {"head": cfg.head, "num_labels": NUM_BANDS if cfg.head == "classification" else 1,
-            "scale": "1-10 (Sample.difficulty; mmredstar.data.levels)", "template": cfg.template,
+            "scale": "1-10 (Sample.difficulty; mmredstar.levels)", "template": cfg.template,
             "max_length": cfg.max_length, "base_model": cfg.model, "config_sha256": chash,
             "weights_sha256": weights_sha256(out), "config": cfg.to_dict(), "version": SCORER_VERSION}
     write_json(out / SCORER_FILE, info)
@@ -242,7 +243,7 @@ def _plots(out: Path, losses, gold, pred) -> None:
         plt.close(fig)
     grid = [[0] * NUM_BANDS for _ in range(NUM_BANDS)]
     for g, p in zip(gold, pred, strict=True):
-        grid[band(g) - 1][band(p) - 1] += 1
+        grid[band(g, clip=True) - 1][band(p, clip=True) - 1] += 1
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(grid, cmap="Blues", origin="lower")
     for i in range(NUM_BANDS):

@@ -7,7 +7,7 @@
     from mmredstar.evaluation import evaluate, score_responses, load_spec
     report = evaluate(["tiny_text"], ["aime24"], limit=4, out="runs/eval")   # -> the report.json content
 
-Generation goes through the curation teachers (``mmredstar.curate.teachers``: local transformers, any
+Generation goes through the curation teachers (``mmredstar.generate``: local transformers, any
 OpenAI-compatible server, vLLM); every response is scored by ``mmredstar.verify.verify_response``.
 Modules: ``spec`` (BenchSpec, loading, data, prompt templates), ``metrics`` (pass@k, maj@k, standard
 errors, length statistics), ``runner`` (evaluate, resumable per-sample output), ``score`` (outside

@@ -8,7 +8,7 @@ Python::
     from mmredstar.evaluation import evaluate
     report = evaluate(["tiny_text"], ["aime24"], limit=4, out="runs/eval")
 
-Backends are the curation teachers (``mmredstar.curate.teachers``): ``transformers`` (local, CPU-capable;
+Backends are the curation teachers (``mmredstar.generate``): ``transformers`` (local, CPU-capable;
 ``--model`` is a preset or a saved model directory), ``openai`` (any OpenAI-compatible server; ``--model`` is
 the served name, ``--backend-opt base_url=...``), ``vllm`` (offline engine, GPU), and ``scripted`` /
 ``replay`` for tests. Every response is scored by ``mmredstar.verify.verify_response`` (by the sample's
@@ -97,7 +97,7 @@ def parse_models(spec: str | Sequence[str | ModelEntry | dict]) -> list[ModelEnt
 
 
 def backend_spec(backend: str, model: str, options: dict | None = None) -> dict:
-    """The teacher spec (``mmredstar.curate.teachers.build_teacher``) for a backend and model.
+    """The teacher spec (``mmredstar.generate.build_teacher``) for a backend and model.
 
     >>> backend_spec("transformers", "tiny_vlm", {"batch_size": 8})
     {'kind': 'transformers', 'model': 'tiny_vlm', 'batch_size': 8}
@@ -204,11 +204,11 @@ def evaluate_samples(entry: ModelEntry, spec: BenchSpec, samples: Sequence[Sampl
                      progress: bool = True, data: str | None = None) -> dict:
     """Evaluate one model on one benchmark's ``samples`` into ``out_dir`` (resumable); returns ``result.json``.
 
-    ``teacher``: a ready ``mmredstar.curate.teachers.Teacher`` (built from ``backend`` when omitted; the
+    ``teacher``: a ready ``mmredstar.generate.Teacher`` (built from ``backend`` when omitted; the
     model is only loaded if some item still needs generating)."""
     from tqdm.auto import tqdm
 
-    from ..curate.teachers import SamplingParams, build_teacher
+    from ..generate import SamplingParams, build_teacher
     from ..io import write_json
 
     out_dir = Path(out_dir)
@@ -285,7 +285,7 @@ def evaluate(models: str | Sequence[str | ModelEntry | dict], benches: str | Seq
     limit: the first N items of each benchmark.
     chunk_size: prompts generated and written together (default: 64, or the backend's ``batch_size`` if larger).
     Returns the report (what ``report.json`` holds)."""
-    from ..curate.teachers import build_teacher
+    from ..generate import build_teacher
     from .report import write_report
 
     entries = parse_models(models)

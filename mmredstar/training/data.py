@@ -64,7 +64,7 @@ def describe_spec(spec: str) -> tuple[str, str | None]:
     """How a data entry will be looked up: ("builtin" | "set" | "path", set name).
 
     Raises ValueError for an unknown ``builtin:`` name. Used by recipe validation (no files touched)."""
-    from .fixtures import BUILTIN_SETS
+    from ..synth.builtins import BUILTIN_SETS
 
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
@@ -78,7 +78,7 @@ def describe_spec(spec: str) -> tuple[str, str | None]:
 
 def resolve_data(specs: list[str], *, root: str | None, work_dir: str) -> list[DataFile]:
     """Files for the recipe's data entries (built-in sets are written under ``work_dir``)."""
-    from .fixtures import write_builtin
+    from ..synth.builtins import write_builtin
 
     sets = named_sets()
     out: list[DataFile] = []

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from mmredstar.curate import run
-from mmredstar.curate.teachers import SamplingParams, build_teacher
-from mmredstar.curate.teachers.scripted import ScriptedConfig, ScriptedTeacher
 from mmredstar.data import iter_card
+from mmredstar.generate import SamplingParams, build_teacher
+from mmredstar.generate.scripted import ScriptedConfig, ScriptedTeacher
 from mmredstar.io import read_jsonl, read_samples, validate_file, write_samples
 from mmredstar.schema import DataError, Pair, Sample
 
@@ -198,7 +198,7 @@ def test_scorer_difficulty_is_cached_per_unit(tmp_path, geoqa_dir, start_server)
     n_scored = len(srv.requests())
     assert n_scored == 12 and res.run["units"]["difficulty_queried"] == 4
     kept = [s for s in read_samples(tmp_path / "s" / "sft.jsonl")] + list(read_samples(tmp_path / "s" / "rejected.jsonl"))
-    from mmredstar.curate.difficulty import build_source
+    from mmredstar.difficulty.sources import build_source
 
     src = build_source("scorer", scorer)
     for s in kept:
@@ -232,7 +232,7 @@ def test_teacher_failure_keeps_finished_units(tmp_path, geoqa_dir, start_server)
     run(cfg, progress=False)
     srv.stop()                                                  # the server goes away
     cfg2 = dict(cfg, limit=None)
-    from mmredstar.curate.teachers import TeacherError
+    from mmredstar.generate import TeacherError
 
     with pytest.raises(TeacherError, match="gave up after 1 retries"):
         run(cfg2, progress=False)
@@ -250,10 +250,8 @@ def _write_cfg(path: Path, cfg: dict) -> Path:
     return path
 
 
-def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, start_server):
-    import conftest
-
-    qfile = conftest.make_geoqa(tmp_path / "geoqa", 30, seed=5)
+def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, start_server, geoqa_factory):
+    qfile = geoqa_factory(tmp_path / "geoqa", 30, seed=5)
     args = ("--card", "geoqa", "--src", str(qfile), "--image-dir", str(qfile.parent / "images"), "--delay", "0.15",
             "--pad-to-chars", "800")
     srv = start_server(*args)

@@ -9,8 +9,9 @@ import doctest
 
 import pytest
 
+from mmredstar import levels
 from mmredstar.assets import resolve
-from mmredstar.data import REQUIRED_KEYS, Card, check_card_file, levels, list_cards, load_card, text, where
+from mmredstar.data import REQUIRED_KEYS, Card, check_card_file, list_cards, load_card, text, where
 
 EXPECTED = {"geoqa", "geometry3k", "mathvista", "math", "math500", "aime24", "amc23", "olympiadbench",
             "college_math", "taco", "numina_cot", "metamath", "messages"}

@@ -9,9 +9,9 @@ import pytest
 
 from mmredstar.data.mixture import MixtureSource, draw_mixture, parse_mixture, plan_counts
 from mmredstar.data.subset import build_subsets, ids_hash, order_key, sha256_file
-from mmredstar.difficulty.fixture import arithmetic_problems
 from mmredstar.io import read_jsonl, write_samples
 from mmredstar.schema import Response
+from mmredstar.synth.arithmetic import arithmetic_problems
 
 
 def sft_file(path, n, seed, domain):

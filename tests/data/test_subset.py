@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from mmredstar.data.cli import data as data_cli
-from mmredstar.data.subset import band_of, build_subsets, ids_hash, order_key, sha256_file
-from mmredstar.difficulty.fixture import arithmetic_problems
+from mmredstar.data.subset import build_subsets, ids_hash, order_key, sha256_file
 from mmredstar.io import read_jsonl, read_samples, write_samples
+from mmredstar.levels import band
 from mmredstar.schema import DataError, Response
+from mmredstar.synth.arithmetic import arithmetic_problems
 
 
 def sft_pool(path: Path, n_prompts: int = 60, seed: int = 0) -> Path:
@@ -44,7 +45,7 @@ def check_manifest(out: Path, man: dict, inputs: list[Path]):
     assert man["sha256"] == sha256_file(f)
     assert man["ids_sha256"] == ids_hash([r["id"] for r in recs])
     assert man["prompts"] == len({(r.get("meta") or {}).get("prompt_id", r["id"]) for r in recs})
-    bands = Counter(str(band_of(r["difficulty"])) if r.get("difficulty") is not None else "unknown" for r in recs)
+    bands = Counter(str(band(r["difficulty"])) if r.get("difficulty") is not None else "unknown" for r in recs)
     assert man["counts"]["band"] == dict(bands)
     assert man["counts"]["source"] == dict(Counter(r["source"] for r in recs))
     assert man["counts"]["answer_type"] == dict(Counter(r["answer_type"] for r in recs))
@@ -103,8 +104,8 @@ def test_bands_and_bands_by_size(tmp_path):
     all_rows = list(read_jsonl(pool))
     for name, lo, hi in (("low", 1, 3), ("mid", 4, 6), ("high", 7, 9)):
         rows = list(read_jsonl(tmp_path / "b" / f"{name}.jsonl"))
-        assert rows and all(lo <= band_of(r["difficulty"]) <= hi for r in rows)
-        assert len(rows) == sum(lo <= band_of(r["difficulty"]) <= hi for r in all_rows)
+        assert rows and all(lo <= band(r["difficulty"]) <= hi for r in rows)
+        assert len(rows) == sum(lo <= band(r["difficulty"]) <= hi for r in all_rows)
         check_manifest(tmp_path / "b", by[name], [pool])
     cut = build_subsets(str(pool), tmp_path / "c", bands={"low": "1-3", "high": "7-9"}, sizes="10,20", seed=0,
                         progress=False)

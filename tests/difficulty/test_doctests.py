@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["mmredstar.difficulty.metrics", "mmredstar.difficulty.fixture", "mmredstar.difficulty.data",
-           "mmredstar.data.subset", "mmredstar.data.mixture", "mmredstar.study"]
+MODULES = ["mmredstar.difficulty.metrics", "mmredstar.synth.arithmetic", "mmredstar.difficulty.data",
+           "mmredstar.data.subset", "mmredstar.data.mixture", "mmredstar.workflows.study"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -18,11 +18,16 @@ from mmredstar.curate.config import ConfigError
 from mmredstar.difficulty.cli import difficulty as difficulty_cli
 from mmredstar.difficulty.config import load_config
 from mmredstar.difficulty.data import labelled_items
-from mmredstar.difficulty.fixture import write_problems
-from mmredstar.difficulty.metrics import band
 from mmredstar.difficulty.model import load_scorer
 from mmredstar.difficulty.score import score_file
 from mmredstar.io import read_jsonl, read_samples
+from mmredstar.levels import band as _band
+from mmredstar.synth.arithmetic import write_problems
+
+
+def band(d):
+    return _band(d, clip=True)
+
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -111,7 +111,7 @@ def test_openai_backend_against_a_real_server_process(tmp_path, assets):
     write_samples(sample_file, samples)
     port_file, log = tmp_path / "port", tmp_path / "requests.jsonl"
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "curate", "openai_server.py"),
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "openai_server.py"),
                              "--port-file", str(port_file), "--log", str(log), "--samples", str(sample_file),
                              "--error-rate", "0", "--no-answer-rate", "0"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -14,8 +14,8 @@ def fixture_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def records(fixture_dir):
     """name -> [(record, file, line)] for every built-in set."""
+    from mmredstar.synth.builtins import BUILTIN_SETS
     from mmredstar.training.data import load_records, resolve_data
-    from mmredstar.training.fixtures import BUILTIN_SETS
 
     kinds = {"sft": "sft", "dpo": "dpo", "rl": "rl"}
     out = {}

@@ -1,4 +1,4 @@
-"""Prompt difficulty on the 1-10 scale, the sampling schedule, and selection by difficulty range.
+"""Difficulty sources: where a prompt's 1-10 difficulty comes from in curation.
 
 Sources (``DIFFICULTY_SOURCES``; config ``difficulty: {source: NAME, params: {...}}``):
 
@@ -15,30 +15,37 @@ Sources (``DIFFICULTY_SOURCES``; config ``difficulty: {source: NAME, params: {..
   difficulty scorer. A source has ``score(samples) -> [(difficulty or None, meta dict)]``,
   ``fingerprint()`` and ``cached`` (True when it calls a model: its results are cached per work unit).
 
-Bands: a difficulty is put in band ``round_half_up(d)``; schedules and ranges are inclusive bands,
-e.g. ``{"1-3": 2, "4-6": 4, "7-10": 8}`` and ``range: [7, 9]``.
+- ``trained``: the trained scorer (``mmredstar difficulty train``), :class:`TrainedSource`.
 
-    from mmredstar.curate.difficulty import parse_schedule, samples_for
-    bands = parse_schedule({"1-3": 2, "4-6": 4, "7-10": 8})
-    samples_for(8.2, bands, default=4)   # -> 8
+The scale, bands and schedules (``band``, ``parse_schedule``, ``samples_for``, ``in_range``) are
+``mmredstar.levels``.
+
+    from mmredstar.difficulty import build_source
+    build_source("labels", {"field": "level", "map": "math_level"}).score(samples)   # [(difficulty, meta)]
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import ConfigError, build_dataclass
+from ..generate import SamplingParams, build_teacher, teacher_config
+from ..levels import map_difficulty
+from ..registry import lookup
 from ..schema import Message, Part, Sample
+from ..verify import verify_response
+from .model import SCORER_FILE, load_scorer
 
 DIFFICULTY_SOURCES: dict[str, str] = {
-    "labels": "mmredstar.curate.difficulty:LabelSource",
-    "scorer": "mmredstar.curate.difficulty:ScorerSource",
-    "pass_rate": "mmredstar.curate.difficulty:PassRateSource",
-    "trained": "mmredstar.difficulty.source:TrainedSource",   # a trained scorer (mmredstar difficulty train)
+    "labels": "mmredstar.difficulty.sources:LabelSource",
+    "scorer": "mmredstar.difficulty.sources:ScorerSource",
+    "pass_rate": "mmredstar.difficulty.sources:PassRateSource",
+    "trained": "mmredstar.difficulty.sources:TrainedSource",   # a trained scorer (mmredstar difficulty train)
 }
 
 
@@ -47,78 +54,6 @@ def register_difficulty_source(name: str, target: str) -> None:
     DIFFICULTY_SOURCES[name] = target
 
 
-# ----------------------------------------------------------------------------------------- bands
-def band(d: float) -> int:
-    """The integer band of a difficulty (rounded half up).
-
-    >>> band(6.5), band(6.49), band(9.0)
-    (7, 6, 9)
-    """
-    return int(math.floor(float(d) + 0.5))
-
-
-def parse_schedule(spec: dict, value=int) -> list[tuple[int, int, Any]]:
-    """``{"1-3": 2, "4-6": 4, "7-10": 8}`` -> ``[(1, 3, 2), (4, 6, 4), (7, 10, 8)]`` (inclusive bands).
-
-    Keys are ``"lo-hi"`` or a single band; overlapping bands are an error.
-
-    >>> parse_schedule({"7-10": 8, "1-3": 2, 5: 3})
-    [(1, 3, 2), (5, 5, 3), (7, 10, 8)]
-    """
-    if not isinstance(spec, dict) or not spec:
-        raise ValueError(f"expected a mapping of difficulty bands to values, e.g. {{'1-3': 2, '4-10': 4}}, got {spec!r}")
-    out = []
-    for k, v in spec.items():
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(k))
-        if not m:
-            raise ValueError(f"band {k!r}: expected 'lo-hi' (e.g. '7-10') or one number")
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        if lo > hi:
-            raise ValueError(f"band {k!r}: lo > hi")
-        try:
-            val = value(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"band {k!r}: value {v!r} is not a {value.__name__}") from None
-        if value is int and val < 0:
-            raise ValueError(f"band {k!r}: the number of samples must be >= 0")
-        out.append((lo, hi, val))
-    out.sort()
-    for (a_lo, a_hi, _), (b_lo, b_hi, _) in zip(out, out[1:], strict=False):
-        if b_lo <= a_hi:
-            raise ValueError(f"bands {a_lo}-{a_hi} and {b_lo}-{b_hi} overlap")
-    return out
-
-
-def samples_for(difficulty: float | None, bands: list[tuple[int, int, Any]], default: int):
-    """Teacher samples for a prompt: its band's value, else ``default``.
-
-    >>> b = parse_schedule({"1-3": 2, "4-6": 4, "7-10": 8})
-    >>> samples_for(2.4, b, 1), samples_for(6.5, b, 1), samples_for(None, b, 1), samples_for(11, b, 1)
-    (2, 8, 1, 1)
-    """
-    if difficulty is None:
-        return default
-    b = band(difficulty)
-    for lo, hi, v in bands:
-        if lo <= b <= hi:
-            return v
-    return default
-
-
-def in_range(difficulty: float | None, rng: list[float] | None, keep_unknown: bool = False) -> bool:
-    """Whether a difficulty's band lies in ``[lo, hi]`` (always true without a range).
-
-    >>> in_range(7.4, [7, 9]), in_range(9.6, [7, 9]), in_range(None, [7, 9]), in_range(None, [7, 9], True)
-    (True, False, False, True)
-    """
-    if rng is None:
-        return True
-    if difficulty is None:
-        return keep_unknown
-    return rng[0] <= band(difficulty) <= rng[1]
-
-
-# ----------------------------------------------------------------------------------------- parsing
 _THINK = re.compile(r"<think>.*?</think>", re.S)
 _PATTERNS = [
     re.compile(r"(?:difficulty|score|rating|level)\s*(?:score|rating|level)?\s*(?:is|of|=|:)?\s*\**\s*(\d+(?:\.\d+)?)", re.I),
@@ -210,7 +145,7 @@ class LabelConfig:
     field: str | None = None
     """A dotted path into ``Sample.meta`` holding a raw label (e.g. ``level``); ``None``: use ``Sample.difficulty``."""
     map: str | dict | None = None
-    """How to map the raw label: ``math_level``, ``taco``, ``scale10`` (``mmredstar.data.levels``) or ``{label: number}``."""
+    """How to map the raw label: ``math_level``, ``taco``, ``scale10`` (``mmredstar.levels``) or ``{label: number}``."""
     override: bool = False
     """Map the meta label even when ``Sample.difficulty`` is already set."""
 
@@ -222,8 +157,6 @@ class LabelSource(DifficultySource):
     Config = LabelConfig
 
     def score(self, samples):
-        from ..data.levels import map_difficulty
-
         out = []
         c = self.config or LabelConfig()
         for s in samples:
@@ -240,18 +173,13 @@ class LabelSource(DifficultySource):
 
 
 def _teacher_spec_check(spec: dict, what: str) -> None:
-    from .teachers import teacher_config
-
     if not isinstance(spec, dict) or not spec:
         raise ValueError(f"{what}: 'teacher' is required, e.g. {{kind: openai, base_url: ..., model: ...}}")
     teacher_config(spec)
 
 
 def _sampling(d: dict, **defaults):
-    from .config import SamplingConfig, build_dataclass
-    from .teachers import SamplingParams
-
-    return SamplingParams.from_config(build_dataclass(SamplingConfig, {**defaults, **(d or {})}, prefix="sampling."))
+    return build_dataclass(SamplingParams, {**defaults, **(d or {})}, prefix="sampling.")
 
 
 @dataclass
@@ -279,8 +207,6 @@ class _TeacherSource(DifficultySource):
 
     @property
     def teacher(self):
-        from .teachers import build_teacher
-
         if self._teacher is None:
             self._teacher = build_teacher(self.config.teacher)
         return self._teacher
@@ -354,8 +280,6 @@ class PassRateSource(_TeacherSource):
         return 1.0 + 9.0 * (1.0 - pass_rate)
 
     def score(self, samples):
-        from ..verify import verify_response
-
         params = _sampling(self.config.sampling, temperature=1.0)
         outs = self.teacher.generate(samples, [self.config.k] * len(samples), params)
         res = []
@@ -371,10 +295,6 @@ class PassRateSource(_TeacherSource):
 
 def build_source(name: str, params: dict | None = None, *, check_only: bool = False) -> DifficultySource:
     """A difficulty source by registry name or dotted path, its params checked against its ``Config``."""
-    from mmredstar.registry import lookup
-
-    from .config import ConfigError, build_dataclass
-
     factory = lookup(name, DIFFICULTY_SOURCES, "difficulty source", example="pkg.module:Factory")
     cfg_cls = getattr(factory, "Config", None)
     if cfg_cls is not None and dataclasses.is_dataclass(cfg_cls):
@@ -388,3 +308,51 @@ def build_source(name: str, params: dict | None = None, *, check_only: bool = Fa
     if check_only and hasattr(src, "check"):
         src.check()
     return src
+
+
+# ----------------------------------------------------------------------------------------- the trained scorer
+@dataclass
+class TrainedConfig:
+    model: str = ""
+    """The scorer directory written by ``mmredstar difficulty train`` (holds ``scorer.json``)."""
+    batch_size: int = 32
+    """Problems per forward pass."""
+    device: str | None = None
+    """``cuda`` / ``cpu``; ``None``: a GPU when there is one."""
+
+
+class TrainedSource(DifficultySource):
+    """Difficulty from a trained scorer (``mmredstar.difficulty``)."""
+
+    name = "trained"
+    cached = True
+    Config = TrainedConfig
+
+    def __init__(self, config: TrainedConfig):
+        super().__init__(config)
+        self._scorer = None
+
+    def check(self):
+        if not self.config.model:
+            raise ValueError("trained: params.model is required: the directory `mmredstar difficulty train` wrote")
+        if not os.path.exists(os.path.join(self.config.model, SCORER_FILE)):
+            raise ValueError(f"trained: {self.config.model} holds no trained scorer ({SCORER_FILE}); train one with "
+                             "`mmredstar difficulty train CONFIG.yaml`")
+
+    def scorer(self):
+        if self._scorer is None:
+            self.check()
+            self._scorer = load_scorer(self.config.model, device=self.config.device)
+        return self._scorer
+
+    def fingerprint(self) -> dict:
+        self.check()
+        with open(os.path.join(self.config.model, SCORER_FILE), encoding="utf-8") as f:
+            info = json.load(f)
+        return {"source": self.name, "weights": info.get("weights_sha256"), "config": info.get("config_sha256"),
+                "head": info.get("head")}
+
+    def score(self, samples):
+        res = self.scorer().score_samples(samples, batch_size=self.config.batch_size)
+        self.count("scored", len(res))
+        return [(d, {**meta, "difficulty_source": "trained"}) for d, meta in res]

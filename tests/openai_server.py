@@ -1,10 +1,10 @@
 """A tiny OpenAI-compatible chat-completions server for tests (stdlib ``http.server``, one real process).
 
-    python tests/curate/openai_server.py --port-file /tmp/port --log /tmp/requests.jsonl \\
+    python tests/openai_server.py --port-file /tmp/port --log /tmp/requests.jsonl \\
         --card geoqa --src tests/assets/geoqa/qa/test_questions.jsonl --image-dir tests/assets/geoqa/qa/images
 
 ``POST /v1/chat/completions`` answers with scripted long chain-of-thought: the question is looked up
-(normalised text) among the given samples and answered by ``mmredstar.curate.teachers.scripted``
+(normalised text) among the given samples and answered by ``mmredstar.generate.scripted``
 (deterministic per request seed and choice index); an unknown question gets a reply without an answer.
 ``GET /v1/models`` lists the model. Every request is logged as one JSON line (status, n, seed, the
 question's hash, each image's MIME type and whether its base64 PNG/JPEG decodes) so tests can count
@@ -73,7 +73,7 @@ class State:
         self.lock = threading.Lock()
         self.attempts: dict[str, int] = {}
         self.samples: dict[str, object] = {}
-        from mmredstar.curate.teachers.scripted import ScriptedConfig
+        from mmredstar.generate.scripted import ScriptedConfig
 
         self.scripted = ScriptedConfig(error_rate=args.error_rate, no_answer_rate=args.no_answer_rate,
                                        think=True, pad_to_chars=args.pad_to_chars)
@@ -169,7 +169,7 @@ def make_handler(state: State):
                 return self._send(404, {"error": {"message": f"model {body.get('model')!r} does not exist"}})
             sample = state.samples.get(_qhash(question))
             choices = []
-            from mmredstar.curate.teachers.scripted import write_response
+            from mmredstar.generate.scripted import write_response
 
             for j in range(min(n, args.max_n) if args.max_n else n):
                 if "Rate the difficulty" in question:

@@ -15,8 +15,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from mmredstar.demo import demo
-from mmredstar.geoqa import load_config
+from mmredstar.workflows.demo import demo
+from mmredstar.workflows.geoqa import load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHRINK = ["prepare.generate.splits.train=32", "prepare.generate.splits.test=6", "progress=false",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from ...schema import Response, Sample
+from ..schema import Response, Sample
 from . import SamplingParams, Teacher, gen_record
 
 
@@ -50,7 +50,7 @@ class TransformersTeacher(Teacher):
             if self._model is None:
                 import torch
 
-                from ...modeling import load_model
+                from ..modeling import load_model
 
                 if self.config.threads:
                     torch.set_num_threads(self.config.threads)
@@ -60,7 +60,7 @@ class TransformersTeacher(Teacher):
         return self._model, self._processor
 
     def generate(self, samples: list[Sample], n: list[int], params: SamplingParams) -> list[list[Response]]:
-        from ...modeling import generate
+        from ..modeling import generate
 
         model, processor = self._load()
         out: list[list[Response]] = [[] for _ in samples]

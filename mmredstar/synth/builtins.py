@@ -4,7 +4,7 @@ The tiny recipes (``train/tiny/*.yaml``) and the training tests train on these. 
 (no files in the repository), written once per run into ``OUTPUT_DIR/data/`` and hashed into the
 data manifest like any other file. Each set is memorisable by a tiny model in a few dozen steps.
 
-    python -m mmredstar.training.fixtures OUT_DIR          # write every built-in set under OUT_DIR
+    python -m mmredstar.synth.builtins OUT_DIR          # write every built-in set under OUT_DIR
 
 Sets (name -> what it holds):
   sft_text   arithmetic questions with a short think block and a boxed answer (one response each)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from ...schema import Response, Sample
+from ..schema import Response, Sample
 from . import SamplingParams, Teacher, gen_record, sample_seed
 from .messages import chat_messages
 

@@ -29,7 +29,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-from ...schema import Response, Sample
+from ..schema import Response, Sample
 from . import SamplingParams, Teacher, TeacherError, gen_record, sample_seed
 from .messages import chat_messages
 

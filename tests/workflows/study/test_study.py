@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from mmredstar.curate.config import ConfigError
 from mmredstar.data.subset import sha256_file
 from mmredstar.io import read_jsonl
-from mmredstar.study import expand, load_config, plan_text, run
-from mmredstar.study import study as study_cli
+from mmredstar.workflows.study import expand, load_config, plan_text, run
+from mmredstar.workflows.study import study as study_cli
 
 PAPER = "configs/study/redstar_table1_table2.yaml"
 
@@ -132,7 +132,7 @@ def test_shipped_configs_load_and_say_how_to_run():
     """Every config under configs/difficulty and configs/study loads with its loader and opens with its command."""
     from mmredstar.difficulty.config import load_config as load_difficulty
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     for kind, loader, cmd in (("difficulty", load_difficulty, "mmredstar difficulty train"),
                               ("study", load_config, "mmredstar study ")):
         files = sorted((repo / "configs" / kind).glob("*.yaml"))
@@ -145,9 +145,9 @@ def test_shipped_configs_load_and_say_how_to_run():
 
 def test_a_pool_without_difficulty_is_refused_clearly(tmp_path):
     """Band cells need difficulties: a pool without them stops before any training, saying what to do."""
-    from mmredstar.difficulty.fixture import arithmetic_problems
     from mmredstar.io import write_samples
     from mmredstar.schema import Response
+    from mmredstar.synth.arithmetic import arithmetic_problems
 
     ss = arithmetic_problems(20, 0)
     for s in ss:

@@ -151,7 +151,7 @@ class GeoQAConfig:
     path: str | None = field(default=None, metadata={"runtime": True})
 
     def to_dict(self) -> dict:
-        from .config import to_plain
+        from ..config import to_plain
 
         return to_plain(self)
 
@@ -163,7 +163,7 @@ class PipelineError(RuntimeError):
 def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQAConfig:
     """A checked ``GeoQAConfig`` from a YAML path (or a name under ``configs/``) or a dict; ``overrides`` are
     dotted ``key=value`` strings. Errors name the file, line and key."""
-    from .config import ConfigError, load_dataclass
+    from ..config import ConfigError, load_dataclass
 
     cfg, file, where = load_dataclass(GeoQAConfig, path_or_dict, overrides)
     cfg.path = None if file == "<config>" else file
@@ -173,7 +173,7 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
         raise ConfigError(f"{where('prepare')}: key 'prepare': give either 'generate' (a synthetic GeoQA-format set) "
                           "or 'src' (your GeoQA files)")
     if pr.generate is not None:
-        from .synth import generator
+        from ..synth import generator
 
         try:
             generator(pr.generate.kind)
@@ -190,13 +190,13 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
         curate_config(cfg)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('curate')}: key 'curate': {e}") from None
-    from .evaluation.spec import load_spec
+    from ..evaluation.spec import load_spec
 
     try:
         load_spec(cfg.eval.bench, cfg.eval.overrides or None)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('eval.bench')}: key 'eval.bench': {e}") from None
-    from .training import RecipeError, load_recipe
+    from ..training import RecipeError, load_recipe
 
     for name in ("sft", "dpo"):
         st = getattr(cfg, name)
@@ -245,7 +245,7 @@ def digest(obj) -> str:
 
 def stage_hash(cfg: GeoQAConfig, stage: str) -> str:
     """The hash that marks ``stage`` finished: its own settings plus the hashes of the stages it reads."""
-    from .evaluation.spec import load_spec
+    from ..evaluation.spec import load_spec
 
     d = cfg.to_dict()
     if stage == "prepare":
@@ -291,7 +291,7 @@ def stage_state(cfg: GeoQAConfig, stage: str) -> dict | None:
 
 
 def _finish_stage(cfg: GeoQAConfig, stage: str, outputs: dict, seconds: float, extra: dict | None = None) -> dict:
-    from .io import write_json
+    from ..io import write_json
 
     st = {"stage": stage, "hash": stage_hash(cfg, stage), "outputs": {k: str(v) for k, v in outputs.items()},
           "seconds": round(seconds, 2), "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), **(extra or {})}
@@ -323,16 +323,16 @@ def _set_threads(cfg: GeoQAConfig) -> None:
 # ----------------------------------------------------------------------------------------- stages
 def run_prepare(cfg: GeoQAConfig) -> dict:
     """Generate or read the GeoQA-format data; write ``prepare/train.jsonl`` and ``prepare/test.jsonl``."""
-    from .data import ConvertReport, iter_card, load_card
-    from .evaluation.spec import load_spec, render_prompt
-    from .io import write_samples
+    from ..data import ConvertReport, iter_card, load_card
+    from ..evaluation.spec import load_spec, render_prompt
+    from ..io import write_samples
 
     t0 = time.time()
     pr = cfg.prepare
     d = _stage_dir(cfg, "prepare")
     d.mkdir(parents=True, exist_ok=True)
     if pr.generate is not None:
-        from .synth import generator
+        from ..synth import generator
 
         g = pr.generate
         files = generator(g.kind)(d / "raw", g.splits, seed=g.seed, **g.options)
@@ -381,7 +381,7 @@ def run_prepare(cfg: GeoQAConfig) -> dict:
 
 def curate_config(cfg: GeoQAConfig):
     """The curation config of this pipeline (inputs = prepare's train.jsonl, out = OUT/curate)."""
-    from .curate.config import load_config as load_curate
+    from ..curate.config import load_config as load_curate
 
     data = {**cfg.curate, "inputs": [{"path": str(_stage_dir(cfg, "prepare") / "train.jsonl")}],
             "out": str(_stage_dir(cfg, "curate"))}
@@ -390,7 +390,7 @@ def curate_config(cfg: GeoQAConfig):
 
 def run_curate(cfg: GeoQAConfig) -> dict:
     """The curation pipeline on the training samples: ``curate/sft.jsonl``, ``curate/dpo.jsonl``, report."""
-    from .curate import run as curate_run
+    from ..curate import run as curate_run
 
     t0 = time.time()
     _require(cfg, "prepare", "curate")
@@ -420,8 +420,8 @@ def _train_overrides(cfg: GeoQAConfig, stage: str, out: Path) -> dict:
 
 def run_train(cfg: GeoQAConfig, stage: str) -> dict:
     """SFT or DPO through ``mmredstar.training.run``; the stage directory is the model's output directory."""
-    from .training import run as train_run
-    from .training.runner import read_metrics
+    from ..training import run as train_run
+    from ..training.runner import read_metrics
 
     t0 = time.time()
     _require(cfg, "curate", stage)
@@ -447,7 +447,7 @@ def run_train(cfg: GeoQAConfig, stage: str) -> dict:
 
 
 def _checkpoint_entries(cfg: GeoQAConfig):
-    from .evaluation.runner import ModelEntry
+    from ..evaluation.runner import ModelEntry
 
     out = Path(cfg.out)
 
@@ -466,9 +466,9 @@ def _checkpoint_entries(cfg: GeoQAConfig):
 
 def run_eval(cfg: GeoQAConfig) -> dict:
     """Evaluate each checkpoint on the held-out split; write ``eval/report.*`` and the summary ``report.json``."""
-    from .evaluation.runner import evaluate
-    from .evaluation.spec import load_spec
-    from .io import read_samples, write_json
+    from ..evaluation.runner import evaluate
+    from ..evaluation.spec import load_spec
+    from ..io import read_samples, write_json
 
     t0 = time.time()
     st = _require(cfg, "prepare", "eval")
@@ -533,7 +533,7 @@ def run_stage(cfg: GeoQAConfig, stage: str, *, force: bool = False) -> dict:
 def run_all(cfg: GeoQAConfig, *, force: tuple[str, ...] = (), until: str | None = None) -> dict:
     """Every stage in order (finished ones skipped; a stage whose upstream reran reruns too, by its hash).
     Writes ``OUT/report.json``: the evaluation summary, each stage's state and timing. Returns it."""
-    from .io import write_json
+    from ..io import write_json
 
     t0 = time.time()
     states = {}
@@ -572,7 +572,7 @@ def summary_table(report: dict) -> str:
 
 # ----------------------------------------------------------------------------------------- CLI
 def _load(config: str, out: str | None, sets: tuple[str, ...]) -> GeoQAConfig:
-    from .config import ConfigError
+    from ..config import ConfigError
 
     ov = list(sets)
     if out:

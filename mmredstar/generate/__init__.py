@@ -27,14 +27,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...schema import Response, Sample
+from ..config import ConfigError, build_dataclass
+from ..registry import lookup
+from ..schema import Response, Sample
 
 TEACHERS: dict[str, str] = {
-    "vllm": "mmredstar.curate.teachers.vllm:VLLMTeacher",
-    "openai": "mmredstar.curate.teachers.openai:OpenAITeacher",
-    "transformers": "mmredstar.curate.teachers.local:TransformersTeacher",
-    "replay": "mmredstar.curate.teachers.replay:ReplayTeacher",
-    "scripted": "mmredstar.curate.teachers.scripted:ScriptedTeacher",
+    "vllm": "mmredstar.generate.vllm:VLLMTeacher",
+    "openai": "mmredstar.generate.openai:OpenAITeacher",
+    "transformers": "mmredstar.generate.local:TransformersTeacher",
+    "replay": "mmredstar.generate.replay:ReplayTeacher",
+    "scripted": "mmredstar.generate.scripted:ScriptedTeacher",
 }
 
 
@@ -44,18 +46,22 @@ class TeacherError(RuntimeError):
 
 @dataclass
 class SamplingParams:
-    """What every teacher is asked for; recorded on each response's ``gen``."""
+    """What every generation backend is asked for (the ``sampling`` section of a config); recorded on each
+    response's ``gen``. The one sampling-parameters type of the package."""
 
     temperature: float = 0.7
+    """Sampling temperature (QwQ/QVQ-style long-CoT teachers: 0.6-1.0; 0 = greedy)."""
     top_p: float = 0.95
+    """Nucleus sampling mass."""
     max_tokens: int = 16384
+    """Maximum new tokens per response (a response cut at this limit has ``finish_reason: length``)."""
     seed: int = 0
+    """Base seed; each prompt's seed is derived from it and the sample id, so results do not depend on
+    batching, order or workers."""
     stop: list[str] | None = None
+    """Stop strings."""
     extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, c) -> SamplingParams:
-        return cls(**{f.name: getattr(c, f.name) for f in dataclasses.fields(cls)})
+    """Backend-specific sampling options passed through (e.g. ``{top_k: 20, repetition_penalty: 1.05}``)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -118,15 +124,11 @@ class Teacher:
 
 def teacher_class(kind: str) -> type[Teacher]:
     """The class of a teacher kind (``TEACHERS`` name or ``pkg.mod:Class``)."""
-    from mmredstar.registry import lookup
-
     return lookup(kind, TEACHERS, "teacher kind", example="pkg.module:Class")
 
 
 def teacher_config(spec: dict | Any):
     """(class, its checked config) from ``{kind: ..., **options}``."""
-    from ..config import ConfigError, build_dataclass
-
     if not isinstance(spec, dict) or "kind" not in spec:
         raise ValueError(f"expected a mapping with 'kind' (one of {list(TEACHERS)}), got {spec!r}")
     cls = teacher_class(str(spec["kind"]))

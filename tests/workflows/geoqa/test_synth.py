@@ -11,9 +11,9 @@ import json
 import os
 from collections import Counter
 
-from mmredstar.curate.teachers import SamplingParams
-from mmredstar.curate.teachers.scripted import ScriptedConfig, ScriptedTeacher
 from mmredstar.data import iter_card, load_card
+from mmredstar.generate import SamplingParams
+from mmredstar.generate.scripted import ScriptedConfig, ScriptedTeacher
 from mmredstar.synth.polygons import CHOICES, SIDES, angle_sum, write_polygons
 from mmredstar.verify import verify_response
 

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from mmredstar.curate.teachers import SamplingParams, TeacherError, build_teacher, sample_seed
-from mmredstar.curate.teachers.messages import chat_messages, data_url
 from mmredstar.data import iter_card
+from mmredstar.generate import SamplingParams, TeacherError, build_teacher, sample_seed
+from mmredstar.generate.messages import chat_messages, data_url
 from mmredstar.io import write_samples
 from mmredstar.schema import ImageRef, Sample
 from mmredstar.verify import verify_response
@@ -259,7 +259,7 @@ def test_transformers_teacher_on_tiny_presets(preset, geoqa_dir):
 
 # ----------------------------------------------------------------------------------------- vllm
 def test_vllm_prompts_render_with_a_real_chat_template(geoqa_dir):
-    from mmredstar.curate.teachers.vllm import VLLMConfig, build_vllm_input
+    from mmredstar.generate.vllm import VLLMConfig, build_vllm_input
     from mmredstar.modeling.tokenizer import build_tiny_tokenizer
 
     tok = build_tiny_tokenizer()

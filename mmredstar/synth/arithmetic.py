@@ -2,11 +2,11 @@
 
 Level L (1-5, MATH-style ``meta.level = "Level L"``) is a chain of L additions / subtractions whose
 operands have up to ``min(L + 1, 3)`` digits, so the number of operations (and digits) sets the level;
-``Sample.difficulty`` is the level on the 1-10 scale (``mmredstar.data.levels.math_level``: 2L-1).
+``Sample.difficulty`` is the level on the 1-10 scale (``mmredstar.levels.math_level``: 2L-1).
 Each sample carries ``meta.reference_cot`` (the step-by-step working ending in ``\\boxed{answer}``), so
 the scripted curation teacher writes long-CoT responses from it (the tiny study's built-in data).
 
-    python -m mmredstar.difficulty.fixture OUT.jsonl [N] [SEED]     # write N problems (deterministic)
+    python -m mmredstar.synth.arithmetic OUT.jsonl [N] [SEED]     # write N problems (deterministic)
 
     >>> ss = arithmetic_problems(10, seed=0)
     >>> sorted({s.meta["level"] for s in ss})[:2], ss[0].difficulty == 2 * int(ss[0].meta["level"][-1]) - 1
@@ -71,5 +71,5 @@ def write_problems(path: str, n: int, seed: int = 0, **kw) -> str:
 if __name__ == "__main__":
     a = sys.argv[1:]
     if not a:
-        sys.exit("usage: python -m mmredstar.difficulty.fixture OUT.jsonl [N] [SEED]")
+        sys.exit("usage: python -m mmredstar.synth.arithmetic OUT.jsonl [N] [SEED]")
     print(write_problems(a[0], int(a[1]) if len(a) > 1 else 1000, int(a[2]) if len(a) > 2 else 0))

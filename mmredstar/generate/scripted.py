@@ -31,7 +31,8 @@ import random
 import re
 from dataclasses import dataclass
 
-from ...schema import Response, Sample
+from ..levels import band, parse_schedule
+from ..schema import Response, Sample
 from . import SamplingParams, Teacher, gen_record, sample_seed
 
 FILLER = [
@@ -74,8 +75,6 @@ def _band_rate(rate: float | dict, difficulty: float | None, default: float) -> 
         return float(rate)
     if difficulty is None:
         return default
-    from ..difficulty import band, parse_schedule
-
     b = band(difficulty)
     for lo, hi, v in parse_schedule(rate, value=float):
         if lo <= b <= hi:

@@ -7,17 +7,15 @@ import json
 import pytest
 from openai_server import scripted_difficulty
 
-from mmredstar.curate.difficulty import (
+from mmredstar.data import iter_card
+from mmredstar.difficulty.sources import (
     DIFFICULTY_SOURCES,
     PassRateSource,
     build_source,
-    in_range,
     parse_difficulty,
-    parse_schedule,
     register_difficulty_source,
-    samples_for,
 )
-from mmredstar.data import iter_card
+from mmredstar.levels import in_range, parse_schedule, samples_for
 from mmredstar.schema import Sample
 
 
@@ -108,9 +106,9 @@ class ConstantSource:
 
 
 def test_registry_and_dotted_path():
-    src = build_source("test_difficulty:ConstantSource", {"value": 6.0})
+    src = build_source(f"{__name__}:ConstantSource", {"value": 6.0})
     assert src.score([Sample.text("q", "1")]) == [(6.0, {"scored_by": "constant"})]
-    register_difficulty_source("const_for_test", "test_difficulty:ConstantSource")
+    register_difficulty_source("const_for_test", f"{__name__}:ConstantSource")
     try:
         assert build_source("const_for_test").score([Sample.text("q", "1")])[0][0] == 5.0
     finally:

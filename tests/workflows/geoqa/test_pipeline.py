@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mmredstar.curate.config import ConfigError
-from mmredstar.geoqa import geoqa, load_config, stage_hash, stage_state
+from mmredstar.workflows.geoqa import geoqa, load_config, stage_hash, stage_state
 
 TINY = "configs/geoqa/tiny.yaml"
 
@@ -97,7 +97,7 @@ def test_prepare_from_your_own_files_with_a_held_out_split(tmp_path):
     cfg = {"out": str(tmp_path / "gq"), "prepare": {"src": src, "held_out": 10, "template": False},
            "curate": {"teacher": {"kind": "scripted"}}}
     c = load_config(cfg)
-    from mmredstar.geoqa import run_prepare
+    from mmredstar.workflows.geoqa import run_prepare
 
     st = run_prepare(c)
     assert st["counts"] == {"train": 30, "test": 10, "skipped": 0}

@@ -12,7 +12,7 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from ...schema import ImageRef, Sample
+from ..schema import ImageRef, Sample
 
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif",
           b"RIFF": "image/webp"}

@@ -26,8 +26,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from ...io import expand_paths, iter_jsonl
-from ...schema import DataError, Problem, Response, Sample
+from ..io import expand_paths, iter_jsonl
+from ..schema import DataError, Problem, Response, Sample
 from . import SamplingParams, Teacher
 
 QUESTION_KEYS = ("problem", "question", "prompt", "instruction", "query", "input", "Question", "Problem")

@@ -7,7 +7,7 @@
 
 Python::
 
-    from mmredstar.study import run, load_config, expand
+    from mmredstar.workflows.study import run, load_config, expand
     report = run("configs/study/tiny.yaml", ["out=runs/s"])          # -> the study.json content
 
 One config names a base model, a training recipe, the data pool (a curated SFT set, or built-in data) and
@@ -57,7 +57,7 @@ class BuiltinPool:
     """Built-in data: generated arithmetic problems (level = number of operations) curated with the scripted teacher."""
 
     problems: int = 400
-    """Generated problems (levels in turn; ``mmredstar.difficulty.fixture``)."""
+    """Generated problems (levels in turn; ``mmredstar.synth.arithmetic``)."""
     seed: int = 0
     """Generator seed."""
     levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
@@ -180,7 +180,8 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> Stud
 
 def _check(cfg: StudyConfig, where) -> None:
     from mmredstar.config import ConfigError
-    from mmredstar.data.subset import parse_bands, parse_size, parse_sizes
+    from mmredstar.data.subset import parse_size, parse_sizes
+    from mmredstar.levels import parse_bands
 
     if (cfg.pool.path is None) == (cfg.pool.builtin is None):
         raise ConfigError(f"{where('pool')}: key 'pool': give exactly one of 'path' (the curated SFT pool) or 'builtin'")
@@ -244,7 +245,8 @@ def _subset_dirs(cfg: StudyConfig) -> tuple[Path, Path]:
 
 def expand(cfg: StudyConfig) -> list[Cell]:
     """The cells of the study, in table order (scale ladder, then difficulty bands)."""
-    from mmredstar.data.subset import parse_bands, parse_size, parse_sizes, size_label
+    from mmredstar.data.subset import parse_size, parse_sizes, size_label
+    from mmredstar.levels import parse_bands
 
     sdir, ddir = _subset_dirs(cfg)
     cells = []
@@ -315,8 +317,8 @@ def prepare_pool(cfg: StudyConfig) -> list[str]:
     pool_dir = Path(cfg.out) / "pool"
     if cfg.pool.builtin is not None:
         from mmredstar.curate import run as curate_run
-        from mmredstar.difficulty.fixture import arithmetic_problems
         from mmredstar.io import write_samples
+        from mmredstar.synth.arithmetic import arithmetic_problems
 
         b = cfg.pool.builtin
         pool_dir.mkdir(parents=True, exist_ok=True)
@@ -358,8 +360,8 @@ def builtin_test_set(cfg: StudyConfig, pool_files: list[str]) -> tuple[dict, str
     bt = cfg.eval.builtin_test
     if bt is None:
         return None
-    from mmredstar.difficulty.fixture import arithmetic_problems
     from mmredstar.io import read_samples, write_samples
+    from mmredstar.synth.arithmetic import arithmetic_problems
 
     allowed = {"problems", "seed", "levels", "max_new_tokens"}
     if set(bt) - allowed:
@@ -466,9 +468,9 @@ def eval_entries(cfg: StudyConfig, cells: list[Cell]) -> list[tuple[str, str]]:
 
 def run_eval(cfg: StudyConfig, cells: list[Cell], pool_files: list[str], retrained: set[str]) -> list[dict]:
     """Evaluate every row on every benchmark (resumable per item); returns the result dicts."""
-    from mmredstar.curate.teachers import build_teacher
     from mmredstar.evaluation.runner import ModelEntry, backend_spec, evaluate_samples
     from mmredstar.evaluation.spec import load_bench_samples
+    from mmredstar.generate import build_teacher
 
     specs = bench_specs(cfg, pool_files)
     samples = {s.name: load_bench_samples(s, d, limit=cfg.eval.limit) for s, d in specs}
@@ -701,7 +703,7 @@ def _q(x) -> str:
 
 def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
     """The expanded cells and the exact commands to run the study on a cluster."""
-    from mmredstar.data.subset import parse_bands
+    from mmredstar.levels import parse_bands
 
     cells = expand(cfg)
     sdir, ddir = _subset_dirs(cfg)
