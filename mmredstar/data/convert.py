@@ -19,7 +19,6 @@ finds the finished output and does nothing (``overwrite=True`` redoes it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -32,6 +31,7 @@ from typing import Any
 from ..io import SampleWriter, atomic_write, write_json, write_parquet
 from ..levels import map_difficulty
 from ..schema import DataError, ImageRef, Message, Part, Response, Sample, validate_record
+from ..stages import fingerprint, sha256_file
 from .cards import Card, load_card, resolve_hook
 from .rows import RowContext, Skip
 from .sources import RawRow, iter_source, list_source_files
@@ -458,18 +458,15 @@ def image_out_dir(out: str | os.PathLike) -> str:
 
 
 def _signature(card: Card, src, params: dict) -> str:
+    """The card file's bytes, the source files' sizes and mtimes (raw releases are large: not re-hashed on
+    every rerun) and the parameters, as a ``mmredstar.stages.fingerprint``."""
     root, files = list_source_files(src, card.files)
-    h = hashlib.sha256()
     if card.path and os.path.exists(card.path):
-        with open(card.path, "rb") as f:
-            h.update(f.read())
+        card_id = sha256_file(card.path)
     else:
-        h.update(repr(sorted((k, repr(v)) for k, v in card.__dict__.items())).encode())
-    for f in files:
-        st = os.stat(f)
-        h.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:20]
+        card_id = repr(sorted((k, repr(v)) for k, v in card.__dict__.items()))
+    stats = [[os.path.abspath(f), os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in files]
+    return fingerprint({"card": card_id, "files": stats, "params": params}, 20)
 
 
 def convert(card: Card | str | dict, src: str | os.PathLike, out: str | os.PathLike, *, split: str | None = None,
