@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mmredstar.schema import CodeTests
-from mmredstar.verify import sandbox as sb
+from mmredstar.verify.exec import sandbox as sb
 from mmredstar.verify.code import run_tests
 
 
