@@ -5,6 +5,7 @@
     mmredstar data validate data/aime24.jsonl
     mmredstar data stats data/aime24.jsonl
     mmredstar data subset runs/curate/x/sft.jsonl --out data/ladder --sizes 4000,8000,16000,32000,all
+    mmredstar data export --src rl.jsonl --out rl.parquet --format verl   # or --format openrlhf
 """
 
 from __future__ import annotations
@@ -204,3 +205,20 @@ def subset(inputs, out, sizes, bands, prompts, pairs, seed, allow_short, overwri
         click.echo(f"{m['name']:>22s}: {m['records']:>8d} records, {m['prompts']:>7d} prompts"
                    + (" (short)" if m["short"] else "") + f"  [bands {bands_txt}]")
     click.echo(f"wrote {len(mans)} subset(s) with manifests to {out}/ (index: {out}/subsets.json)")
+
+
+@data.command()
+@click.option("--src", required=True, multiple=True, help="RL prompt set(s): sample files, directories or globs.")
+@click.option("--out", required=True, help="Output file (.parquet for verl, .jsonl for openrlhf).")
+@click.option("--format", "fmt", required=True, help="Export format: verl | openrlhf (or pkg.module:writer).")
+@click.option("--image-root", default=None, help="Directory image paths are relative to (default: each file's directory).")
+def export(src, out, fmt, image_root):
+    """Export an RL prompt set to an RL engine's data format (verl parquet, OpenRLHF JSONL)."""
+    from ..schema import DataError
+    from .export import export as run_export
+
+    try:
+        n = run_export(list(src), out, fmt, image_root=image_root)
+    except (ValueError, DataError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {n} row(s) to {out} ({fmt})")

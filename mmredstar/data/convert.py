@@ -32,13 +32,13 @@ from ..io import SampleWriter, atomic_write, write_json, write_parquet
 from ..levels import map_difficulty
 from ..schema import DataError, ImageRef, Message, Part, Response, Sample, validate_record
 from ..stages import fingerprint, sha256_file
+from ..verify.extract import last_boxed
 from .cards import Card, load_card, resolve_hook
 from .rows import RowContext, Skip
 from .sources import RawRow, iter_source, list_source_files
 from .text import (
     format_template,
     get_path,
-    last_boxed,
     render_choices,
     scalar_to_str,
     split_choices,
