@@ -214,11 +214,7 @@ def subset(inputs, out, sizes, bands, prompts, pairs, seed, allow_short, overwri
 @click.option("--image-root", default=None, help="Directory image paths are relative to (default: each file's directory).")
 def export(src, out, fmt, image_root):
     """Export an RL prompt set to an RL engine's data format (verl parquet, OpenRLHF JSONL)."""
-    from ..schema import DataError
     from .export import export as run_export
 
-    try:
-        n = run_export(list(src), out, fmt, image_root=image_root)
-    except (ValueError, DataError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+    n = run_export(list(src), out, fmt, image_root=image_root)
     click.echo(f"wrote {n} row(s) to {out} ({fmt})")
