@@ -31,7 +31,7 @@ from mmredstar.config import (  # noqa: F401  (re-exported: the config API lived
     where,
 )
 from mmredstar.config import field_docs as _field_docs
-from mmredstar.data.inputs import InputSpec  # noqa: F401  (re-exported)
+from mmredstar.data.inputs import InputSpec, check_input
 from mmredstar.generate import SamplingParams
 
 
@@ -204,10 +204,7 @@ def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
                           "`inputs: [{path: data/train.jsonl}]` or `[{card: geoqa, src: GeoQA3/train.pk}]`")
     for i, spec in enumerate(list(cfg.inputs) + list(cfg.decontaminate.benchmarks)):
         key = f"inputs[{i}]" if i < len(cfg.inputs) else f"decontaminate.benchmarks[{i - len(cfg.inputs)}]"
-        if (spec.path is None) == (spec.card is None):
-            raise ConfigError(f"{where(key)}: key '{key}': give either 'path' (sample files) or 'card' + 'src'")
-        if spec.card is not None and spec.src is None:
-            raise ConfigError(f"{where(key)}: key '{key}.src': a card input needs 'src' (the raw dataset files)")
+        check_input(spec, key, where)
     try:
         parse_schedule(cfg.schedule)
     except ValueError as e:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from mmredstar.assets import AssetError, list_assets, resolve
 
+from ..data.inputs import as_input, check_input
+from ..synth.builtins import BUILTIN_SETS
 from .config import Recipe, RecipeError, load_recipe
 from .data import KINDS, describe_spec, named_sets, shipped_sets_path
 
@@ -46,14 +48,22 @@ def check(name_or_path, overrides=None) -> Recipe:
             kind, name = describe_spec(spec)
         except ValueError as e:
             raise RecipeError(f"{path}:{_line(lines, 'data')}: key 'data': {e}") from None
+        if isinstance(spec, dict):   # an input mapping (card + src, where, limit, ...)
+            try:
+                check_input(as_input(spec), "data", lambda key: f"{path}:{_line(lines, 'data')}")
+            except ValueError as e:
+                raise RecipeError(str(e)) from None
+            if kind not in ("set", "builtin"):
+                continue
+        label = spec if isinstance(spec, str) else str(name)
         if kind == "set":
             if sets[name]["kind"] != want:
-                raise RecipeError(f"{path}:{_line(lines, spec)}: data set {spec!r} is a {sets[name]['kind']} set, "
+                raise RecipeError(f"{path}:{_line(lines, label)}: data set {label!r} is a {sets[name]['kind']} set, "
                                   f"but method {rec.method} trains on {want} data")
         elif kind == "builtin":
-            if not name.startswith(want + "_"):
-                raise RecipeError(f"{path}:{_line(lines, spec)}: built-in set {name!r} is not {want} data")
-        elif not os.path.exists(spec) and not any(c in spec for c in "*?["):
+            if name in BUILTIN_SETS and not name.startswith(want + "_"):
+                raise RecipeError(f"{path}:{_line(lines, label)}: built-in set {name!r} is not {want} data")
+        elif kind == "path" and isinstance(spec, str) and not os.path.exists(spec) and not any(c in spec for c in "*?["):
             raise RecipeError(f"{path}:{_line(lines, spec)}: data {spec!r} is neither a named set "
                               f"({shipped_sets_path()}), 'builtin:NAME', nor an existing path")
     if rec.train.deepspeed:

@@ -48,6 +48,7 @@ from pathlib import Path
 import click
 
 from ..clibase import Group
+from ..data.inputs import data_root, input_name, named_sets
 from ..stages import Marker, asset_sha256, fingerprint
 
 STUDY_VERSION = 1
@@ -76,8 +77,9 @@ class BuiltinPool:
 class PoolConfig:
     """The data the subsets are drawn from."""
 
-    path: str | list[str] | None = None
-    """The curated SFT pool: sample files, globs, or a named set of ``train/_sets.yaml`` (e.g. ``redstar_math_1000k``)."""
+    path: str | list[str | dict] | None = None
+    """The curated SFT pool: sample files, globs, a named set of ``train/_sets.yaml`` (e.g. ``redstar_math_1000k``),
+    or input mappings (``mmredstar.data.inputs.InputSpec`` keys: ``{path: pool.jsonl, where: ["difficulty>=4"]}``)."""
     root: str | None = None
     """Directory named sets are resolved against (default ``$MMREDSTAR_DATA`` or ``./data``)."""
     builtin: BuiltinPool | None = None
@@ -705,11 +707,10 @@ def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
         pool = str(Path(cfg.out) / "pool" / "curate" / "sft.jsonl")
         pool_note = "(built-in data: `mmredstar study run CONFIG --train-only` builds it here)"
     else:
-        from mmredstar.training.data import data_root, named_sets
-
         specs = cfg.pool.path if isinstance(cfg.pool.path, list) else [cfg.pool.path]
         sets = named_sets()
-        pool = " ".join(os.path.join(data_root(cfg.pool.root), sets[s]["path"]) if s in sets else s for s in specs)
+        pool = " ".join(input_name(s) if not isinstance(s, str) else
+                        os.path.join(data_root(cfg.pool.root), sets[s]["path"]) if s in sets else s for s in specs)
         pool_note = ""
     lines = [f"# {cfg.description or 'study'}", f"# recipe {cfg.recipe}, base model {cfg.model or '(the recipe s)'}, "
              f"seed {cfg.seed}; {len(cells)} cells", "", "# cells"]
