@@ -22,9 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("mmredstar.modeling.cli:models", "List and inspect model presets."),
     "train": ("mmredstar.training.cli:train", "Train from a recipe: SFT, DPO, GRPO / REINFORCE++."),
     "eval": ("mmredstar.evaluation.cli:eval_group", "Run and score benchmarks; write the paper-style report."),
-    "geoqa": ("mmredstar.workflows.geoqa:geoqa", "The GeoQA pipeline: prepare | curate | sft | dpo | eval | run."),
+    "geoqa": ("mmredstar.workflows.geoqa.cli:geoqa", "The GeoQA pipeline: prepare | curate | sft | dpo | eval | run."),
     "difficulty": ("mmredstar.difficulty.cli:difficulty", "Train a difficulty scorer and score samples."),
-    "study": ("mmredstar.workflows.study:study", "Run the paper's data-scale and difficulty studies as a grid."),
+    "study": ("mmredstar.workflows.study.cli:study", "Run the paper's data-scale and difficulty studies as a grid."),
     "bench": ("mmredstar.bench_cli:bench", "Run a benchmark suite (speed, memory) and record the figures."),
 }
 
