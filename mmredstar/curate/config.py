@@ -34,8 +34,11 @@ from mmredstar.config import field_docs as _field_docs
 from mmredstar.data.inputs import InputSpec, check_input
 from mmredstar.generate import SamplingParams
 
-
 # ----------------------------------------------------------------------------------------- sections
+PAIRINGS = ("random", "shortest_chosen", "longest_rejected", "shortest_longest", "all")
+"""The DPO pairing rules (``select.dpo.pairing``; ``mmredstar.curate.select`` implements them)."""
+
+
 @dataclass
 class DecontaminateConfig:
     """Drop training prompts that overlap evaluation benchmarks (word n-gram overlap of the question text)."""
@@ -229,8 +232,6 @@ def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
         build_source(cfg.difficulty.source, cfg.difficulty.params, check_only=True)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('difficulty')}: key 'difficulty': {e}") from None
-    from .select import PAIRINGS
-
     if cfg.select.dpo.pairing not in PAIRINGS:
         close = difflib.get_close_matches(cfg.select.dpo.pairing, list(PAIRINGS), n=1)
         raise ConfigError(f"{where('select.dpo.pairing')}: key 'select.dpo.pairing': unknown pairing "

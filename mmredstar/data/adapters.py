@@ -27,7 +27,7 @@ from typing import Any
 
 from ..io import iter_jsonl, read_jsonl
 from ..schema import CodeTests, Message, Part, Response
-from .rows import RowContext, Skip
+from .rows import RowContext, Skip, _jsonable
 from .text import choice_letter, get_path, scalar_to_str, split_choices, strip_instruction
 
 
@@ -166,8 +166,6 @@ def _geoqa_original(row: dict, ctx: RowContext) -> dict:
     else:
         images = ctx.images_from_value(img, name=name)
     extra = {}
-    from .convert import _jsonable
-
     for k, v in row.items():
         if k in ("image", "choices", key) or not isinstance(k, str) or k.startswith("_"):
             continue
