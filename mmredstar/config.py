@@ -28,6 +28,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from mmredstar.assets import AssetError, resolve
+
 
 class ConfigError(ValueError):
     """A config key or value is wrong; the message names the file, line and key and says what to do."""
@@ -270,7 +272,6 @@ def read_yaml(path_or_data: str | os.PathLike | dict, *, kind: str = "configs",
     (``configs/``, ``train/``, ``eval/``), or a dict (file ``<config>``, no lines)."""
     if isinstance(path_or_data, dict):
         return dict(path_or_data), "<config>", {}
-    from mmredstar.assets import AssetError, resolve
 
     path = os.fspath(path_or_data)
     if not os.path.exists(path):

@@ -16,6 +16,8 @@ import sys
 import click
 
 from ..clibase import Command
+from .config import field_docs, load_config
+from .pipeline import Pipeline
 
 
 @click.command(name="curate", cls=Command)
@@ -32,8 +34,6 @@ from ..clibase import Command
 @click.option("--keys", is_flag=True, help="List every config key with its type and documentation.")
 def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     """Sample a teacher, filter, verify, and write SFT / DPO / RL sets from CONFIG (a YAML file or a name under configs/)."""
-    from .config import field_docs, load_config
-
     if keys:
         from mmredstar.registry import lookup
 
@@ -66,7 +66,6 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     if check:
         click.echo(f"{config}: OK (teacher {cfg.teacher.get('kind')}, difficulty {cfg.difficulty.source}, out {cfg.out})")
         return
-    from .pipeline import Pipeline
 
     result = Pipeline(cfg, progress=progress).run(fresh=not resume)
     c = result.report["counts"]

@@ -51,6 +51,8 @@ from ..io import SampleWriter, count_records, read_jsonl, read_samples, write_js
 from ..levels import in_range, parse_schedule, samples_for
 from ..schema import DataError, Response, Sample
 from ..stages import Marker, asset_sha256, fingerprint
+from ..verify import verify_many
+from ..verify.filters import run_filters
 from .config import CurateConfig, load_config
 from .decontaminate import NgramIndex, build_index, decontaminate
 from .report import Report
@@ -147,9 +149,6 @@ def judge_samples(samples: list[Sample], filters, verify_opts: dict, workers: in
     A response a filter drops gets ``meta.stage = "filter"`` and ``reason = "filter: <name>: <why>"`` and is
     not verified; the others get ``verdict``, ``reward``, ``extracted``, ``reason`` from
     ``mmredstar.verify`` (``verify_many``: ``workers`` > 1 verifies in a process pool)."""
-    from ..verify import verify_many
-    from ..verify.filters import run_filters
-
     todo = []
     for s in samples:
         for r in s.responses:

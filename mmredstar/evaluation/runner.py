@@ -40,8 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import stages
+from ..generate import SamplingParams, build_teacher
+from ..io import write_json
 from ..schema import ImageRef, Sample
+from ..verify import canonical_key, verify_response
 from .metrics import aggregate
+from .report import write_report
 from .spec import BenchSpec, load_bench_samples, load_spec, render_prompt
 
 RESULT_VERSION = 1
@@ -181,8 +185,6 @@ def fingerprint(entry: ModelEntry, backend: dict, spec: BenchSpec) -> dict:
 
 # ----------------------------------------------------------------------------------------- one run
 def _item_record(sample: Sample, rendered: Sample, responses, spec: BenchSpec) -> dict:
-    from ..verify import canonical_key, verify_response
-
     rs = []
     for r in responses:
         v = verify_response(sample, r.text, r.finish_reason, **spec.verify)
@@ -204,9 +206,6 @@ def evaluate_samples(entry: ModelEntry, spec: BenchSpec, samples: Sequence[Sampl
     ``teacher``: a ready ``mmredstar.generate.Teacher`` (built from ``backend`` when omitted; the
     model is only loaded if some item still needs generating)."""
     from tqdm.auto import tqdm
-
-    from ..generate import SamplingParams, build_teacher
-    from ..io import write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -285,9 +284,6 @@ def evaluate(models: str | Sequence[str | ModelEntry | dict], benches: str | Seq
     limit: the first N items of each benchmark.
     chunk_size: prompts generated and written together (default: 64, or the backend's ``batch_size`` if larger).
     Returns the report (what ``report.json`` holds)."""
-    from ..generate import build_teacher
-    from .report import write_report
-
     entries = parse_models(models)
     if blank:
         entries = [dataclasses.replace(e, blank_images=True, label=e.label + "-blank") for e in entries]

@@ -11,6 +11,10 @@ import json
 
 import click
 
+from mmredstar.modeling.groups import parts
+from mmredstar.modeling.presets import list_presets, load_preset, preset_summary
+from mmredstar.schema import ImageRef, Sample
+
 from ..clibase import Group
 
 
@@ -23,8 +27,6 @@ def models():
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_cmd(as_json: bool):
     """Every preset with its family, init and one-line description."""
-    from mmredstar.modeling.presets import list_presets, load_preset
-
     rows = []
     for name in list_presets():
         p = load_preset(name)
@@ -39,7 +41,6 @@ def list_cmd(as_json: bool):
 
 def count_parameters(preset) -> dict:
     """Parameter counts per part, built on the meta device (no memory, no weights)."""
-    from mmredstar.modeling.groups import parts
     from mmredstar.modeling.loading import build_model
 
     model, _ = build_model(preset, meta=True)
@@ -68,7 +69,6 @@ def build_and_run(name: str) -> dict:
     import torch
 
     from mmredstar.modeling.loading import load_model
-    from mmredstar.schema import ImageRef, Sample
 
     t0 = time.time()
     model, processor = load_model(name)
@@ -94,8 +94,6 @@ def build_and_run(name: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info_cmd(preset: str, build: bool, as_json: bool):
     """Family, parameter count, context length, RoPE and image settings of PRESET."""
-    from mmredstar.modeling.presets import load_preset, preset_summary
-
     p = load_preset(preset)
     problems = p.validate()
     d = preset_summary(p)

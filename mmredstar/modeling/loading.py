@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 
-from mmredstar.modeling.presets import ModelPreset, is_preset, load_preset
+from mmredstar.modeling.presets import PRESET_FIELDS, ModelPreset, is_preset, load_preset
 from mmredstar.modeling.processor import PROCESSOR_FILE, Processor
 from mmredstar.modeling.rope import apply_rope, normalize_rope  # noqa: F401  (re-exported)
+from mmredstar.modeling.tokenizer import build_tiny_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "fp32": torch.float32,
           "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -88,7 +89,6 @@ def build_model(preset: ModelPreset, tokenizer=None, *, seed: int = 0, meta: boo
     ``meta`` and no tokenizer was given."""
     from transformers import AutoModelForCausalLM
 
-    from mmredstar.modeling.tokenizer import build_tiny_tokenizer
     from mmredstar.modeling.vlm import VisionLanguageModel, VLMConfig
 
     if tokenizer is None and not meta:
@@ -117,8 +117,6 @@ def build_model(preset: ModelPreset, tokenizer=None, *, seed: int = 0, meta: boo
 
 def _split_overrides(overrides: dict) -> tuple[dict, dict, dict]:
     """(preset-field changes, LM-config changes, processor changes)."""
-    from mmredstar.modeling.presets import PRESET_FIELDS
-
     preset_kw, config_kw, proc_kw = {}, {}, {}
     for k, v in overrides.items():
         if k in CONFIG_KEYS:

@@ -22,7 +22,7 @@ import random
 import sys
 from collections.abc import Callable
 
-from mmredstar.io import atomic_write
+from mmredstar.io import atomic_write, write_samples
 from mmredstar.schema import ImageRef, Pair, Response, Sample
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 200, 20)}
@@ -137,8 +137,6 @@ def write_builtin(name: str, out_dir: str) -> str:
     """Write the built-in set ``name`` to ``out_dir/<name>.jsonl`` (images under ``out_dir/images``); return the path.
 
     Deterministic: the same bytes every time, so the manifest hash is stable. An existing file is kept."""
-    from mmredstar.io import write_samples
-
     path = os.path.join(out_dir, f"{name}.jsonl")
     if os.path.exists(path):
         return path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from .config import METHODS, Recipe, RecipeError, load_recipe
+from .validate import check
 
 __all__ = ["run", "load_recipe", "check_recipe", "Recipe", "RecipeError", "METHODS"]
 
@@ -36,6 +37,4 @@ def run(recipe: str | os.PathLike | Recipe, overrides: list[str] | dict | None =
 
 def check_recipe(recipe: str | os.PathLike, overrides: list[str] | dict | None = None) -> Recipe:
     """Validate a recipe without loading a model: keys and types, the model preset, data names, DeepSpeed config."""
-    from .validate import check
-
     return check(recipe, overrides)

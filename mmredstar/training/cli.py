@@ -14,6 +14,7 @@ import sys
 import click
 
 from ..clibase import Command
+from .config import dump_recipe, load_recipe
 
 
 @click.command("train", cls=Command, context_settings={"ignore_unknown_options": False})
@@ -29,8 +30,6 @@ def train(recipe, overrides, resume, check_only, list_only, print_only):
     Overrides are dotted recipe keys: train.lr=1e-5 data.max_length=2048 model=tiny_vlm.
     Launch several processes with torchrun / accelerate launch / deepspeed and `-m mmredstar.training`.
     """
-    from .config import dump_recipe
-
     if list_only:
         from mmredstar.assets import list_assets
 
@@ -52,7 +51,6 @@ def train(recipe, overrides, resume, check_only, list_only, print_only):
         rec = check_recipe(recipe, ov)
         click.echo(f"ok: {rec.name} ({rec.method}, model {rec.model.name}, data {rec.data.train})")
         return
-    from .config import load_recipe
 
     rec = load_recipe(recipe, ov)
     if print_only:

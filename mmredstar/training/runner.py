@@ -17,9 +17,10 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from mmredstar.assets import asset_dir
 from mmredstar.io import write_json
 
-from .config import Recipe, dump_recipe
+from .config import Recipe, dump_recipe, load_recipe
 from .data import DataFile, load_records, manifest, records_per_file, resolve_data, write_manifest
 
 REPO_DEEPSPEED = "deepspeed"  # train/deepspeed/<name>.json
@@ -146,7 +147,6 @@ def init_path(rec: Recipe) -> str | None:
     src = rec.model.init_from
     if not src:
         return None
-    from .config import load_recipe
 
     other = load_recipe(src)
     out = other.output_dir or os.path.join("runs", other.name or src)
@@ -166,7 +166,6 @@ def deepspeed_config(name: str | None) -> str | None:
         return None
     if os.path.exists(name):
         return name
-    from mmredstar.assets import asset_dir
 
     p = asset_dir("train") / REPO_DEEPSPEED / (name if name.endswith(".json") else name + ".json")
     if not p.exists():

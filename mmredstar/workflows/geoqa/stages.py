@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
+from ...curate import run as curate_run
+from ...data import ConvertReport, iter_card, load_card
+from ...evaluation.runner import ModelEntry, evaluate
+from ...evaluation.spec import load_spec, render_prompt
+from ...io import read_samples, write_json, write_samples
 from ...stages import Marker, asset_sha256, fingerprint
+from ...training import run as train_run
+from ...training.runner import read_metrics
 from .config import (
     PIPELINE_VERSION,
     STAGES,
@@ -43,8 +50,6 @@ def _deps(cfg: GeoQAConfig, stage: str) -> list[str]:
 def stage_hash(cfg: GeoQAConfig, stage: str) -> str:
     """The fingerprint that marks ``stage`` finished: its own settings, the bytes of the asset files they
     name (data card, recipe, model preset, benchmark spec), and the hashes of the stages it reads."""
-    from ...evaluation.spec import load_spec
-
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; use one of {STAGES}")
     d = cfg.to_dict()
@@ -111,10 +116,6 @@ def _set_threads(cfg: GeoQAConfig) -> None:
 # ----------------------------------------------------------------------------------------- stages
 def run_prepare(cfg: GeoQAConfig) -> dict:
     """Generate or read the GeoQA-format data; write ``prepare/train.jsonl`` and ``prepare/test.jsonl``."""
-    from ...data import ConvertReport, iter_card, load_card
-    from ...evaluation.spec import load_spec, render_prompt
-    from ...io import write_samples
-
     t0 = time.time()
     pr = cfg.prepare
     d = _stage_dir(cfg, "prepare")
@@ -169,8 +170,6 @@ def run_prepare(cfg: GeoQAConfig) -> dict:
 
 def run_curate(cfg: GeoQAConfig) -> dict:
     """The curation pipeline on the training samples: ``curate/sft.jsonl``, ``curate/dpo.jsonl``, report."""
-    from ...curate import run as curate_run
-
     t0 = time.time()
     _require(cfg, "prepare", "curate")
     res = curate_run(curate_config(cfg))
@@ -184,9 +183,6 @@ def run_curate(cfg: GeoQAConfig) -> dict:
 
 def run_train(cfg: GeoQAConfig, stage: str) -> dict:
     """SFT or DPO through ``mmredstar.training.run``; the stage directory is the model's output directory."""
-    from ...training import run as train_run
-    from ...training.runner import read_metrics
-
     t0 = time.time()
     _require(cfg, "curate", stage)
     if stage == "dpo":
@@ -211,8 +207,6 @@ def run_train(cfg: GeoQAConfig, stage: str) -> dict:
 
 
 def _checkpoint_entries(cfg: GeoQAConfig):
-    from ...evaluation.runner import ModelEntry
-
     out = Path(cfg.out)
 
     def entry(name: str, blank: bool) -> ModelEntry:
@@ -230,10 +224,6 @@ def _checkpoint_entries(cfg: GeoQAConfig):
 
 def run_eval(cfg: GeoQAConfig) -> dict:
     """Evaluate each checkpoint on the held-out split; write ``eval/report.*`` and the summary ``report.json``."""
-    from ...evaluation.runner import evaluate
-    from ...evaluation.spec import load_spec
-    from ...io import read_samples, write_json
-
     t0 = time.time()
     st = _require(cfg, "prepare", "eval")
     for c in cfg.eval.checkpoints + cfg.eval.blank_images:
@@ -293,8 +283,6 @@ def run_stage(cfg: GeoQAConfig, stage: str, *, force: bool = False) -> dict:
 def run_all(cfg: GeoQAConfig, *, force: tuple[str, ...] = (), until: str | None = None) -> dict:
     """Every stage in order (finished ones skipped; a stage whose upstream reran reruns too, by its hash).
     Writes ``OUT/report.json``: the evaluation summary, each stage's state and timing. Returns it."""
-    from ...io import write_json
-
     t0 = time.time()
     states = {}
     forcing = False
