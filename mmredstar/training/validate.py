@@ -56,6 +56,10 @@ def check(name_or_path, overrides=None) -> Recipe:
         elif not os.path.exists(spec) and not any(c in spec for c in "*?["):
             raise RecipeError(f"{path}:{_line(lines, spec)}: data {spec!r} is neither a named set "
                               f"({shipped_sets_path()}), 'builtin:NAME', nor an existing path")
+        else:
+            problem = _probe_data(spec)
+            if problem:
+                raise RecipeError(f"{path}:{_line(lines, spec)}: data {spec!r}: {problem}")
     if rec.train.deepspeed:
         from .runner import deepspeed_config
 
@@ -64,6 +68,24 @@ def check(name_or_path, overrides=None) -> Recipe:
         except ValueError as e:
             raise RecipeError(f"{path}:{_line(lines, 'deepspeed')}: {e}") from None
     return rec
+
+
+def _probe_data(spec: str) -> str | None:
+    """What is wrong with a data path, judged from its listing and first record (cheap): a ``save_to_disk`` or
+    LLaMA-Factory directory, or another tool's row layout, comes back with the convert command to run."""
+    from mmredstar.io import expand_paths, iter_raw_records
+    from mmredstar.schema import DataError, validate_record
+
+    try:
+        files = expand_paths(spec)
+    except DataError as e:
+        return str(e.problems[0])
+    for file, line, d, prob in iter_raw_records(files[:1]):
+        if prob is not None:
+            return str(prob)
+        ps = validate_record(d, file=file, line=line)
+        return str(ps[0]) if ps else None
+    return None
 
 
 def _line(lines: list[str], needle: str) -> int | str:
