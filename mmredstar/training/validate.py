@@ -60,6 +60,10 @@ def check(name_or_path, overrides=None) -> Recipe:
             problem = _probe_data(spec)
             if problem:
                 raise RecipeError(f"{path}:{_line(lines, spec)}: data {spec!r}: {problem}")
+    if rec.train.extra_args:
+        from .config import check_extra_args
+
+        check_extra_args(rec, f"{path}:{_line(lines, 'extra_args')}")
     if rec.train.deepspeed:
         from .runner import deepspeed_config
 
