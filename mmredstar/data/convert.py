@@ -32,13 +32,13 @@ from typing import Any
 from ..io import SampleWriter, atomic_write, write_json, write_parquet
 from ..levels import map_difficulty
 from ..schema import DataError, ImageRef, Message, Pair, Part, Response, Sample, validate_record
+from ..verify.extract import last_boxed
 from .cards import Card, load_card, resolve_hook
 from .rows import RowContext, Skip
 from .sources import HF_PREFIX, RawRow, iter_source, list_source_files, parse_hf
 from .text import (
     format_template,
     get_path,
-    last_boxed,
     render_choices,
     scalar_to_str,
     split_choices,

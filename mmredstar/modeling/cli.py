@@ -11,8 +11,10 @@ import json
 
 import click
 
+from ..clibase import Group
 
-@click.group("models")
+
+@click.group("models", cls=Group)
 def models():
     """List and inspect model presets (models/*.yaml)."""
 

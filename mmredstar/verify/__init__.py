@@ -74,7 +74,7 @@ def verify_many(pairs: Iterable[tuple[Sample, str, str | None]], workers: int = 
     which the worker is killed and the item gets verdict ``error``. Input is consumed lazily.
     """
     if workers and workers > 1:
-        from .pool import VerifyPool
+        from .exec.pool import VerifyPool
 
         with VerifyPool(workers, options) as pool:
             yield from pool.imap(pairs)

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import click
 
+from ..clibase import Group
+
 STAGES = ("prepare", "curate", "sft", "dpo", "eval")
 PIPELINE_VERSION = 1
 
@@ -572,15 +574,10 @@ def summary_table(report: dict) -> str:
 
 # ----------------------------------------------------------------------------------------- CLI
 def _load(config: str, out: str | None, sets: tuple[str, ...]) -> GeoQAConfig:
-    from ..config import ConfigError
-
     ov = list(sets)
     if out:
         ov.append(f"out={out}")
-    try:
-        return load_config(config, ov)
-    except (ConfigError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    return load_config(config, ov)
 
 
 def _stage_command(stage: str):
@@ -591,17 +588,14 @@ def _stage_command(stage: str):
     @click.option("--force", is_flag=True, help="Run even if finished.")
     def cmd(config, out, sets, force):
         cfg = _load(config, out, sets)
-        try:
-            st = run_stage(cfg, stage, force=force)
-        except PipelineError as e:
-            raise click.ClickException(str(e)) from None
+        st = run_stage(cfg, stage, force=force)
         if stage == "eval":
             click.echo(summary_table(st["summary"]))
 
     return cmd
 
 
-@click.group("geoqa")
+@click.group("geoqa", cls=Group)
 def geoqa():
     """The GeoQA pipeline: prepare | curate | sft | dpo | eval | run CONFIG.yaml (one config for every stage)."""
 
@@ -619,10 +613,7 @@ for _s in STAGES:
 def run_cmd(config, out, sets, force, until):
     """Every stage in order, skipping finished ones; prints the before/after table."""
     cfg = _load(config, out, sets)
-    try:
-        rep = run_all(cfg, force=tuple(force), until=until)
-    except PipelineError as e:
-        raise click.ClickException(str(e)) from None
+    rep = run_all(cfg, force=tuple(force), until=until)
     if "accuracy" not in rep:
         click.echo(f"stopped after '{until}'; wrote {cfg.out}/report.json")
         return

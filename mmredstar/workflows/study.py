@@ -48,6 +48,8 @@ from pathlib import Path
 
 import click
 
+from ..clibase import Group
+
 STUDY_VERSION = 1
 
 
@@ -757,7 +759,7 @@ def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------------------- CLI
-@click.group()
+@click.group(cls=Group)
 def study():
     """Data-composition studies: the paper's data-scale and difficulty grids, trained and evaluated."""
 
@@ -774,13 +776,7 @@ def _overrides(sets, out):
 @click.option("--train-only", is_flag=True, help="Build the pool and subsets and train; no evaluation.")
 def run_cmd(config, out, sets, only, train_only):
     """Build the subsets, train every cell, evaluate each, and write the table (finished work is skipped)."""
-    from mmredstar.config import ConfigError
-    from mmredstar.schema import DataError
-
-    try:
-        rep = run(config, _overrides(sets, out), only=tuple(only) or None, train_only=train_only)
-    except (ConfigError, ValueError, DataError, FileNotFoundError, RuntimeError) as e:
-        raise click.ClickException(str(e)) from None
+    rep = run(config, _overrides(sets, out), only=tuple(only) or None, train_only=train_only)
     if not train_only:
         click.echo(render_markdown(rep))
 
@@ -791,12 +787,7 @@ def run_cmd(config, out, sets, only, train_only):
 @click.option("--set", "sets", multiple=True, help="Override a config key.")
 def plan_cmd(config, out, sets):
     """Print the expanded cells and the exact commands to run each stage on a cluster."""
-    from mmredstar.config import ConfigError
-
-    try:
-        cfg = load_config(config, _overrides(sets, out))
-    except (ConfigError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    cfg = load_config(config, _overrides(sets, out))
     click.echo(plan_text(cfg, config))
 
 
@@ -806,10 +797,5 @@ def plan_cmd(config, out, sets):
 @click.option("--set", "sets", multiple=True, help="Override a config key.")
 def report_cmd(config, out, sets):
     """Rebuild study.{json,md,png} from the evaluation results under OUT/eval."""
-    from mmredstar.config import ConfigError
-
-    try:
-        rep = report_only(config, _overrides(sets, out))
-    except (ConfigError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    rep = report_only(config, _overrides(sets, out))
     click.echo(render_markdown(rep))

@@ -10,10 +10,10 @@ import pytest
 
 from mmredstar.schema import Sample
 from mmredstar.verify import canonical_key, latex, verify_response
+from mmredstar.verify.exec.timeout import LimitExceeded, call_with_limit, time_limit
+from mmredstar.verify.exec.worker import Worker
 from mmredstar.verify.latex import compare, normalize
 from mmredstar.verify.math import answers_equal, extract_answer, gold_answer, math_equal
-from mmredstar.verify.timeout import LimitExceeded, call_with_limit, time_limit
-from mmredstar.verify.worker import Worker
 
 
 @pytest.mark.parametrize("text,want", [

@@ -1,0 +1,467 @@
+"""Answer extraction: THE code that reads a final answer out of a response or a reference.
+
+Used by the math, choice and text verifiers, the rule filters and the data cards (a reference's
+``\\boxed{}`` is read by the same ``find_boxes`` as a response's), so both sides of a comparison are
+extracted alike. Nothing here compares answers: that is ``mmredstar.verify.math`` / ``choice``.
+
+- ``\\boxed{...}`` / ``\\fbox{...}`` (``find_boxes``, ``last_boxed``): braces matched, nested boxes
+  belong to the outer one, ``\\boxed 5`` form too. **An unclosed ``\\boxed{`` is no answer** (as in
+  hendrycks MATH's and Qwen2.5-Math's ``last_boxed_only_string``): a generation cut off inside its
+  box has not stated an answer, and a reference with an unclosed box has none.
+- Math answers (``extract_answer``): the text after ``</think>`` (option ``think``), cut at chat end
+  markers; whichever comes last of the last box group (boxes joined by "and" / commas count as one
+  list answer) and an answer statement ("final answer is", "the answer is", "答案是", ...). Without
+  either, the final sentence: its last math span, else its last number (``last_number="sentence"``,
+  the default; ``"anywhere"`` takes the last number of the whole text, ``"off"`` nothing). A short
+  bare answer (``"x^2+1"``, ``"10%"``) is taken whole.
+- Choice letters (``extract_choice``): see its docstring.
+- Short-text answers (``extract_text_answer``).
+
+>>> extract_answer("so the area is $\\\\boxed{\\\\frac{3}{4}}$.")
+'\\\\frac{3}{4}'
+>>> extract_answer("<think>maybe 3</think> The final answer is 4.")
+'4'
+>>> extract_answer("Therefore, there are 12 distinct sequences. I hope it is correct.")
+'12'
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from . import latex
+
+MAX_ANSWER_CHARS = 2000
+
+END_MARKERS = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|</s>|<｜end▁of▁sentence｜>")
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
+_PHRASE = re.compile(
+    r"(?:final\s+answer(?:\s+is)?|the\s+answer\s+is|answer\s*[:：]|答案(?:是|为|：|:)|最终答案(?:是|为)?)\s*[:：]?",
+    re.I)
+_BOILERPLATE = re.compile(r"\s*(?:I hope (?:it|this) is correct\.?|Thank you!?)\s*$", re.I)
+_JOIN_WORDS = re.compile(r"\b(?:and|or)\b|[,;&]|和|或|以及")
+_NUMBER = re.compile(r"(?<![A-Za-z\d.\\])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?:\s*%)?")
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def strip_think(text: str, think: str = "after") -> str:
+    """The part of a response that holds the final answer.
+
+    >>> strip_think("<think>a</think>b")
+    'b'
+    >>> strip_think("<think>unfinished")
+    ''
+    """
+    if think == "any":
+        return text.replace("<think>", "").replace("</think>", "\n")
+    if "</think>" in text:
+        return text.rsplit("</think>", 1)[1]
+    if "<think>" in text:
+        return ""
+    return text
+
+
+def cut_end(text: str) -> str:
+    m = END_MARKERS.search(text)
+    return text[:m.start()] if m else text
+
+
+def _closed_group(s: str, start: int) -> tuple[str, int] | None:
+    """(content, index after) of the brace group opening at ``s[start]``; None when it never closes."""
+    depth = 0
+    for i in range(start, len(s)):
+        c = s[i]
+        if c in "{}" and i > 0 and s[i - 1] == "\\":
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return s[start + 1:i], i + 1
+    return None
+
+
+def find_boxes(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of every ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces; an unclosed box
+    is skipped; ``\\boxed 5`` form too).
+
+    >>> [c for _, _, c in find_boxes("\\\\boxed{\\\\frac{1}{2}} and \\\\boxed 3")]
+    ['\\\\frac{1}{2}', '3']
+    """
+    out: list[tuple[int, int, str]] = []
+    for m in _BOX.finditer(text):
+        if out and m.start() < out[-1][1]:          # nested inside the previous box: part of it
+            continue
+        j = m.end()
+        while j < len(text) and text[j] == " ":
+            j += 1
+        if j < len(text) and text[j] == "{":
+            group = _closed_group(text, j)
+            if group is None:                       # unclosed: no answer (see the module docstring)
+                continue
+            content, end = group
+        else:
+            mm = re.match(r"[^\s$]+", text[j:])
+            if not mm:
+                continue
+            content, end = mm.group(0), j + mm.end()
+        out.append((m.start(), end, content))
+    return out
+
+
+def math_spans(text: str) -> list[tuple[int, int, str, bool]]:
+    """(start, end, content, well_formed) of ``$..$``, ``$$..$$``, ``\\(..\\)``, ``\\[..\\]`` spans.
+
+    Inline spans that contain a line break are malformed (``well_formed`` False)."""
+    spans = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n:
+            nx = text[i + 1]
+            if nx in "([":
+                close = "\\)" if nx == "(" else "\\]"
+                e = text.find(close, i + 2)
+                if e < 0:
+                    i += 2
+                    continue
+                content = text[i + 2:e]
+                spans.append((i, e + 2, content, nx == "[" or "\n" not in content))
+                i = e + 2
+                continue
+            i += 2
+            continue
+        if c == "$":
+            if text.startswith("$$", i):
+                e = text.find("$$", i + 2)
+                if e < 0:
+                    i += 2
+                    continue
+                spans.append((i, e + 2, text[i + 2:e], True))
+                i = e + 2
+                continue
+            e = i + 1
+            while e < n and (text[e] != "$" or text[e - 1] == "\\"):
+                e += 1
+            if e >= n:
+                i += 1
+                continue
+            content = text[i + 1:e]
+            spans.append((i, e + 1, content, "\n" not in content))
+            i = e + 1
+            continue
+        i += 1
+    return spans
+
+
+def _joinable(sep: str) -> bool:
+    """Text between two answers that makes them one list answer ("and", ",", "\\quad", nothing)."""
+    s = re.sub(r"\\text\{([^{}]*)\}", r" \1 ", sep)
+    s = re.sub(r"\\[a-zA-Z]+|\\[()\[\],;!: ]|\$", " ", s)
+    if len(s) > 60 or re.search(r"[.!?。]\s+[A-Z]|\n\s*\n", s):
+        return False
+    if _JOIN_WORDS.search(s):
+        other = [w for w in re.findall(r"[A-Za-z]{3,}", s) if w.lower() not in ("and", "for")]
+        return len(other) <= 1
+    return not re.search(r"[A-Za-z0-9\u4e00-\u9fff]", s)
+
+
+def _group_last(items: list[tuple[int, int, str]], text: str) -> tuple[int, str] | None:
+    """Join the trailing run of items separated by joinable text: (start, "a, b, c")."""
+    if not items:
+        return None
+    k = len(items) - 1
+    while k > 0 and _joinable(text[items[k - 1][1]:items[k][0]]):
+        k -= 1
+    group = [c.strip() for _, _, c in items[k:] if c.strip()]
+    if not group:
+        return None
+    return items[k][0], ", ".join(group)
+
+
+def _mask_spans(text: str, spans) -> str:
+    chars = list(text)
+    for s, e, _, _ in spans:
+        for i in range(s, e):
+            if chars[i] not in "\n":
+                chars[i] = "_"
+    return "".join(chars)
+
+
+def _last_sentence_start(text: str, spans) -> int:
+    masked = _mask_spans(text, spans).rstrip()
+    masked = re.sub(r"[.!?。]+$", "", masked)
+    best = 0
+    for m in re.finditer(r"[.!?。](?=\s)|\n\s*\n|:\s*\n", masked):
+        best = m.end()
+    for s, e, _, _ in spans:                     # display math ends a sentence when prose follows it
+        if text[s:s + 2] in ("$$", "\\[") and e < len(masked) and re.match(r"\s*[A-Z]", masked[e:]):
+            best = max(best, e)
+    return best
+
+
+def _clean_number(s: str) -> str:
+    s = s.replace(" ", "")
+    if re.fullmatch(r"[-+]?\d+,\d{2}%?", s) or re.fullmatch(r"[-+]?0,\d+%?", s):
+        return s.replace(",", ".")
+    return s
+
+
+def _from_sentence(text: str, last_number: str) -> str | None:
+    """Last math span (or joined spans) of the final sentence, else its last number."""
+    text = _BOILERPLATE.sub("", text.rstrip())
+    spans = math_spans(text)
+    start = _last_sentence_start(text, spans)
+    good = [(s, e, c) for s, e, c, ok in spans if ok and s >= start and c.strip()]
+    if good:
+        g = _group_last(good, text)
+        if g:
+            return g[1]
+    if last_number == "off":
+        return None
+    masked = _mask_spans(text, [sp for sp in spans if not sp[3]])
+    scope = masked if last_number == "anywhere" else masked[start:]
+    offset = 0 if last_number == "anywhere" else start
+    nums = list(_NUMBER.finditer(scope))
+    if not nums:
+        return None
+    return _clean_number(text[offset + nums[-1].start():offset + nums[-1].end()])
+
+
+def _from_phrase(rest: str) -> str | None:
+    """The answer stated after "final answer is": until the end of that sentence."""
+    spans = math_spans(rest)
+    masked = _mask_spans(rest, spans)
+    m = re.search(r"[.!?。](?=\s|$)|\n", masked.lstrip(" :*\"'"))
+    lead = len(masked) - len(masked.lstrip(" :*\"'"))
+    seg = rest[:lead + m.start()] if m else rest
+    seg = _BOILERPLATE.sub("", seg).strip().strip("*\"'“”").strip()
+    if not seg:
+        return None
+    # "The volume of $V$ is 120" -> "120"
+    low = _mask_spans(seg, math_spans(seg))
+    k = max(low.rfind(" is "), low.rfind(" are "), low.rfind(" was "))
+    if k >= 0:
+        seg = seg[k:].split(" ", 2)[2].strip()
+    spans = [sp for sp in math_spans(seg) if sp[3] and sp[2].strip()]
+    if spans:
+        g = _group_last([(s, e, c) for s, e, c, _ in spans], seg)
+        if g:
+            return g[1]
+    if _looks_bare(seg, 1):
+        return seg.rstrip(".")
+    nums = list(_NUMBER.finditer(seg))
+    if nums:
+        return _clean_number(nums[-1].group(0))
+    return None
+
+
+def _looks_bare(t: str, max_words: int = 0) -> bool:
+    """A short answer written without markup ("x^2 + 1", "10%", "\\text{odd}", "C. x = 42"): at most
+    ``max_words`` plain words of three or more letters (a response "hmm" or "I refuse" is no answer)."""
+    if len(t) > 120 or "\n\n" in t:
+        return False
+    s = re.sub(r"\\(?:text|textbf|mathrm|mbox|textnormal|begin|end)\{[^{}]*\}", " ", t)
+    s = re.sub(r"\\[a-zA-Z]+", " ", s)
+    s = re.sub(r"\b(?:and|or|percent|percentage|pct)\b|(?<=[\d)\]}])(?:or|and)(?=[A-Za-z(\\])", " ", s)
+    words = [w for w in re.findall(r"[A-Za-z]{3,}", s)]
+    return len(words) <= max_words
+
+
+def extract_answer(text: str | None, *, think: str = "after", last_number: str = "sentence",
+                   gold: bool = False, **_ignored) -> str | None:
+    """The final answer stated in a response (see the module docstring), or None.
+
+    ``gold=True`` reads a reference answer: a bare reference is taken whole.
+    """
+    if not text:
+        return None
+    if not gold:
+        text = strip_think(text, think)
+    text = cut_end(text)
+    text = latex_unescape(text)
+    if not text.strip():
+        return None
+    cands: list[tuple[int, str]] = []
+    boxes = find_boxes(text)
+    if boxes:
+        g = _group_last(boxes, text)
+        if g:
+            cands.append(g)
+    if True:
+        for m in reversed(list(_PHRASE.finditer(text))):
+            ans = _from_phrase(text[m.end():])
+            if ans:
+                cands.append((m.start(), ans))
+                break
+    bare = text.replace("$", " ") if gold else text
+    if cands:
+        ans = max(cands, key=lambda c: c[0])[1].strip()
+    elif gold and _looks_bare(bare) and _parses(bare):       # "15 and $22.5 \mathrm{min}$": all of it
+        ans = re.sub(r"\s+", " ", bare).strip()
+    elif (gold or _looks_bare(text)) and not math_spans(text) and _parses(text):
+        ans = text.strip()
+    elif gold:            # a reference is taken whole rather than cut down to a number ('52_8' -> '8')
+        spans = [sp for sp in math_spans(text) if sp[3]]
+        ans = _from_sentence(text, "off") if spans else None
+        if ans is None:
+            ans = text.strip() if len(text) <= 300 else _from_sentence(text, last_number)
+    else:
+        ans = _from_sentence(text, last_number)
+    if ans is not None and len(ans) > MAX_ANSWER_CHARS and not gold:
+        return None                                  # not an answer: a runaway box or span
+    return ans
+
+
+def latex_unescape(text: str) -> str:
+    r"""Undo doubled backslashes of JSON-escaped LaTeX (``\\boxed`` -> ``\boxed``) for known commands."""
+    text = re.sub(r"\\n(?![a-zA-Z])", "\n", text)
+    if "\\\\" not in text:
+        return text
+    return re.sub(r"(?<!\\)\\\\([a-zA-Z]+)",
+                  lambda m: "\\" + m.group(1) if m.group(1) in latex.KNOWN_COMMANDS else m.group(0), text)
+
+
+def _parses(t: str) -> bool:
+    return parsed(t, "any") is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def parsed(ans: str, tuple_order: str):
+    try:
+        return latex.parse_answer(latex.normalize(ans), tuple_order=tuple_order)
+    except Exception:  # noqa: BLE001 - unparseable by the fast path: sympy decides
+        return None
+
+
+def last_boxed(text: str | None) -> str | None:
+    r"""The content of the last ``\boxed{...}`` / ``\fbox{...}`` in ``text`` (stripped), or None.
+
+    The same reading as a response's box (``find_boxes``): an unclosed box is no answer.
+
+    >>> last_boxed(r"so $x = \boxed{\frac{1}{2}}$. Also \boxed{3}")
+    '3'
+    >>> last_boxed(r"the answer is $\boxed{\frac{1}{2}}$")
+    '\\frac{1}{2}'
+    >>> last_boxed(r"\boxed 5"), last_boxed("no box here"), last_boxed(r"\boxed{\frac{1}{2")
+    ('5', None, None)
+    """
+    boxes = find_boxes(text or "")
+    return boxes[-1][2].strip() if boxes else None
+
+
+# ----------------------------------------------------------------------------------------- choices
+_LETTER_PHRASE = re.compile(
+    r"(?:answer\s+is|answer\s*[:：]|correct\s+(?:option|choice|answer)\s+(?:is\s*)?[:：]?|option\s+is|choice\s+is|"
+    r"\bchoose|\bselect|\bpick|答案(?:是|为|：|:)|选项?|选择)\s*[:：]?", re.I)
+_OPTION_WORD = re.compile(r"\b(?:option|choice)\s*\(?([A-Z])\)?(?![A-Za-z])")
+
+
+def letters_for(choices) -> list[str]:
+    n = len(choices) if choices else 10
+    return [chr(ord("A") + i) for i in range(n)]
+
+
+def _letter_at_start(seg: str, letters: list[str]) -> str | None:
+    """The letter a statement starts with: "C", "(C)", "C.", "C: 40°", "**C**", "option C"."""
+    s = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", seg)
+    s = s.strip().lstrip("*$ \"'“:：").strip()
+    s = re.sub(r"^(?:option|choice|选项)\s*", "", s, flags=re.I)
+    m = re.match(r"^\(?([A-Z])\)?(?=$|[\s.:,;)*$\"'”:：、]|[\u4e00-\u9fff])", s)
+    if m and m.group(1) in letters:
+        return m.group(1)
+    return None
+
+
+def _letters_in(seg: str, letters: list[str]) -> set[str]:
+    """Letters named in a short final statement: "(C)", standalone capitals, "option C"."""
+    s = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", seg)
+    found = {m.group(1) for m in re.finditer(r"\(([A-Z])\)", s)}
+    found |= {m.group(1) for m in re.finditer(r"(?<![A-Za-z\\])([A-Z])(?![A-Za-z(])", s)}
+    return {x for x in found if x in letters}
+
+
+def extract_choice(text: str | None, choices: list[str] | None, *, think: str = "after",
+                   match=None, **options) -> str | None:
+    """The letter a response chooses, or None. ``match(value, choices, **options)`` maps a stated value
+    to the letter of the choice equal to it (``mmredstar.verify.choice.value_to_letter``); without it
+    only letters count."""
+    if not text:
+        return None
+    letters = letters_for(choices)
+    body = latex_unescape(cut_end(strip_think(text, think)))
+    if not body.strip():
+        return None
+    cands: list[tuple[int, str | None]] = []     # (position, letter or None when ambiguous)
+    boxes = find_boxes(body)
+    if boxes:
+        s, e, content = boxes[-1]
+        letter = _letter_at_start(content, letters)
+        if letter and len(_letters_in(content, letters)) <= 1 or letter and re.match(r"^\W*[A-Z]\W*$", content):
+            cands.append((s, letter))
+        elif choices and match:
+            cands.append((s, (match(content, choices, **options) if match else None) or "?"))
+    for m in _LETTER_PHRASE.finditer(body):
+        rest = body[m.end():]
+        stop = re.search(r"(?<=[^A-Z(])[.!?。](?=\s|$)|\n", rest)
+        seg = rest[:stop.start()] if stop else rest
+        if not seg.strip():
+            continue
+        letter = _letter_at_start(seg, letters)
+        if letter:
+            named = _letters_in(seg[:40], letters)
+            cands.append((m.start(), letter if len(named) <= 1 else None))
+        elif choices and match:
+            val = extract_answer(seg, gold=True)
+            hit = match(val, choices, **options) if val else None
+            if hit:
+                cands.append((m.start(), hit))
+    for m in _OPTION_WORD.finditer(body):
+        if m.group(1) in letters:
+            cands.append((m.start(), m.group(1)))
+    # a closing line/sentence that is just a letter: "C." / "(C)" / "**C**"
+    tail = body.rstrip()
+    last_line = tail.rsplit("\n", 1)[-1]
+    lm = re.search(r"(?:^|[.:]\s+)\**\(?([A-Z])\)?\**\.?$", last_line)
+    if lm and lm.group(1) in letters:
+        cands.append((len(tail) - len(last_line) + lm.start(1), lm.group(1)))
+    so = re.search(r"\b(?:so|thus|hence|therefore|answer)\W{0,3}\(?([A-Z])\)?\**\.?\s*$", tail, re.I)
+    if so and so.group(1) in letters:
+        cands.append((len(tail) - len(so.group(0)) + so.start(1), so.group(1)))
+    short = tail if len(tail) < 60 else ""
+    m = re.match(r"^\W{0,3}\(?([A-Z])\)?(?=$|[.:)：、]|\s*$)", short)
+    if m and m.group(1) in letters:                  # a short answer that starts with the letter: "C. x = 42"
+        cands.append((0, m.group(1)))
+    real = [c for c in cands if c[1] != "?"]
+    if real:
+        pos, letter = max(real, key=lambda c: c[0])
+        return letter
+    if choices and match:
+        val = extract_answer(body, think="any")
+        if val is not None and not math_spans(val):
+            return match(val, choices, **options)
+    return None
+
+
+
+# ----------------------------------------------------------------------------------------- short text
+def extract_text_answer(text: str | None, think: str = "after") -> str | None:
+    """The stated answer: last ``\\boxed{}``, else after the last "answer is", else the last line."""
+    if not text:
+        return None
+    body = latex_unescape(cut_end(strip_think(text, think))).strip()
+    if not body:
+        return None
+    boxes = find_boxes(body)
+    phrases = list(_PHRASE.finditer(body))
+    if boxes and (not phrases or boxes[-1][0] > phrases[-1].start()):
+        return boxes[-1][2].strip()
+    if phrases:
+        rest = body[phrases[-1].end():].strip()
+        line = re.split(r"(?<=[.!?。])\s|\n", rest, maxsplit=1)[0].strip()
+        if line:
+            return line.rstrip(".")
+    last = body.splitlines()[-1].strip()
+    return last.rstrip(".") or None
