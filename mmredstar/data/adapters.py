@@ -501,6 +501,8 @@ def chat_row(row: dict, ctx: RowContext, turns: list[tuple[str, Any]], *, tkey: 
     out = dict(row)
     out.update(_prompt=prompt, _images=images, _answer_type=row.get("answer_type") or ctx.card.answer_type,
                _answer=scalar_to_str(answer) if answer is not None else "", _meta={"layout": layout})
+    if isinstance(row.get("choices"), list) and row["choices"]:  # our exports carry a choice question's options
+        out["_choices"] = [scalar_to_str(c) or "" for c in row["choices"]]
     origin = {"origin": "dataset"}
     if chosen is not None or rejected is not None:
         if chosen is None or rejected is None:
