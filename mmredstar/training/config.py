@@ -299,8 +299,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(data: dict, overrides: list[str] | dict | None) -> dict:
-    """Set dotted keys in a nested dict (a copy); ``model=NAME``/``data=[...]`` shorthands work too."""
-    return _config.apply_overrides(data, overrides, shorthand=_shorthand, error=RecipeError)
+    """Set dotted keys in a nested dict (a copy); ``model=NAME``/``data=[...]`` shorthands work too, and so do
+    the other names of keys (``train.learning_rate=1e-5`` sets ``train.lr``)."""
+    return _config.apply_overrides_to(Recipe, data, overrides, shorthand=_shorthand, error=RecipeError)
 
 
 def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int] | None = None) -> Recipe:
@@ -412,7 +413,7 @@ def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | dict | N
     path = resolve("train", name_or_path)
     data, file, lines = _config.read_yaml(path, kind="train", error=RecipeError)
     data = apply_overrides(data, overrides)
-    lines = _config.mark_overrides(lines, overrides, RecipeError)
+    lines = _config.mark_overrides(lines, overrides, RecipeError, Recipe)
     rec = recipe_from_dict(data, file=file, lines=lines)
     rec.path = str(path)
     rec.name = recipe_name(path)

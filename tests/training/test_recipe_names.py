@@ -96,3 +96,13 @@ def test_overrides_are_reported_as_overrides(tmp_path):
     # the keys from the file still point at their lines
     with pytest.raises(RecipeError, match=r"r.yaml:13: key 'train.extra_args.bogus'"):
         check_recipe(write(tmp_path, extra="  extra_args: {bogus: 1}\n"), ["train.max_steps=3"])
+
+
+def test_an_override_by_the_other_name_replaces_the_files_key(tmp_path):
+    from mmredstar.training.config import apply_overrides
+
+    assert load_recipe("tiny/dpo", ["train.learning_rate=1e-4"]).train.lr == 1e-4  # the file says lr: ...
+    rec = load_recipe("tiny/dpo")
+    assert apply_overrides(rec.to_dict(), ["train.num_train_epochs=3"])["train"]["epochs"] == 3
+    with pytest.raises(RecipeError, match=r"dpo.yaml \(command-line override\): data .*save_to_disk|neither"):
+        check_recipe("tiny/dpo", [f"data.train=[{tmp_path}/nothing_here]"])
