@@ -125,7 +125,8 @@ def _parse_options(pairs) -> dict:
 
 @data.command()
 @click.option("--card", "card_name", required=True, help="Data card: a name (see `mmredstar data cards`) or a card file (.md/.yaml).")
-@click.option("--src", required=True, help="Source: a file (JSONL, JSON, Parquet, .pk), a directory or a glob.")
+@click.option("--src", required=True, help="Source: a file (JSONL, JSON, Parquet, .pk), a directory or a glob; a "
+                                          "datasets save_to_disk directory; hf:ID[:config][@split] (datasets.load_dataset).")
 @click.option("--out", required=True, help="Output sample file (.jsonl, .jsonl.gz, .parquet), or a shard prefix with --shard-size.")
 @click.option("--split", default=None, help="Split to record on every sample (default: the card's, else from the file name).")
 @click.option("--where", "where", multiple=True, help='Keep rows passing a filter, e.g. --where \'task="geometry problem solving"\' --where level=5 (ANDed).')

@@ -61,7 +61,7 @@ def test_sharegpt_keeps_the_top_level_system(assets):
     assert turns(m)[0] == ("system", ["You are a geometry tutor."])
 
 
-def test_llamafactory_directory_with_dataset_info(assets):
+def test_llamafactory_directory_with_dataset_info(assets, caplog):
     samples, rep = conv("llamafactory", assets / "llamafactory")
     assert rep.skipped == 0 and len(samples) == 5  # the hub entry and dataset_info.json itself are not rows
     alp, alp_img, rank, chat, chat_rank = samples
@@ -74,6 +74,13 @@ def test_llamafactory_directory_with_dataset_info(assets):
     assert turns(chat) == [("system", ["You are terse."]), ("user", ["<img>", "How many sides?"])]
     assert chat.responses[0].text == "Three." and len(chat.images) == 1
     assert isinstance(chat_rank, Pair) and chat_rank.chosen.text == "No, 9 = 3*3." and chat_rank.rejected.text == "Yes."
+    # the hub entry is named in a warning, not skipped silently
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="mmredstar.data.sources"):
+        list(iter_card("llamafactory", assets / "llamafactory", limit=1))
+    assert "entry 'remote' is not a local file (someone/some_dataset)" in caplog.text
+    assert "--src hf:someone/some_dataset" in caplog.text
     # one file beside its dataset_info.json uses that file's entry
     (c,), _ = conv("llamafactory", assets / "llamafactory/chat.json")
     assert turns(c)[0] == ("system", ["You are terse."])
