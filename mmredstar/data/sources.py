@@ -191,20 +191,18 @@ def iter_source(src: str | os.PathLike, *, pattern: str | None = None, trust_pic
         yield from iter_file(path, root=root, trust_pickle=trust_pickle)
 
 
-def _hf_rows(ds, shown: str, path: str, root: str, split: str | None = None) -> Iterator[RawRow]:
+def _hf_rows(ds, shown: str, path: str, root: str) -> Iterator[RawRow]:
     """Rows of a ``datasets`` Dataset / DatasetDict, images as {bytes, path} (never decoded to PIL)."""
     import datasets
 
     if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         for name in ds:
-            yield from _hf_rows(ds[name], f"{shown}[{name}]", path, root, name)
+            yield from _hf_rows(ds[name], f"{shown}[{name}]", path, root)
         return
 
-    i = 0
+    i = 0  # the split name is in ``shown`` (``dir[test]``, ``hf:ID@test``): the converter reads it from there
     for batch in ds.with_format("arrow").iter(batch_size=256):  # arrow rows: images stay {bytes, path}
         for r in batch.to_pylist():
-            if split and "split" not in r:
-                r = {**r, "_split": split}
             yield RawRow(shown, path, None, i, None, r, root, root)
             i += 1
 
@@ -221,7 +219,7 @@ def iter_file(path: str, *, root: str | None = None, trust_pickle: bool = False)
         except Exception as e:  # noqa: BLE001 - the hub / builder errors are many; name the source
             raise ValueError(f"{path}: datasets.load_dataset({ds_id!r}, {config!r}, split={split!r}) failed: "
                              f"{type(e).__name__}: {e}") from None
-        yield from _hf_rows(ds, path, path, root or os.getcwd(), split)
+        yield from _hf_rows(ds, path, path, root or os.getcwd())
         return
     if is_saved_dataset(path):
         import datasets

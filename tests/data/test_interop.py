@@ -184,3 +184,14 @@ def test_training_and_curation_name_the_convert_command(tmp_path, assets):
     convert("trl", src, out, progress=False)
     recs = load_records(resolve_data([str(out)], root=None, work_dir=str(tmp_path)), kind="sft")
     assert len(recs) == 2 and json.loads(out.read_text().splitlines()[0])["responses"][0]["text"]
+
+
+def test_split_option_wins_over_the_split_name(tmp_path, assets):
+    import datasets
+
+    rows = [{"prompt": "What is 2+2?", "completion": "4"}]
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "dd"))
+    (s,), _ = conv("trl", tmp_path / "dd")
+    assert s.split == "test" and s.provenance["file"] == "dd[test]"
+    (s,), _ = conv("trl", tmp_path / "dd", split="validation")
+    assert s.split == "validation"
