@@ -518,8 +518,16 @@ def messages(row: dict, ctx: RowContext) -> dict:
     """Generic chat / ShareGPT rows: ``messages``/``conversations`` with ``role``/``content`` or
     ``from``/``value``; a top-level ``system``; images from ``images``/``image``; ``<image>``
     placeholders place them. The last assistant turn becomes the sample's response (an SFT target);
-    earlier turns the prompt. Preference rows (``chosen``/``rejected`` turns) become pairs."""
+    earlier turns the prompt. Preference rows (``chosen``/``rejected`` turns) become pairs. Rows in the
+    other tools' layouts go to their readers (TRL ``prompt``/``chosen``, ms-swift ``rejected_response`` /
+    ``query``, LLaMA-Factory alpaca ``instruction``), so this one card reads every chat layout."""
     turns, tkey = _first(row, "messages", "conversations", "conversation", "dialog")
+    if row.get("rejected_response") is not None or (turns is None and row.get("query") is not None):
+        return swift(row, ctx)  # ms-swift's preference / query-response rows: never read as plain chat
+    if turns is None and (row.get("prompt") is not None or row.get("chosen") is not None):
+        return trl(row, ctx)
+    if turns is None and row.get("instruction") is not None:
+        return llamafactory(row, ctx)
     if not isinstance(turns, list) or not turns:
         raise Skip("messages", "missing the chat turns", "rows need 'messages' or 'conversations': a list of turns")
     norm = _turns(turns, tkey)

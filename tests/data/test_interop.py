@@ -195,3 +195,13 @@ def test_split_option_wins_over_the_split_name(tmp_path, assets):
     assert s.split == "test" and s.provenance["file"] == "dd[test]"
     (s,), _ = conv("trl", tmp_path / "dd", split="validation")
     assert s.split == "validation"
+
+
+def test_the_messages_card_reads_every_chat_layout(assets):
+    """The generic card detects the layout: no preference is dropped and no row is read as something else."""
+    pairs, rep = conv("messages", assets / "trl/preference.jsonl")
+    assert [p.chosen.text for p in pairs] == ["2", "180 degrees.", "Yes."] and rep.skipped == 1
+    (dpo, sft, old), _ = conv("messages", assets / "swift")
+    assert isinstance(dpo, Pair) and dpo.rejected.text == "None of them." and old.responses[0].text == "8"
+    (alp, *_), _ = conv("messages", assets / "llamafactory/alpaca.json")
+    assert turns(alp)[-1] == ("user", ["Add the numbers.\n2 and 5"]) and alp.responses[0].text == "7"
