@@ -36,8 +36,8 @@ def _wrap(s: str) -> str:
 
 
 def _clear_ours():
-    from mmredstar.verify.math import clear_caches
     from mmredstar.verify.exec.timeout import call_with_limit
+    from mmredstar.verify.math import clear_caches
 
     clear_caches()
     call_with_limit(clear_caches, seconds=30)      # the sympy helper process keeps math-verify caches too

@@ -36,9 +36,22 @@ MAX_ANSWER_CHARS = 2000
 
 END_MARKERS = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|</s>|<｜end▁of▁sentence｜>")
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
-_PHRASE = re.compile(
-    r"(?:final\s+answer(?:\s+is)?|the\s+answer\s+is|answer\s*[:：]|答案(?:是|为|：|:)|最终答案(?:是|为)?)\s*[:：]?",
-    re.I)
+ANSWER_STATEMENTS = (
+    r"final\s+answer(?:\s+is)?|the\s+answer\s+is|answer\s*[:：]|"                        # English
+    r"答案(?:是|为|：|:)|最终答案(?:是|为)?|"                                                # Chinese
+    r"la\s+(?:bonne\s+)?r[ée]ponse\s+(?:finale\s+)?est|r[ée]ponse\s+finale\s*[:：]?|r[ée]ponse\s*[:：]|"  # French
+    r"die\s+(?:richtige\s+|endg[üu]ltige\s+)?antwort\s+(?:ist|lautet)|antwort\s*[:：]|"     # German
+    r"la\s+respuesta\s+(?:correcta\s+|final\s+)?es|respuesta\s*[:：]|"                     # Spanish
+    r"a\s+resposta\s+(?:correta\s+|final\s+)?[ée]|resposta\s*[:：]|"                       # Portuguese
+    r"la\s+risposta\s+(?:corretta\s+|finale\s+)?[èe]|risposta\s*[:：]|"                    # Italian
+    r"(?:правильный\s+|окончательный\s+)?ответ\s*(?:[:：]|[—–-]|(?:это|будет|равен)\b)|"    # Russian
+    r"答えは|答え\s*[:：]|解答\s*[:：]|正解は|"                                               # Japanese
+    r"정답은|답은|답\s*[:：]"                                                                  # Korean
+)
+"""Answer statements recognised for math, text and choices (case-insensitive), in the languages of the
+usual benchmarks; the text after the last one is the stated answer."""
+_PHRASE = re.compile(rf"(?:{ANSWER_STATEMENTS})\s*[:：]?", re.I)
+_EMPTY_TAIL = re.compile(r"[\s:：*_.。!！\"'“”$()\[\]{}\\]*")
 _BOILERPLATE = re.compile(r"\s*(?:I hope (?:it|this) is correct\.?|Thank you!?)\s*$", re.I)
 _JOIN_WORDS = re.compile(r"\b(?:and|or)\b|[,;&]|和|或|以及")
 _NUMBER = re.compile(r"(?<![A-Za-z\d.\\])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?:\s*%)?")
@@ -238,6 +251,7 @@ def _from_phrase(rest: str) -> str | None:
     lead = len(masked) - len(masked.lstrip(" :*\"'"))
     seg = rest[:lead + m.start()] if m else rest
     seg = _BOILERPLATE.sub("", seg).strip().strip("*\"'“”").strip()
+    seg = re.sub(r"\s*(?:です|である|だ|입니다|이다)$", "", seg)      # a closing copula is not the answer
     if not seg:
         return None
     # "The volume of $V$ is 120" -> "120"
@@ -270,6 +284,16 @@ def _looks_bare(t: str, max_words: int = 0) -> bool:
     return len(words) <= max_words
 
 
+def _ends_empty(text: str, boxes, cands) -> bool:
+    """The last answer statement is empty: an empty ``\\boxed{}`` or a marker with nothing after it,
+    later than every stated answer."""
+    last = max((c[0] for c in cands), default=-1)
+    if boxes and not re.sub(r"\\(?:text|mathrm|textbf)\{\s*\}|\s", "", boxes[-1][2]) and boxes[-1][0] >= last:
+        return True
+    phrases = list(_PHRASE.finditer(text))
+    return bool(phrases) and phrases[-1].start() >= last and _EMPTY_TAIL.fullmatch(text[phrases[-1].end():]) is not None
+
+
 def extract_answer(text: str | None, *, think: str = "after", last_number: str = "sentence",
                    gold: bool = False, **_ignored) -> str | None:
     """The final answer stated in a response (see the module docstring), or None.
@@ -296,6 +320,8 @@ def extract_answer(text: str | None, *, think: str = "after", last_number: str =
             if ans:
                 cands.append((m.start(), ans))
                 break
+    if not gold and _ends_empty(text, boxes, cands):
+        return None                                  # "\boxed{}" / "The final answer is" with nothing after
     bare = text.replace("$", " ") if gold else text
     if cands:
         ans = max(cands, key=lambda c: c[0])[1].strip()

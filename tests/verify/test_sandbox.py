@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from mmredstar.schema import CodeTests, Sample
-from mmredstar.verify.exec import sandbox as sb
 from mmredstar.verify import verify_response
+from mmredstar.verify.exec import sandbox as sb
 from mmredstar.verify.exec.sandbox import Limits, isolation_mode, run_program
 
 REPO = Path(__file__).resolve().parents[2]
