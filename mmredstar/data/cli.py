@@ -208,13 +208,16 @@ def subset(inputs, out, sizes, bands, prompts, pairs, seed, allow_short, overwri
 
 
 @data.command()
-@click.option("--src", required=True, multiple=True, help="RL prompt set(s): sample files, directories or globs.")
-@click.option("--out", required=True, help="Output file (.parquet for verl, .jsonl for openrlhf).")
-@click.option("--format", "fmt", required=True, help="Export format: verl | openrlhf (or pkg.module:writer).")
+@click.option("--src", required=True, multiple=True, help="Sample set(s) (SFT, DPO or RL): sample files, directories or globs.")
+@click.option("--out", required=True, help="Output file (.parquet for verl, .jsonl for openrlhf; .jsonl/.json, or .parquet for trl-*).")
+@click.option("--format", "fmt", required=True, help="Export format: verl | openrlhf | trl-sft | trl-dpo | sharegpt | "
+                                                     "llamafactory | swift (or pkg.module:writer).")
 @click.option("--image-root", default=None, help="Directory image paths are relative to (default: each file's directory).")
-def export(src, out, fmt, image_root):
-    """Export an RL prompt set to an RL engine's data format (verl parquet, OpenRLHF JSONL)."""
+@click.option("--images", "images", type=click.Choice(["path", "embed"]), default=None,
+              help="Chat formats: images as paths relative to OUT's folder (default) or embedded (base64 / Parquet bytes).")
+def export(src, out, fmt, image_root, images):
+    """Export a sample set to another tool's format: RL engines (verl, OpenRLHF), TRL, ShareGPT, LLaMA-Factory, ms-swift."""
     from .export import export as run_export
 
-    n = run_export(list(src), out, fmt, image_root=image_root)
+    n = run_export(list(src), out, fmt, image_root=image_root, images=images)
     click.echo(f"wrote {n} row(s) to {out} ({fmt})")
