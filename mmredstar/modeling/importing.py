@@ -117,14 +117,15 @@ def import_gguf(src: str | os.PathLike, out: str | os.PathLike, *, dtype: str = 
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from mmredstar.modeling.loading import _dtype
-
     _need_gguf_package()
     path = resolve_gguf(src)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
-    dt = _dtype(dtype)
+    dts = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    if str(dtype) not in dts:
+        raise ValueError(f"dtype must be one of {sorted(dts)}, got {dtype!r}")
+    dt = dts[str(dtype)]
     t0 = time.time()
     d, f = str(path.parent), path.name
     with _quiet_hf():
