@@ -98,3 +98,28 @@ def test_eval_run_openai_backend_against_transformers_serve(tmp_path, real_serve
     items = [json.loads(x) for x in next(Path(tmp_path / "ev").rglob("samples.jsonl")).read_text().splitlines()]
     assert len(items) == 2
     assert all(len(i["responses"]) == 2 for i in items), items[0].keys()
+
+
+def test_failover_from_a_dying_server_to_transformers_serve(real_server, start_server):
+    """Two endpoints serving the same model name: our test server (killed mid-run) and the real server,
+    which then answers everything left."""
+    import threading
+    import time
+
+    fake = start_server("--model", real_server.model, "--delay", "0.3")
+    t = _teacher(real_server, base_url=[fake.url, real_server.url], n_per_request=False, max_retries=1)
+    samples = [Sample.text(f"What is {a} + {a}?", str(2 * a), "numeric") for a in range(1, 7)]
+    box = {}
+    th = threading.Thread(target=lambda: box.setdefault(
+        "out", t.generate(samples, [1] * len(samples), SamplingParams(temperature=0.0, max_tokens=12, seed=0))))
+    th.start()
+    deadline = time.time() + 60
+    while not fake.requests() and time.time() < deadline:
+        time.sleep(0.05)
+    fake.stop()
+    th.join(300)
+    out = box["out"]
+    assert [len(rs) for rs in out] == [1] * 6 and all(r.text for rs in out for r in rs)
+    st = t.stats()
+    on_fake, on_real = st["endpoints"].values()
+    assert on_fake >= 1 and on_real >= 4 and on_fake + on_real == 6 and st["failovers"] >= 1
