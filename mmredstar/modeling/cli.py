@@ -148,3 +148,23 @@ def import_cmd(src: str, out: str, dtype: str, overwrite: bool):
         raise click.ClickException(str(e)) from None
     info = json.loads((path / "mmredstar_import.json").read_text())
     click.echo(f"wrote {path}: {info['architecture']}, {info['parameters'] / 1e6:.1f}M parameters, {dtype}")
+
+
+@models.command("export")
+@click.argument("ckpt")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT when it exists.")
+def export_cmd(ckpt: str, out: str, overwrite: bool):
+    """Export CKPT (a saved run, preset or checkpoint) so other tools load it without mmredstar.
+
+    VLMs with an InternViT-shaped tower: transformers' InternVL layout (AutoModelForImageTextToText,
+    AutoProcessor, transformers serve, vLLM); other VLMs: our weights + modeling code with an auto_map
+    (trust_remote_code=True); text models: a plain HF checkpoint.
+    """
+    from mmredstar.modeling.export import export_checkpoint
+
+    try:
+        info = export_checkpoint(ckpt, out, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {out}: {info['architecture']} ({info['layout']}); load with {info['load']}")
