@@ -90,3 +90,31 @@ def with_prefix(sample: Sample, steps: list[str], tag: str) -> Sample:
 
 __all__ = ["STEP_END", "EXEC_PROGRAM", "step_code", "is_terminal", "execute", "last_output", "terminal_verdict",
            "with_prefix"]
+
+
+def split_steps(text: str) -> list[str]:
+    """A whole trajectory's steps (split at the step marker)."""
+    return [s.strip("\n") for s in text.split(STEP_END) if s.strip()]
+
+
+def score_trajectories(items: list[tuple[Sample, str]], *, per_test: float = 2.0, **verify_options) -> list[dict]:
+    """Verdicts of whole trajectories written in one go (greedy / sampled decoding): each one's steps' code is
+    run together in the sandbox and its last step scored as a terminal step. Per item ``{"verdict",
+    "answer", "status"}``; a trajectory whose code fails or that never reaches an answer step is ``wrong``
+    / ``no_answer`` with its answer ``None``."""
+    progs, metas = [], []
+    for s, text in items:
+        steps = split_steps(text or "")
+        progs.append("\n".join(c for c in (step_code(x) for x in steps) if c))
+        metas.append((s, steps))
+    res = execute(progs, per_test=per_test)
+    out = []
+    for (s, steps), r in zip(metas, res, strict=True):
+        if not steps or not is_terminal(steps[-1]):
+            out.append({"verdict": "no_answer", "answer": None, "status": r["status"]})
+        elif r["status"] != "ok":
+            out.append({"verdict": "wrong", "answer": None, "status": r["status"]})
+        else:
+            v, _ = terminal_verdict(s, steps[-1], r["out"], **verify_options)
+            out.append({"verdict": v.verdict, "answer": v.extracted, "status": "ok"})
+    return out

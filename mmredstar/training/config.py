@@ -23,7 +23,7 @@ from mmredstar import config as _config
 from mmredstar.assets import resolve
 from mmredstar.config import ConfigError
 
-METHODS = ("sft", "dpo", "grpo", "reinforce_pp")
+METHODS = ("sft", "dpo", "grpo", "reinforce_pp", "ppm")
 
 
 class RecipeError(ConfigError):
@@ -231,8 +231,9 @@ class RLConfig:
 class Recipe:
     """One training run: method, model, data, optimisation, and the method's own settings."""
 
-    method: Literal["sft", "dpo", "grpo", "reinforce_pp"] = "sft"
-    """``sft`` | ``dpo`` | ``grpo`` | ``reinforce_pp``."""
+    method: Literal["sft", "dpo", "grpo", "reinforce_pp", "ppm"] = "sft"
+    """``sft`` | ``dpo`` | ``grpo`` | ``reinforce_pp`` | ``ppm`` (a process preference model on step pairs,
+    ``mmredstar.training.ppm``)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """The model (a preset name or path; the shorthand ``model: NAME`` sets ``model.name``)."""
     data: DataConfig = field(default_factory=DataConfig)
