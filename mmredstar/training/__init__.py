@@ -34,6 +34,8 @@ def run(recipe: str | os.PathLike | Recipe, overrides: list[str] | dict | None =
         from .dpo import train
     elif rec.method in ("ppo", "reinforce_pp", "reinforce_baseline"):
         from .ppo import train
+    elif rec.method == "ppm":
+        from .ppm import train
     else:
         from .rl import train
     return train(rec)

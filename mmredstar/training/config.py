@@ -23,7 +23,7 @@ from mmredstar import config as _config
 from mmredstar.assets import resolve
 from mmredstar.config import ConfigError
 
-METHODS = ("sft", "dpo", "grpo", "reinforce_pp", "reinforce_baseline", "ppo")
+METHODS = ("sft", "dpo", "grpo", "reinforce_pp", "reinforce_baseline", "ppo", "ppm")
 RL_METHODS = ("grpo", "reinforce_pp", "reinforce_baseline", "ppo")
 
 
@@ -301,8 +301,9 @@ class PPOConfig:
 class Recipe:
     """One training run: method, model, data, optimisation, and the method's own settings."""
 
-    method: Literal["sft", "dpo", "grpo", "reinforce_pp", "reinforce_baseline", "ppo"] = "sft"
-    """``sft`` | ``dpo`` | ``grpo`` (TRL) | ``reinforce_pp`` | ``reinforce_baseline`` | ``ppo`` (``training/ppo.py``)."""
+    method: Literal["sft", "dpo", "grpo", "reinforce_pp", "reinforce_baseline", "ppo", "ppm"] = "sft"
+    """``sft`` | ``dpo`` | ``grpo`` (TRL) | ``reinforce_pp`` | ``reinforce_baseline`` | ``ppo`` (``training/ppo.py``)
+    | ``ppm`` (a process preference model on step pairs, ``mmredstar.training.ppm``)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """The model (a preset name or path; the shorthand ``model: NAME`` sets ``model.name``)."""
     data: DataConfig = field(default_factory=DataConfig)
