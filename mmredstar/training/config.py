@@ -23,7 +23,8 @@ from mmredstar import config as _config
 from mmredstar.assets import resolve
 from mmredstar.config import ConfigError
 
-METHODS = ("sft", "dpo", "grpo", "reinforce_pp")
+METHODS = ("sft", "dpo", "grpo", "reinforce_pp", "reinforce_baseline", "ppo", "ppm")
+RL_METHODS = ("grpo", "reinforce_pp", "reinforce_baseline", "ppo")
 
 
 class RecipeError(ConfigError):
@@ -41,6 +42,9 @@ class ModelConfig:
     init_from: str | None = None
     """Start from the output of another recipe (e.g. DPO after ``qwen2_5/14B_sft_4k``): its output dir
     (``runs/<recipe>``, or that recipe's ``output_dir``) must exist; ``name`` still names the architecture."""
+    init_build: bool = False
+    """Train the ``init_from`` recipe first when its output does not exist yet (one process; the tiny RL
+    recipes build their SFT checkpoint this way in seconds)."""
     dtype: str | None = None
     """Weights dtype when loading (``float32``, ``bfloat16``); ``None`` = the preset's."""
     attn_implementation: str | None = None
@@ -245,11 +249,61 @@ class RLConfig:
 
 
 @dataclass
+class PPOConfig:
+    """Our own RL loop (``training/ppo.py``): PPO with a critic, REINFORCE++ and REINFORCE++-baseline.
+
+    Sampling, KL strength, clipping and the reward come from the ``rl`` section (``num_generations``,
+    ``temperature``, ``top_p``, ``max_completion_length``, ``beta``, ``epsilon``, ``reward``); ``train.lr`` is
+    the actor's learning rate, ``train.batch_size`` the prompts per rollout step, ``train.micro_batch_size``
+    the rows per forward pass."""
+
+    critic: Literal["value_head", "separate"] = "value_head"
+    """PPO's critic: a value head on the actor's backbone (one model, both losses) or a separate critic model
+    (a copy of the initial model with its own value head)."""
+    critic_lr: float = 5.0e-6
+    """Learning rate of the critic (value head and, when separate, its backbone)."""
+    critic_warmup_steps: int = 0
+    """First rollout steps during which only the critic learns (the actor's learning rate is 0)."""
+    gamma: float = 1.0
+    """Discount of GAE and of REINFORCE++'s returns."""
+    lam: float = 0.95
+    """GAE lambda."""
+    value_clip: float = 0.2
+    """Clip range of the value loss around the rollout's values (0 = unclipped)."""
+    vf_coef: float = 0.5
+    """Weight of the value loss (matters with a value head on the actor's backbone)."""
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    """Per-token KL to the frozen reference folded into the reward: ``k1`` = log p - log p_ref,
+    ``k3`` = (r - 1) - log r with r = p_ref / p (non-negative, lower variance)."""
+    ppo_epochs: int = 1
+    """Passes over each rollout batch."""
+    mini_batch_size: int = 0
+    """Responses per optimiser step within a pass (global, over all processes); 0 = the whole rollout batch."""
+    whiten_advantages: bool = True
+    """PPO: normalise the GAE advantages over the global batch (REINFORCE++ always does)."""
+    rollout: Literal["hf", "vllm", "server"] = "hf"
+    """Rollout backend (``training/rollout.py``): ``hf`` (transformers generate, the CPU path), ``vllm``
+    (colocated engine, weights synced after each update; GPU), ``server`` (OpenAI-compatible server)."""
+    rollout_prompts_per_call: int = 1
+    """``rollout: hf``: prompts generated together (x ``rl.num_generations`` rows). 1 = each prompt's responses
+    depend only on (seed, step, prompt id), so runs agree across process layouts; more is faster."""
+    rollout_url: str | None = None
+    """``rollout: server``: the server's base URL (``http://host:8000/v1``)."""
+    rollout_model: str | None = None
+    """``rollout: server``: the model name the server serves."""
+    rollout_sync_dir: str | None = None
+    """``rollout: server``: save the actor here after each update (for a server that reloads from disk)."""
+    vllm_engine: dict = field(default_factory=dict)
+    """``rollout: vllm``: extra ``vllm.LLM`` options (``gpu_memory_utilization``, ``max_model_len``, ...)."""
+
+
+@dataclass
 class Recipe:
     """One training run: method, model, data, optimisation, and the method's own settings."""
 
-    method: Literal["sft", "dpo", "grpo", "reinforce_pp"] = "sft"
-    """``sft`` | ``dpo`` | ``grpo`` | ``reinforce_pp``."""
+    method: Literal["sft", "dpo", "grpo", "reinforce_pp", "reinforce_baseline", "ppo", "ppm"] = "sft"
+    """``sft`` | ``dpo`` | ``grpo`` (TRL) | ``reinforce_pp`` | ``reinforce_baseline`` | ``ppo`` (``training/ppo.py``)
+    | ``ppm`` (a process preference model on step pairs, ``mmredstar.training.ppm``)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """The model (a preset name or path; the shorthand ``model: NAME`` sets ``model.name``)."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -261,7 +315,9 @@ class Recipe:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     """DPO settings (``method: dpo``)."""
     rl: RLConfig = field(default_factory=RLConfig)
-    """RL settings (``method: grpo`` / ``reinforce_pp``)."""
+    """RL settings (``method: grpo`` / ``reinforce_pp`` / ``reinforce_baseline`` / ``ppo``)."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """Settings of our RL loop (``method: ppo`` / ``reinforce_pp`` / ``reinforce_baseline``)."""
     output_dir: str | None = None
     """Where weights, checkpoints, metrics.json, the resolved recipe and the data manifest go;
     default ``runs/<recipe name>``."""
@@ -329,7 +385,7 @@ def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int
     if t.sequence_parallel > 1 and rec.method != "sft":
         raise RecipeError(f"{file}: train.sequence_parallel is supported for SFT (long-context fine-tuning); "
                           f"set it to 1 for method {rec.method}")
-    if rec.method in ("grpo", "reinforce_pp") and rec.rl.num_generations < 2:
+    if rec.method in ("grpo", "reinforce_baseline") and rec.rl.num_generations < 2:
         raise RecipeError(f"{file}: rl.num_generations must be >= 2 (advantages compare responses to one another)")
     for k in rec.train.extra_args:
         ours = named_key(k, rec.method)

@@ -14,7 +14,8 @@ from mmredstar.assets import AssetError, list_assets, resolve
 from .config import Recipe, RecipeError, load_recipe
 from .data import KINDS, describe_spec, named_sets, shipped_sets_path
 
-METHOD_KIND = {"sft": "sft", "dpo": "dpo", "grpo": "rl", "reinforce_pp": "rl"}
+METHOD_KIND = {"sft": "sft", "dpo": "dpo", "grpo": "rl", "reinforce_pp": "rl", "reinforce_baseline": "rl", "ppo": "rl",
+               "ppm": "dpo"}
 
 
 def check(name_or_path, overrides=None) -> Recipe:
