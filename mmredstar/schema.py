@@ -457,6 +457,10 @@ def foreign_layout(d: Any) -> tuple[str, str] | None:
 def convert_command(card: str, src: str | None) -> str:
     """The ``mmredstar data convert`` command that turns ``src`` (another tool's layout) into samples."""
     src = src or "FILE"
+    if src.startswith("hf:"):  # a hub id: the samples go under data/, named after it
+        import re
+
+        return f"mmredstar data convert --card {card} --src {src} --out data/{re.sub(r'[^A-Za-z0-9_.-]+', '_', src[3:]).strip('_')}.jsonl"
     stem = src[:-len(".gz")] if src.endswith(".gz") else src
     for suf in (".jsonl", ".json", ".parquet"):
         if stem.endswith(suf):

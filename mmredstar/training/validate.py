@@ -58,6 +58,13 @@ def check(name_or_path, overrides=None) -> Recipe:
         elif kind == "builtin":
             if not name.startswith(want + "_"):
                 raise RecipeError(f"{at(spec)}: built-in set {name!r} is not {want} data")
+        elif spec.startswith("hf:"):
+            from mmredstar.schema import convert_command
+
+            raise RecipeError(f"{at(spec)}: data {spec!r}: a hub dataset is read through its card; convert it first: "
+                              f"{convert_command('CARD', spec)}"
+                              " (CARD: trl, sharegpt, llamafactory, swift, messages or a dataset's card; "
+                              "`mmredstar data cards` lists them)")
         elif not os.path.exists(spec) and not any(c in spec for c in "*?["):
             raise RecipeError(f"{at(spec)}: data {spec!r} is neither a named set "
                               f"({shipped_sets_path()}), 'builtin:NAME', nor an existing path")

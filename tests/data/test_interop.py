@@ -205,3 +205,12 @@ def test_the_messages_card_reads_every_chat_layout(assets):
     assert isinstance(dpo, Pair) and dpo.rejected.text == "None of them." and old.responses[0].text == "8"
     (alp, *_), _ = conv("messages", assets / "llamafactory/alpaca.json")
     assert turns(alp)[-1] == ("user", ["Add the numbers.\n2 and 5"]) and alp.responses[0].text == "7"
+
+
+def test_check_names_the_convert_command_for_a_hub_dataset():
+    from mmredstar.training import check_recipe
+    from mmredstar.training.config import RecipeError
+
+    with pytest.raises(RecipeError, match=r"convert it first: mmredstar data convert --card CARD --src "
+                                          r"hf:someone/set@train --out data/someone_set_train.jsonl"):
+        check_recipe("tiny/sft", {"data.train": ["hf:someone/set@train"]})
