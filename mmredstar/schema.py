@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -458,8 +459,6 @@ def convert_command(card: str, src: str | None) -> str:
     """The ``mmredstar data convert`` command that turns ``src`` (another tool's layout) into samples."""
     src = src or "FILE"
     if src.startswith("hf:"):  # a hub id: the samples go under data/, named after it
-        import re
-
         return f"mmredstar data convert --card {card} --src {src} --out data/{re.sub(r'[^A-Za-z0-9_.-]+', '_', src[3:]).strip('_')}.jsonl"
     stem = src[:-len(".gz")] if src.endswith(".gz") else src
     for suf in (".jsonl", ".json", ".parquet"):
