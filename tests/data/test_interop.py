@@ -177,7 +177,8 @@ def test_training_and_curation_name_the_convert_command(tmp_path, assets):
         resolve_data([str(tmp_path / "sv")], root=None, work_dir=str(tmp_path))
     with pytest.raises(RecipeError, match="--card trl"):
         check_recipe("tiny/sft", {"data.train": [src]})
-    with pytest.raises(RecipeError, match="LLaMA-Factory data directory.*--card llamafactory"):
+    # a LLaMA-Factory data directory: its index is not read as rows; its files name their convert command
+    with pytest.raises(RecipeError, match=r"alpaca.json:1: .*LLaMA-Factory alpaca row.*--card llamafactory --src "):
         check_recipe("tiny/sft", {"data.train": [str(assets / "llamafactory")]})
     # the converted file trains: records load as SFT samples
     out = tmp_path / "conv.jsonl"
