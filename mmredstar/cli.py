@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "geoqa": ("mmredstar.workflows.geoqa.cli:geoqa", "The GeoQA pipeline: prepare | curate | sft | dpo | eval | run."),
     "difficulty": ("mmredstar.difficulty.cli:difficulty", "Train a difficulty scorer and score samples."),
     "study": ("mmredstar.workflows.study.cli:study", "Run the paper's data-scale and difficulty studies as a grid."),
+    "mcts": ("mmredstar.search.mcts:mcts_cmd", "rStar-Math tree search over code-augmented steps: save per-problem trees."),
     "bench": ("mmredstar.bench_cli:bench", "Run a benchmark suite (speed, memory) and record the figures."),
 }
 

@@ -8,7 +8,8 @@ below a command prints one line instead of a traceback, and no command wraps its
 
 What counts as a user-facing error is :data:`USER_ERRORS`: the project's own errors all derive from
 these (``ConfigError``/``RecipeError``/``SpecError``/``DataError`` are ``ValueError``s, ``AssetError``
-is a ``FileNotFoundError``, ``TeacherError``/``PipelineError``/``SandboxError`` are ``RuntimeError``s).
+is a ``FileNotFoundError``, ``TeacherError``/``PipelineError``/``SandboxError`` are ``RuntimeError``s; an
+``ImportError`` names an optional dependency that is not installed).
 Programming errors (``TypeError``, ``KeyError``, ``AttributeError``...) keep their traceback.
 """
 
@@ -18,7 +19,7 @@ import os
 
 import click
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError, ImportError)
 DEBUG_KEY = "mmredstar.debug"
 
 

@@ -16,8 +16,8 @@ FLOORS = {
     "verify": 1, "modeling": 1, "synth": 1,
     # (2) data and generation
     "data": 2, "generate": 2,
-    # (3) training and evaluation
-    "training": 3, "evaluation": 3,
+    # (3) training, evaluation, RL-engine reward plug-ins, rStar-Math tree search
+    "training": 3, "evaluation": 3, "engines": 3, "search": 3,
     # (4) difficulty (sources and the trained scorer), (5) curation
     "difficulty": 4, "curate": 5,
     # (6) workflows and the command line

@@ -58,7 +58,7 @@ from .decontaminate import NgramIndex, build_index, decontaminate
 from .report import Report
 from .select import dropped, pair_dpo, response_record, rl_prompt, select_sft
 
-JUDGE_VERSION = 1
+JUDGE_VERSION = 2   # 2: math judged in the strict mode by default (verify.math MATH_MODES)
 OUTPUTS = ("sft.jsonl", "dpo.jsonl", "rl.jsonl", "rejected.jsonl", "decontaminated.jsonl", "report.json",
            "report.md", "funnel.png", "pass_rate_by_difficulty.png", "lengths.png", "state.json")
 

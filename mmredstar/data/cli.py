@@ -127,7 +127,8 @@ def _parse_options(pairs) -> dict:
 
 @data.command()
 @click.option("--card", "card_name", required=True, help="Data card: a name (see `mmredstar data cards`) or a card file (.md/.yaml).")
-@click.option("--src", required=True, help="Source: a file (JSONL, JSON, Parquet, .pk), a directory or a glob.")
+@click.option("--src", required=True, help="Source: a file (JSONL, JSON, Parquet, .pk), a directory or a glob; a "
+                                          "datasets save_to_disk directory; hf:ID[:config][@split] (datasets.load_dataset).")
 @click.option("--out", required=True, help="Output sample file (.jsonl, .jsonl.gz, .parquet), or a shard prefix with --shard-size.")
 @click.option("--split", default=None, help="Split to record on every sample (default: the card's, else from the file name).")
 @click.option("--where", "where", multiple=True, help='Keep rows passing a filter, e.g. --where \'task="geometry problem solving"\' --where level=5 (ANDed).')
@@ -203,11 +204,14 @@ def subset(inputs, out, sizes, bands, prompts, pairs, seed, allow_short, overwri
 
 
 @data.command()
-@click.option("--src", required=True, multiple=True, help="RL prompt set(s): sample files, directories or globs.")
-@click.option("--out", required=True, help="Output file (.parquet for verl, .jsonl for openrlhf).")
-@click.option("--format", "fmt", required=True, help="Export format: verl | openrlhf (or pkg.module:writer).")
+@click.option("--src", required=True, multiple=True, help="Sample set(s) (SFT, DPO or RL): sample files, directories or globs.")
+@click.option("--out", required=True, help="Output file (.parquet for verl, .jsonl for openrlhf; .jsonl/.json, or .parquet for trl-*).")
+@click.option("--format", "fmt", required=True, help="Export format: verl | openrlhf | trl-sft | trl-dpo | sharegpt | "
+                                                     "llamafactory | swift (or pkg.module:writer).")
 @click.option("--image-root", default=None, help="Directory image paths are relative to (default: each file's directory).")
-def export(src, out, fmt, image_root):
-    """Export an RL prompt set to an RL engine's data format (verl parquet, OpenRLHF JSONL)."""
-    n = run_export(list(src), out, fmt, image_root=image_root)
+@click.option("--images", "images", type=click.Choice(["path", "embed"]), default=None,
+              help="Chat formats: images as paths relative to OUT's folder (default) or embedded (base64 / Parquet bytes).")
+def export(src, out, fmt, image_root, images):
+    """Export a sample set to another tool's format: RL engines (verl, OpenRLHF), TRL, ShareGPT, LLaMA-Factory, ms-swift."""
+    n = run_export(list(src), out, fmt, image_root=image_root, images=images)
     click.echo(f"wrote {n} row(s) to {out} ({fmt})")

@@ -43,7 +43,7 @@ from .. import stages
 from ..generate import SamplingParams, build_teacher
 from ..io import write_json
 from ..schema import ImageRef, Sample
-from ..verify import canonical_key, verify_response
+from ..verify import canonical_key, verification_mode, verify_response
 from .metrics import aggregate
 from .report import write_report
 from .spec import BenchSpec, load_bench_samples, load_spec, render_prompt
@@ -180,6 +180,7 @@ def fingerprint(entry: ModelEntry, backend: dict, spec: BenchSpec) -> dict:
         "bench": spec.name,
         **{k: getattr(spec, k) for k in ("prompt", "system", "n", "max_new_tokens", "temperature", "top_p", "seed",
                                         "verify")},
+        "verification": verification_mode(spec.verify),      # stored verdicts were judged in this mode
     }
 
 
@@ -260,7 +261,8 @@ def evaluate_samples(entry: ModelEntry, spec: BenchSpec, samples: Sequence[Sampl
     res = aggregate(items, spec.metrics)
     gen_seconds = time.time() - t0
     result = {"model": entry.model, "label": entry.label, "blank_images": entry.blank_images, "bench": spec.name,
-              "backend": backend.get("kind"), "data": data, "metrics": spec.metrics, **res,
+              "backend": backend.get("kind"), "data": data, "metrics": spec.metrics,
+              "verification": verification_mode(spec.verify), **res,
               "generated_now": generated, "seconds_now": round(gen_seconds, 2),
               "items_per_s_now": round(generated / gen_seconds, 2) if generated and gen_seconds > 0 else None}
     write_json(out_dir / "result.json", result)

@@ -1,13 +1,29 @@
-"""Multiple-choice verification: read the chosen letter, or map a stated value to its letter.
+"""Multiple-choice verification: read the letter the response chose, or map a stated value to its letter.
 
-Recognised forms (the last statement wins): ``\\boxed{C}``, ``\\boxed{\\text{(C)}}``, "Answer: C",
-"the answer is (C)", "the answer is C: 40°", "option C", "答案是C", a final line or sentence that is
-just "C." / "(C)", and a leading "C. ..." in a short answer. Without a letter, a stated value (the
-last ``\\boxed{}``, "the answer is 540°", the closing math) is mapped to the one choice whose text or
-value equals it (GeoQA, Geometry3K and MathVista write choices as values: "40°", "2√3", "\\frac{1}{2}").
-A response that names no choice is never mapped to one. Ambiguity rule: when the final statement
-names several different letters ("A or C"), or a value matches several choices, there is no answer
-(``no_answer``, reward -1).
+What counts (``mmredstar.verify.extract.extract_choice``): every explicit answer statement names the
+letter it starts with: ``\\boxed{C}``, "Answer: (C)", "the answer is C: 40°", "option C is correct", "I
+choose C", "so it must be (C)", a closing line "C.", and the same in other languages ("答案选 D", "故选 C",
+"所以答案是B", "la bonne réponse est A", "die Antwort ist B", "la respuesta es C", "Ответ: B", "答えは C");
+letters named after it do not count ("D, not B"; "(C); (A) and (B) fail the angle condition"). The **last**
+statement wins, so a chain of thought that names many letters on its way is read at its conclusion.
+Without a statement, the leading letter of a short reply counts ("B. Not A, because the sides differ").
+Without a letter, a stated value (the last ``\\boxed{}``, "the answer is 540°", the closing math) is mapped
+to the one choice whose text or value equals it (GeoQA, Geometry3K and MathVista write choices as values:
+"40°", "2√3", "\\frac{1}{2}"). ``no_answer`` (reward -1) only for a response that never commits: no letter
+and no matching value, or a last statement that hedges ("A or C", "A/C", "A 或 C").
+
+Where this deliberately differs from the usual scripts:
+
+- lighteval (``IndicesExtractionConfig``): ranks patterns ("final answer is X", "answer: X", "answer ... X"
+  within 50 characters, a letter at the start of the text or of a line) and takes the best-ranked one;
+  we take the last statement of any kind, since a long chain of thought revises itself ("the answer is A.
+  Wait ... the answer is C" is C here). lighteval does not look inside ``\\boxed{}`` for letters nor map
+  values to choices; we do both. Its letter must be followed by punctuation or a space; so must ours.
+- MathVista (``calculate_score.py``): after its (GPT) extraction it takes the first "(X)" or a bare
+  letter, else the choice nearest by edit distance, so every response gets some choice; we never invent
+  one (a response that names no choice and no choice's value is ``no_answer``).
+- GeoQA / Geometry3K: their releases carry no extraction script we could read; the rules above apply,
+  with values mapped to choices by the math comparison.
 
     python -c "from mmredstar.verify.choice import extract_choice; print(extract_choice('so it is 40°', ['30°', '40°']))"
 

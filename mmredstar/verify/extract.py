@@ -36,9 +36,22 @@ MAX_ANSWER_CHARS = 2000
 
 END_MARKERS = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|</s>|<｜end▁of▁sentence｜>")
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
-_PHRASE = re.compile(
-    r"(?:final\s+answer(?:\s+is)?|the\s+answer\s+is|answer\s*[:：]|答案(?:是|为|：|:)|最终答案(?:是|为)?)\s*[:：]?",
-    re.I)
+ANSWER_STATEMENTS = (
+    r"final\s+answer(?:\s+is)?|the\s+answer\s+is|answer\s*[:：]|"                        # English
+    r"答案(?:是|为|：|:)|最终答案(?:是|为)?|"                                                # Chinese
+    r"la\s+(?:bonne\s+)?r[ée]ponse\s+(?:finale\s+)?est|r[ée]ponse\s+finale\s*[:：]?|r[ée]ponse\s*[:：]|"  # French
+    r"die\s+(?:richtige\s+|endg[üu]ltige\s+)?antwort\s+(?:ist|lautet)|antwort\s*[:：]|"     # German
+    r"la\s+respuesta\s+(?:correcta\s+|final\s+)?es|respuesta\s*[:：]|"                     # Spanish
+    r"a\s+resposta\s+(?:correta\s+|final\s+)?[ée]|resposta\s*[:：]|"                       # Portuguese
+    r"la\s+risposta\s+(?:corretta\s+|finale\s+)?[èe]|risposta\s*[:：]|"                    # Italian
+    r"(?:правильный\s+|окончательный\s+)?ответ\s*(?:[:：]|[—–-]|(?:это|будет|равен)\b)|"    # Russian
+    r"答えは|答え\s*[:：]|解答\s*[:：]|正解は|"                                               # Japanese
+    r"정답은|답은|답\s*[:：]"                                                                  # Korean
+)
+"""Answer statements recognised for math, text and choices (case-insensitive), in the languages of the
+usual benchmarks; the text after the last one is the stated answer."""
+_PHRASE = re.compile(rf"(?:{ANSWER_STATEMENTS})\s*[:：]?", re.I)
+_EMPTY_TAIL = re.compile(r"[\s:：*_.。!！\"'“”$()\[\]{}\\]*")
 _BOILERPLATE = re.compile(r"\s*(?:I hope (?:it|this) is correct\.?|Thank you!?)\s*$", re.I)
 _JOIN_WORDS = re.compile(r"\b(?:and|or)\b|[,;&]|和|或|以及")
 _NUMBER = re.compile(r"(?<![A-Za-z\d.\\])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?:\s*%)?")
@@ -238,6 +251,7 @@ def _from_phrase(rest: str) -> str | None:
     lead = len(masked) - len(masked.lstrip(" :*\"'"))
     seg = rest[:lead + m.start()] if m else rest
     seg = _BOILERPLATE.sub("", seg).strip().strip("*\"'“”").strip()
+    seg = re.sub(r"\s*(?:です|である|だ|입니다|이다)$", "", seg)      # a closing copula is not the answer
     if not seg:
         return None
     # "The volume of $V$ is 120" -> "120"
@@ -270,6 +284,16 @@ def _looks_bare(t: str, max_words: int = 0) -> bool:
     return len(words) <= max_words
 
 
+def _ends_empty(text: str, boxes, cands) -> bool:
+    """The last answer statement is empty: an empty ``\\boxed{}`` or a marker with nothing after it,
+    later than every stated answer."""
+    last = max((c[0] for c in cands), default=-1)
+    if boxes and not re.sub(r"\\(?:text|mathrm|textbf)\{\s*\}|\s", "", boxes[-1][2]) and boxes[-1][0] >= last:
+        return True
+    phrases = list(_PHRASE.finditer(text))
+    return bool(phrases) and phrases[-1].start() >= last and _EMPTY_TAIL.fullmatch(text[phrases[-1].end():]) is not None
+
+
 def extract_answer(text: str | None, *, think: str = "after", last_number: str = "sentence",
                    gold: bool = False, **_ignored) -> str | None:
     """The final answer stated in a response (see the module docstring), or None.
@@ -296,6 +320,8 @@ def extract_answer(text: str | None, *, think: str = "after", last_number: str =
             if ans:
                 cands.append((m.start(), ans))
                 break
+    if not gold and _ends_empty(text, boxes, cands):
+        return None                                  # "\boxed{}" / "The final answer is" with nothing after
     bare = text.replace("$", " ") if gold else text
     if cands:
         ans = max(cands, key=lambda c: c[0])[1].strip()
@@ -353,9 +379,24 @@ def last_boxed(text: str | None) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------- choices
-_LETTER_PHRASE = re.compile(
-    r"(?:answer\s+is|answer\s*[:：]|correct\s+(?:option|choice|answer)\s+(?:is\s*)?[:：]?|option\s+is|choice\s+is|"
-    r"\bchoose|\bselect|\bpick|答案(?:是|为|：|:)|选项?|选择)\s*[:：]?", re.I)
+CHOICE_STATEMENTS = (
+    ANSWER_STATEMENTS + "|"
+    r"correct\s+(?:option|choice|answer)\s+(?:is\s*)?|(?:best|right)\s+(?:option|choice|answer)\s+is|"
+    r"option\s+is|choice\s+is|\bI\s+(?:would\s+)?(?:choose|select|pick|go\s+with)|\b(?:choose|select|pick)\b|"
+    r"答案选|故选|应选|所以选|因此选|选项?|选择|正确(?:选项|答案)(?:是|为)?|"
+    r"je\s+choisis|la\s+bonne\s+option\s+est|ich\s+w[äa]hle|elijo|la\s+opci[óo]n\s+correcta\s+es|"
+    r"правильный\s+вариант(?:\s*[—–-])?"
+)
+"""Statements that name the chosen letter: every answer statement (all languages) plus choice wording."""
+_CHOICE_STATEMENT = re.compile(rf"(?:{CHOICE_STATEMENTS})\s*[:：]?", re.I)
+_CONCLUSION = re.compile(
+    r"\b(?:so|thus|hence|therefore|donc|daher|also|por\s+lo\s+tanto|portanto)\b[,，]?\s*(?:the\s+)?"
+    r"(?:answer|choice|option|correct\s+(?:answer|option|choice))?\s*(?:it\s+|this\s+)?"
+    r"(?:must\s+be|should\s+be|has\s+to\s+be|would\s+be|is|c'est|ist|es)\s+|(?:所以|因此|故|因而)\s*(?:是|为)\s*",
+    re.I)
+_HEDGE = re.compile(r"^(?:clearly|definitely|obviously|probably|likely|indeed|simply|therefore|then|just)\s+", re.I)
+_EITHER = re.compile(r"^\s*(?:or|ou|oder|o|either|или|또는|或者?|还是|か)\s*\(?[A-Z]\)?(?![A-Za-z])|^\s*/\s*\(?[A-Z]\)?(?![A-Za-z])",
+                     re.I)
 _OPTION_WORD = re.compile(r"\b(?:option|choice)\s*\(?([A-Z])\)?(?![A-Za-z])")
 
 
@@ -364,86 +405,107 @@ def letters_for(choices) -> list[str]:
     return [chr(ord("A") + i) for i in range(n)]
 
 
-def _letter_at_start(seg: str, letters: list[str]) -> str | None:
-    """The letter a statement starts with: "C", "(C)", "C.", "C: 40°", "**C**", "option C"."""
-    s = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", seg)
-    s = s.strip().lstrip("*$ \"'“:：").strip()
-    s = re.sub(r"^(?:option|choice|选项)\s*", "", s, flags=re.I)
-    m = re.match(r"^\(?([A-Z])\)?(?=$|[\s.:,;)*$\"'”:：、]|[\u4e00-\u9fff])", s)
+def _untext(seg: str) -> str:
+    return re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", seg)
+
+
+def _letter_at_start(seg: str, letters: list[str]) -> tuple[str, int] | None:
+    """(letter, end) of the letter a statement starts with: "C", "(C)", "C.", "C: 40°", "**C**",
+    "option C", "clearly C" (``seg`` without ``\\text{}``)."""
+    s = seg.lstrip().lstrip("*$ \"'“:：").lstrip()
+    s = _HEDGE.sub("", s)
+    s = re.sub(r"^(?:option|choice|choix|opción|opção|variante?|вариант|选项|选)\s*", "", s, flags=re.I)
+    m = re.match(r"^\(?([A-Z])\)?(?=$|[\s.:,;)*$\"'”:：、，。；）]|[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af])", s)
     if m and m.group(1) in letters:
-        return m.group(1)
+        return m.group(1), len(seg) - len(s) + m.end()
     return None
 
 
-def _letters_in(seg: str, letters: list[str]) -> set[str]:
-    """Letters named in a short final statement: "(C)", standalone capitals, "option C"."""
-    s = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", seg)
-    found = {m.group(1) for m in re.finditer(r"\(([A-Z])\)", s)}
-    found |= {m.group(1) for m in re.finditer(r"(?<![A-Za-z\\])([A-Z])(?![A-Za-z(])", s)}
-    return {x for x in found if x in letters}
+def _stated_letter(seg: str, letters: list[str]) -> str | None | bool:
+    """The letter a statement commits to; None when it names none; False when it hedges between two
+    ("A or C", "A/C", "A 或 C"). Letters named after the committed one do not count ("D, not B")."""
+    seg = _untext(seg)
+    hit = _letter_at_start(seg, letters)
+    if hit is None:
+        return None
+    letter, end = hit
+    return False if _EITHER.match(re.sub(r"^[)*\s]*", "", seg[end:])) else letter
+
+
+def _sentence_after(text: str, start: int) -> str:
+    rest = text[start:]
+    stop = re.search(r"(?<=[^A-Z(])[.!?。！？；;](?=\s|$)|\n", rest)
+    return rest[:stop.start()] if stop else rest
 
 
 def extract_choice(text: str | None, choices: list[str] | None, *, think: str = "after",
                    match=None, **options) -> str | None:
-    """The letter a response chooses, or None. ``match(value, choices, **options)`` maps a stated value
-    to the letter of the choice equal to it (``mmredstar.verify.choice.value_to_letter``); without it
-    only letters count."""
+    """The letter a response chooses, or None.
+
+    1. Every explicit answer statement (``\\boxed{C}``, "the answer is C", "Answer: (C)", "option C is
+       correct", "I choose C", "so it must be (C)", "答案选 D", "故选 C", "la bonne réponse est A",
+       "die Antwort ist B", a closing line "C.") names the letter it starts with; letters named after it
+       ("D, not B", "(C); (A) and (B) fail") do not count. The **last** statement wins.
+    2. Without a statement, the leading letter of a short reply ("B. Not A, because ...").
+    3. Without a letter, a stated value is mapped to its choice by ``match(value, choices, **options)``
+       (``mmredstar.verify.choice.value_to_letter``); without ``match`` only letters count.
+
+    None when the response never commits: no letter and no matching value, or a last statement that
+    hedges between letters ("A or C").
+    """
     if not text:
         return None
     letters = letters_for(choices)
     body = latex_unescape(cut_end(strip_think(text, think)))
     if not body.strip():
         return None
-    cands: list[tuple[int, str | None]] = []     # (position, letter or None when ambiguous)
+    cands: list[tuple[int, str | None]] = []     # (position, letter, or None for a hedge)
     boxes = find_boxes(body)
     if boxes:
         s, e, content = boxes[-1]
-        letter = _letter_at_start(content, letters)
-        if letter and len(_letters_in(content, letters)) <= 1 or letter and re.match(r"^\W*[A-Z]\W*$", content):
-            cands.append((s, letter))
+        got = _stated_letter(content, letters)
+        if got is not None:
+            cands.append((s, got or None))
         elif choices and match:
-            cands.append((s, (match(content, choices, **options) if match else None) or "?"))
-    for m in _LETTER_PHRASE.finditer(body):
-        rest = body[m.end():]
-        stop = re.search(r"(?<=[^A-Z(])[.!?。](?=\s|$)|\n", rest)
-        seg = rest[:stop.start()] if stop else rest
-        if not seg.strip():
-            continue
-        letter = _letter_at_start(seg, letters)
-        if letter:
-            named = _letters_in(seg[:40], letters)
-            cands.append((m.start(), letter if len(named) <= 1 else None))
-        elif choices and match:
-            val = extract_answer(seg, gold=True)
-            hit = match(val, choices, **options) if val else None
+            hit = match(content, choices, **options)
             if hit:
-                cands.append((m.start(), hit))
-    for m in _OPTION_WORD.finditer(body):
-        if m.group(1) in letters:
-            cands.append((m.start(), m.group(1)))
-    # a closing line/sentence that is just a letter: "C." / "(C)" / "**C**"
+                cands.append((s, hit))
+    for rx in (_CHOICE_STATEMENT, _CONCLUSION):
+        for m in rx.finditer(body):
+            seg = _sentence_after(body, m.end())
+            if not seg.strip():
+                continue
+            got = _stated_letter(seg, letters)
+            if got is not None:
+                cands.append((m.start(), got or None))
+            elif choices and match and rx is _CHOICE_STATEMENT:
+                val = extract_answer(seg, gold=True)
+                hit = match(val, choices, **options) if val else None
+                if hit:
+                    cands.append((m.start(), hit))
     tail = body.rstrip()
     last_line = tail.rsplit("\n", 1)[-1]
-    lm = re.search(r"(?:^|[.:]\s+)\**\(?([A-Z])\)?\**\.?$", last_line)
+    lm = re.search(r"(?:^|[.:：]\s+)\**\(?([A-Z])\)?\**\.?$", last_line)     # a closing "C." / "(C)" / "**C**"
     if lm and lm.group(1) in letters:
         cands.append((len(tail) - len(last_line) + lm.start(1), lm.group(1)))
     so = re.search(r"\b(?:so|thus|hence|therefore|answer)\W{0,3}\(?([A-Z])\)?\**\.?\s*$", tail, re.I)
     if so and so.group(1) in letters:
         cands.append((len(tail) - len(so.group(0)) + so.start(1), so.group(1)))
-    short = tail if len(tail) < 60 else ""
-    m = re.match(r"^\W{0,3}\(?([A-Z])\)?(?=$|[.:)：、]|\s*$)", short)
-    if m and m.group(1) in letters:                  # a short answer that starts with the letter: "C. x = 42"
-        cands.append((0, m.group(1)))
-    real = [c for c in cands if c[1] != "?"]
-    if real:
-        pos, letter = max(real, key=lambda c: c[0])
-        return letter
+    final = _sentence_after(tail, max(tail.rfind(". ", 0, len(tail) - 2) + 1, tail.rfind("\n") + 1, 0))
+    opts = {m.group(1) for m in _OPTION_WORD.finditer(final) if m.group(1) in letters}
+    if len(opts) == 1:                               # "We get option D here." closing the response
+        cands.append((len(tail) - len(final) + final.find("option" if "option" in final else "choice"), opts.pop()))
+    if cands:
+        return max(cands, key=lambda c: c[0])[1]
+    if len(tail) <= 300:                             # a short reply that starts with the letter: "B. Not A, ..."
+        m = re.match(r"^\W{0,3}\(?([A-Z])\)?(?=$|[.:)：、，,]|\s*$)", tail)
+        if m and m.group(1) in letters:
+            return m.group(1)
     if choices and match:
         val = extract_answer(body, think="any")
         if val is not None and not math_spans(val):
             return match(val, choices, **options)
     return None
-
 
 
 # ----------------------------------------------------------------------------------------- short text
