@@ -470,7 +470,8 @@ def _save_checkpoint(acc, ctx, step: int, history: list[dict], limit: int | None
 
 
 def _save_final(acc, model, out: str) -> None:
-    """The actor as a model directory (``load_model(out)`` reloads it); the critic under ``out/critic/``."""
+    """The actor as a model directory (``load_model(out)`` reloads it); the critic under ``out/critic/``
+    (``value_head.safetensors`` and, for a separate critic, its backbone as a model directory)."""
     from safetensors.torch import save_file
 
     state = acc.get_state_dict(model)
@@ -478,7 +479,11 @@ def _save_final(acc, model, out: str) -> None:
     if acc.is_main_process:
         actor = {k[len("actor."):]: v for k, v in state.items() if k.startswith("actor.")}
         inner.actor.save_pretrained(out, state_dict=actor)
-        crit = {k: v.contiguous() for k, v in state.items() if not k.startswith("actor.")}
-        os.makedirs(os.path.join(out, "critic"), exist_ok=True)
-        save_file(crit, os.path.join(out, "critic", "value_model.safetensors"))
+        d = os.path.join(out, "critic")
+        os.makedirs(d, exist_ok=True)
+        head = {k: v.contiguous() for k, v in state.items() if k.startswith("value_head.")}
+        save_file(head, os.path.join(d, "value_head.safetensors"))
+        if inner.critic is not None:  # a separate critic: its backbone as a model directory beside the head
+            inner.critic.save_pretrained(d, state_dict={k[len("critic."):]: v for k, v in state.items()
+                                                        if k.startswith("critic.")})
     acc.wait_for_everyone()
