@@ -255,13 +255,14 @@ def train(rec: Recipe) -> str:
         raise ValueError(f"train.micro_batch_size={micro} must divide the per-process mini-batch {local_mini}")
     gas = local_mini // micro
     ds = deepspeed_config(t.deepspeed)
-    plugin = None
+    plugin, zero3 = None, False
     if ds:
         with open(ds, encoding="utf-8") as f:
             cfg = json.load(f)
         cfg.update(train_micro_batch_size_per_gpu=micro, gradient_accumulation_steps=gas,
                    gradient_clipping=t.max_grad_norm)
         cfg["train_batch_size"] = micro * gas * world
+        zero3 = cfg.get("zero_optimization", {}).get("stage") == 3
         plugin = DeepSpeedPlugin(hf_ds_config=cfg)
     acc = Accelerator(gradient_accumulation_steps=gas, deepspeed_plugin=plugin,
                       mixed_precision="bf16" if use_bf16(t.bf16) else "no", cpu=not torch.cuda.is_available())
@@ -308,7 +309,7 @@ def train(rec: Recipe) -> str:
                            max_new_tokens=r.max_completion_length, blank_images=rec.data.blank_images,
                            suppress_ids=image_ids, model_path=init_path(rec) or rec.model.name, url=p.rollout_url,
                            server_model=p.rollout_model, sync_dir=p.rollout_sync_dir, engine=p.vllm_engine,
-                           prompts_per_call=p.rollout_prompts_per_call)
+                           prompts_per_call=p.rollout_prompts_per_call, synced_gpus=zero3 and world > 1)
     reward_fn = reward_function(r.reward, r.reward_options)
     reduce = (lambda x: acc.reduce(x.to(acc.device), "sum").cpu()) if world > 1 else None
 

@@ -80,9 +80,10 @@ class HFRollout(_Base):
     With one prompt per call each prompt's responses depend only on (seed, step, prompt id), whatever the
     process layout; more prompts per call are faster and seeded by the call's first prompt."""
 
-    def __init__(self, processor, *, prompts_per_call: int = 1, **kw):
+    def __init__(self, processor, *, prompts_per_call: int = 1, synced_gpus: bool = False, **kw):
         super().__init__(processor, **kw)
         self.prompts_per_call = max(1, int(prompts_per_call))
+        self.synced_gpus = synced_gpus  # ZeRO-3: every rank runs every forward (shards are gathered together)
 
     def generate(self, model, samples: list[Sample], *, step: int, seed: int) -> Rollout:
         device = next(model.parameters()).device
@@ -98,6 +99,8 @@ class HFRollout(_Base):
             kw.update(temperature=None, top_p=None, top_k=None)
         if self.suppress_ids:
             kw["suppress_tokens"] = self.suppress_ids
+        if self.synced_gpus:
+            kw["synced_gpus"] = True
         try:
             for c0 in range(0, len(samples), self.prompts_per_call):
                 chunk = list(range(c0, min(c0 + self.prompts_per_call, len(samples))))
@@ -205,10 +208,10 @@ class ServerRollout(_Base):
 
 def make_rollout(backend: str, processor, *, model_path: str | None = None, url: str | None = None,
                  server_model: str | None = None, sync_dir: str | None = None, engine: dict | None = None,
-                 prompts_per_call: int = 1, **kw):
+                 prompts_per_call: int = 1, synced_gpus: bool = False, **kw):
     """The rollout backend a recipe names (``hf`` | ``vllm`` | ``server``)."""
     if backend == "hf":
-        return HFRollout(processor, prompts_per_call=prompts_per_call, **kw)
+        return HFRollout(processor, prompts_per_call=prompts_per_call, synced_gpus=synced_gpus, **kw)
     if backend == "vllm":
         if not model_path:
             raise ValueError("ppo.rollout=vllm needs the policy's weights on disk (model.name or init_from)")

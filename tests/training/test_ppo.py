@@ -132,6 +132,23 @@ def test_two_processes_match_one(tmp_path):
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < TOL
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.parametrize("zero", ["zero2", "zero3"])
+def test_deepspeed_two_processes_match_one(tmp_path, zero):
+    """Actor and critic under DeepSpeed ZeRO-2 / ZeRO-3 (one engine, two parameter groups), 2 gloo processes."""
+    over = ["train.max_steps=3", TOY, "model.init_from=null", "train.lr=1e-2", "ppo.critic_warmup_steps=1",
+            "ppo.rollout_prompts_per_call=1", "train.batch_size=8", "train.micro_batch_size=4", "rl.num_generations=2",
+            "ppo.mini_batch_size=8", "rl.max_completion_length=16"]
+    one = train_proc(tmp_path / "one", "tiny/ppo", over)
+    ds = train_proc(tmp_path / zero, "tiny/ppo", over + [f"train.deepspeed={zero}"], nproc=2)
+    assert [v for _, v in ds["series"]["reward"]] == [v for _, v in one["series"]["reward"]]
+    for key in ("loss", "value_loss"):
+        assert max(abs(a - b) for (_, a), (_, b) in zip(one["series"][key], ds["series"][key], strict=True)) < TOL
+    a, b = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / zero / "model.safetensors"))
+    assert a.keys() == b.keys() and max(float((a[k] - b[k]).abs().max()) for k in a) < TOL
+
+
 TINY_RL = ["tiny/grpo", "tiny/reinforce_pp", "tiny/ppo", "tiny/vlm_grpo", "tiny/vlm_ppo"]
 
 
