@@ -172,6 +172,9 @@ def deepspeed_config(name: str | None) -> str | None:
     """A shipped DeepSpeed config (``zero2``, ``zero3``) or a path to a JSON file."""
     if not name:
         return None
+    if importlib.util.find_spec("deepspeed") is None:
+        raise ValueError(f"train.deepspeed={name}: DeepSpeed is not installed; pip install 'mmredstar[deepspeed]' "
+                         "(scripts/setup.sh installs it unless MMREDSTAR_NO_DEEPSPEED=1), or drop train.deepspeed")
     if os.path.exists(name):
         return name
     from mmredstar.assets import asset_dir
