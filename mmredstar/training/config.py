@@ -430,12 +430,12 @@ def named_key(arg: str, method: str) -> str | None:
 
 def args_class(method: str):
     """The arguments class the method's trainer takes: ``TrainingArguments`` (sft), TRL's ``DPOConfig`` (dpo)
-    or ``GRPOConfig`` (grpo, reinforce_pp). Imports transformers / trl."""
+    or ``GRPOConfig`` (grpo). Imports transformers / trl."""
     if method == "dpo":
         from trl import DPOConfig
 
         return DPOConfig
-    if method in ("grpo", "reinforce_pp"):
+    if method == "grpo":
         from trl import GRPOConfig
 
         return GRPOConfig
@@ -448,6 +448,9 @@ def check_extra_args(rec: Recipe, where: str = "") -> None:
     """Every ``train.extra_args`` name must be a field of the installed arguments class (did-you-mean otherwise)."""
     if not rec.train.extra_args:
         return
+    if rec.method in ("ppo", "reinforce_pp", "reinforce_baseline"):
+        raise RecipeError(f"{where or rec.path or '<recipe>'}: key 'train.extra_args': method {rec.method} runs on our "
+                          "own loop (training/ppo.py), which takes no TrainingArguments; use the train/rl/ppo keys")
     import dataclasses
     import difflib
 
