@@ -60,7 +60,9 @@ def test_reward_rises_text(tmp_path, method, critic):
 def test_reward_rises_vlm(tmp_path):
     m = read_metrics(run("tiny/vlm_ppo", ["model.init_from=null", TOY, "train.max_steps=16", "train.lr=3e-2",
                                           "rl.beta=0", "ppo.critic_warmup_steps=0", "train.batch_size=4",
-                                          "train.micro_batch_size=8", "train.progress=false",
+                                          "train.micro_batch_size=8", "rl.num_generations=2", "ppo.mini_batch_size=8",
+                                          "ppo.ppo_epochs=1", "ppo.rollout_prompts_per_call=1",
+                                          "rl.max_completion_length=16", "train.progress=false",
                                           f"output_dir={tmp_path / 'v'}"]))
     assert m["rl"]["vlm"] and m["rl"]["critic"] == "separate"
     r = m["series"]["reward"]
