@@ -216,7 +216,10 @@ def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------- the run
-def _linear_lambda(kind: str, total: int, delay: int = 0):
+def _lr_lambda(kind: str, total: int, delay: int = 0):
+    """LR factor per optimiser step: 0 during ``delay`` (the actor's critic warm-up), then ``kind`` (linear decay
+    to 0, cosine, or constant) over the remaining steps."""
+
     def f(t: int) -> float:
         if t < delay:
             return 0.0
@@ -275,7 +278,9 @@ def train(rec: Recipe) -> str:
             out_emb.weight.requires_grad_(False)  # the critic's LM head is never used
     model = PolicyValue(actor, critic_net)
     if t.gradient_checkpointing:
-        actor.gradient_checkpointing_enable()
+        for net in (actor, critic_net):
+            if net is not None:
+                net.gradient_checkpointing_enable()
     ref = None
     if r.beta:
         ref, _ = load_model_for(rec)
@@ -295,9 +300,9 @@ def train(rec: Recipe) -> str:
     total = t.max_steps if t.max_steps > 0 else max(1, int(t.epochs * steps_per_epoch))
     updates = p.ppo_epochs * (B * n // mini)
     warm = p.critic_warmup_steps if method == "ppo" else 0
-    lambdas = [_linear_lambda(t.lr_scheduler, total * updates, warm * updates)]
+    lambdas = [_lr_lambda(t.lr_scheduler, total * updates, warm * updates)]
     if method == "ppo":
-        lambdas.append(_linear_lambda(t.lr_scheduler, total * updates))
+        lambdas.append(_lr_lambda(t.lr_scheduler, total * updates))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambdas)
     acc.register_for_checkpointing(sched)
 

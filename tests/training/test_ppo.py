@@ -160,7 +160,10 @@ def test_every_tiny_rl_recipe_raises_the_rule_reward(tmp_path, monkeypatch):
     under a fresh working directory), and metrics.json shows the mean rule reward rising."""
     monkeypatch.chdir(tmp_path)
     for name in TINY_RL:
+        t0 = time.time()
         m = read_metrics(run(name))
+        print(f"[figures] {name}: first_reward {m['first_reward']:.3f} last_reward {m['last_reward']:.3f} "
+              f"runtime_s {m.get('runtime_s')} wall_s {time.time() - t0:.0f} (includes building its SFT model if missing)")
         assert m["rl"]["init"].endswith(("runs/tiny/sft", "runs/tiny/vlm_sft")), m["rl"]
         assert m["last_reward"] > m["first_reward"], (name, m["series"]["reward"])
     assert (tmp_path / "runs" / "tiny" / "sft" / "model.safetensors").exists()
