@@ -95,7 +95,7 @@ class RStarConfig:
     select: SelectConfig = field(default_factory=SelectConfig)
     """What to take from each round's trees."""
     accumulate: bool = True
-    """Train each round's policy on the SFT data of this and all earlier rounds (rStar-Math keeps growing the set)."""
+    """Train each round's policy (and PPM) on the SFT data (pairs) of this and all earlier rounds."""
     policy: TrainStage = field(default_factory=lambda: TrainStage(recipe="rstar/tiny_policy", start="init"))
     """Policy fine-tuning per round."""
     ppm: TrainStage = field(default_factory=lambda: TrainStage(recipe="rstar/tiny_ppm", start="policy"))

@@ -154,6 +154,7 @@ def run_all(cfg: RStarConfig) -> dict:
     policy, ppm = init_model, None
     searched: dict[str, bool] = {}   # problem id -> solved in some round
     sft_files: list[str] = []
+    pair_files: list[str] = []
     rounds = []
     last_ppm_metrics: dict = {}
     for r in range(1, cfg.rounds + 1):
@@ -175,19 +176,22 @@ def run_all(cfg: RStarConfig) -> dict:
             searched[t["id"]] = searched.get(t["id"], False) or bool(t["solved"])
         sft_f, pt_f, ph_f = rd / "select" / "sft.jsonl", rd / "select" / "pairs_train.jsonl", rd / "select" / "pairs_held_out.jsonl"
 
-        def do_select(trees=trees, sft_f=sft_f, pt_f=pt_f, ph_f=ph_f, r=r):
+        def do_select(trees=trees, sft_f=sft_f, pt_f=pt_f, ph_f=ph_f):
             sft = sft_samples(trees, cfg.select.sft_per_problem)
             pairs = ppm_pairs(trees, cfg.select.pairs_per_node, cfg.select.min_visits)
-            held = _held_out_split(sorted({t["id"] for t in trees}), cfg.ppm_held_out, cfg.seed + r)
+            held = _held_out_split(sorted({t["id"] for t in trees}), cfg.ppm_held_out, cfg.seed)
             write_samples(str(sft_f), sft)
             write_samples(str(pt_f), [p for p in pairs if p.meta["problem_id"] not in held])
             write_samples(str(ph_f), [p for p in pairs if p.meta["problem_id"] in held])
-            return {"sft": len(sft), "pairs": len(pairs), "held_out_problems": len(held)}
+            n_held = sum(p.meta["problem_id"] in held for p in pairs)
+            return {"sft": len(sft), "pairs": len(pairs), "held_out_problems": len(held), "held_out_pairs": n_held}
 
         sst = S.stage(f"r{r}/select", {"select": cfg.to_dict()["select"], "held_out": cfg.ppm_held_out}, do_select,
                       {"sft": sft_f, "pairs_train": pt_f, "pairs_held_out": ph_f})
         if sst.get("sft", 0) > 0:
             sft_files = (sft_files + [str(sft_f)]) if cfg.accumulate else [str(sft_f)]
+        if sst.get("pairs", 0) - sst.get("held_out_pairs", 0) > 0:
+            pair_files = (pair_files + [str(pt_f)]) if cfg.accumulate else [str(pt_f)]
         pol_dir = rd / "policy"
         start = {"init": init_model, "previous": policy, "base": cfg.init.model, "policy": policy}[cfg.policy.start]
 
@@ -202,16 +206,19 @@ def run_all(cfg: RStarConfig) -> dict:
         new_policy = str(pol_dir)
         ppm_dir = rd / "ppm"
         pstart = {"init": init_model, "previous": policy, "base": cfg.init.model, "policy": new_policy}[cfg.ppm.start]
-        has_held = sst.get("held_out_problems", 0) > 0 and os.path.getsize(ph_f) > 0
+        has_held = sst.get("held_out_pairs", 0) > 0
 
-        def do_ppm(pstart=pstart, ppm_dir=ppm_dir, pt_f=pt_f, ph_f=ph_f, has_held=has_held):
-            _train(cfg.ppm.recipe, cfg.ppm.overrides, pstart, [str(pt_f)], ppm_dir, cfg,
+        def do_ppm(pstart=pstart, ppm_dir=ppm_dir, files=tuple(pair_files), ph_f=ph_f, has_held=has_held, r=r):
+            if not files:
+                raise RStarError(f"round {r}: the trees hold no step pairs (no prefix with both a correct and a wrong "
+                                 "continuation); raise mcts.k / mcts.rollouts or the policy's temperature")
+            _train(cfg.ppm.recipe, cfg.ppm.overrides, pstart, list(files), ppm_dir, cfg,
                    eval_data=[str(ph_f)] if has_held else None)
             m = json.loads((ppm_dir / "metrics.json").read_text(encoding="utf-8"))
             return {k: m.get(k) for k in ("eval_pairwise_accuracy", "train_pairwise_accuracy", "first_loss",
                                           "last_loss", "train_pairs", "eval_pairs")}
 
-        pst = S.stage(f"r{r}/ppm", {"ppm": cfg.to_dict()["ppm"], "start": pstart}, do_ppm,
+        pst = S.stage(f"r{r}/ppm", {"ppm": cfg.to_dict()["ppm"], "start": pstart, "data": pair_files}, do_ppm,
                       {"ppm": ppm_dir / "ppm.json"})
         last_ppm_metrics = {k: v for k, v in pst.items() if k not in ("stage", "hash", "outputs", "seconds")}
         policy, ppm = new_policy, str(ppm_dir)
