@@ -96,6 +96,9 @@ class RStarConfig:
     """What to take from each round's trees."""
     accumulate: bool = True
     """Train each round's policy (and PPM) on the SFT data (pairs) of this and all earlier rounds."""
+    keep_init_data: bool = False
+    """Round policies also train on the round-0 reference trajectories (with ``accumulate``: the growing set
+    starts from them), so each round's policy, and the PPM started from it, keeps improving."""
     policy: TrainStage = field(default_factory=lambda: TrainStage(recipe="rstar/tiny_policy", start="init"))
     """Policy fine-tuning per round."""
     ppm: TrainStage = field(default_factory=lambda: TrainStage(recipe="rstar/tiny_ppm", start="policy"))

@@ -149,11 +149,12 @@ def run_all(cfg: RStarConfig) -> dict:
     S.stage("init", {"init": cfg.to_dict()["init"]}, make_init,
             {"policy": init_dir / "config.json"} if ic.problems > 0 else {})
     init_model = str(init_dir) if ic.problems > 0 else ic.model
+    init_sft = out / "init" / "sft.jsonl"
 
     # ---------------------------------------------------------------------------------- rounds
     policy, ppm = init_model, None
     searched: dict[str, bool] = {}   # problem id -> solved in some round
-    sft_files: list[str] = []
+    sft_files: list[str] = [str(init_sft)] if cfg.keep_init_data and ic.problems > 0 else []
     pair_files: list[str] = []
     rounds = []
     last_ppm_metrics: dict = {}
