@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from .clibase import DEBUG_KEY, Group
+
 # name -> ("module:attribute", one-line help). Literal on purpose: this is the command index.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mmredstar.workflows.demo:demo", "The end-to-end demo: prepare, curate, verify, SFT, DPO, eval on built-in data."),
@@ -29,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(Group):
     def list_commands(self, ctx):
         return list(COMMANDS)
 
@@ -54,12 +56,15 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mmredstar")
-def cli():
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error (also: MMREDSTAR_DEBUG=1).")
+@click.pass_context
+def cli(ctx, debug):
     """mmredstar: build slow-thinking reasoning models (text and vision-language) the RedStar way.
 
     Data cards, model presets, recipes and benchmark specs are named by their bare names
     (e.g. ``geoqa``, ``tiny_vlm``, ``tiny/sft``, ``math500``) or given as paths.
     """
+    ctx.meta[DEBUG_KEY] = debug
 
 
 def main(argv: list[str] | None = None) -> int:

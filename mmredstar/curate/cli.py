@@ -15,8 +15,10 @@ import sys
 
 import click
 
+from ..clibase import Command
 
-@click.command(name="curate")
+
+@click.command(name="curate", cls=Command)
 @click.argument("config", required=False)
 @click.option("--resume/--fresh", default=True, show_default=True,
               help="Reuse finished work units (default) or delete them and the outputs and start over.")
@@ -30,7 +32,7 @@ import click
 @click.option("--keys", is_flag=True, help="List every config key with its type and documentation.")
 def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     """Sample a teacher, filter, verify, and write SFT / DPO / RL sets from CONFIG (a YAML file or a name under configs/)."""
-    from .config import ConfigError, field_docs, load_config
+    from .config import field_docs, load_config
 
     if keys:
         from mmredstar.registry import lookup
@@ -60,21 +62,13 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
         overrides.append(f"workers={workers}")
     if limit is not None:
         overrides.append(f"limit={limit}")
-    try:
-        cfg = load_config(config, overrides)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+    cfg = load_config(config, overrides)
     if check:
         click.echo(f"{config}: OK (teacher {cfg.teacher.get('kind')}, difficulty {cfg.difficulty.source}, out {cfg.out})")
         return
-    from ..generate import TeacherError
-    from ..schema import DataError
     from .pipeline import Pipeline
 
-    try:
-        result = Pipeline(cfg, progress=progress).run(fresh=not resume)
-    except (DataError, TeacherError, ValueError, RuntimeError) as e:
-        raise click.ClickException(str(e)) from None
+    result = Pipeline(cfg, progress=progress).run(fresh=not resume)
     c = result.report["counts"]
     click.echo(f"{result.out}: {c['input']} prompts in, {c['decontaminated']} decontaminated, {c['prompts']} to the teacher, "
                f"{c['responses']} responses ({c['verified_correct']} verified) -> {c['sft']} SFT, {c['dpo_pairs']} DPO pairs, "

@@ -2,6 +2,8 @@
 
     # vllm serve Qwen/QwQ-32B --port 8000      (or: python -m sglang.launch_server --model ... --port 8000)
     teacher: {kind: openai, base_url: "http://localhost:8000/v1", model: Qwen/QwQ-32B, concurrency: 64}
+    # one server per GPU group (or per node): requests spread over them, a dead one is skipped
+    teacher: {kind: openai, base_url: ["http://node1:8000/v1", "http://node2:8000/v1"], model: Qwen/QwQ-32B}
 
 How it talks to the server:
 
@@ -12,6 +14,11 @@ How it talks to the server:
 - retries with exponential backoff and jitter on 408/409/429/5xx, timeouts and connection errors
   (``Retry-After`` is honoured), up to ``max_retries``; then a ``TeacherError`` stops the unit (finished
   units stay on disk; the rerun continues);
+- several servers: ``base_url`` may be a list (or a comma-separated string); requests go round-robin
+  over the endpoints that are up; one that fails (connection error, timeout, 5xx/429) is marked down for
+  ``failover_cooldown`` seconds and the request goes straight to the next live one (counted as
+  ``failovers``, not as a retry); only when every endpoint is down does backoff start; per-endpoint
+  successes are in ``stats()["endpoints"]``;
 - images as base64 ``data:`` URLs in ``image_url`` parts (``messages.chat_messages``);
 - a separate ``reasoning_content`` (vLLM/SGLang reasoning parsers) is joined back as
   ``<think>...</think>`` before the answer, so verifiers and filters see the whole response;
@@ -27,6 +34,7 @@ import asyncio
 import os
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 
 from ..schema import Response, Sample
@@ -40,8 +48,10 @@ FINISH_MAP = {"stop": "stop", "length": "length", "eos": "stop", "stop_sequence"
 
 @dataclass
 class OpenAIConfig:
-    base_url: str = "http://localhost:8000/v1"
-    """The server's OpenAI API root (requests go to ``{base_url}/chat/completions``)."""
+    base_url: str | list[str] = "http://localhost:8000/v1"
+    """The server's OpenAI API root (requests go to ``{base_url}/chat/completions``); a list (or a
+    comma-separated string) of roots serving the same model spreads requests over them round-robin and
+    fails over when one dies."""
     model: str = ""
     """The served model name (as the server lists it in ``/v1/models``)."""
     api_key_env: str | None = "OPENAI_API_KEY"
@@ -64,9 +74,24 @@ class OpenAIConfig:
     """Ask for all samples of a prompt in one request (``n``); false: one request per sample."""
     extra_body: dict = field(default_factory=dict)
     """Extra request fields (server-specific, e.g. ``{chat_template_kwargs: {enable_thinking: true}}``)."""
+    failover_cooldown: float = 30.0
+    """Seconds an endpoint that failed is skipped (several ``base_url``s) before it is tried again."""
     reasoning: str = "think_tags"
     """A separate ``reasoning_content`` is kept as ``<think>...</think>`` before the answer (``think_tags``)
     or dropped (``drop``)."""
+
+
+def endpoints(base_url) -> list[str]:
+    """The API roots of a ``base_url`` option: one string, a comma/space-separated string, or a list.
+
+    >>> endpoints("http://a:1/v1, http://b:2/v1/")
+    ['http://a:1/v1', 'http://b:2/v1']
+    """
+    items = base_url if isinstance(base_url, (list, tuple)) else str(base_url).replace(",", " ").split()
+    out = [str(u).strip().rstrip("/") for u in items if str(u).strip()]
+    if not out:
+        raise TeacherError("openai teacher: 'base_url' is empty; give the server's API root, e.g. http://localhost:8000/v1")
+    return out
 
 
 class _Refused(Exception):
@@ -101,16 +126,44 @@ class OpenAITeacher(Teacher):
     kind = "openai"
     Config = OpenAIConfig
     VOLATILE = ("base_url", "api_key_env", "concurrency", "timeout", "connect_timeout", "max_retries", "backoff",
-                "backoff_max", "n_per_request")
+                "backoff_max", "n_per_request", "failover_cooldown")
 
     def __init__(self, config):
         super().__init__(config)
         self._n_ok: bool | None = None if config.n_per_request else False
         self._jitter = random.Random()
+        self.urls = [u.rstrip("/") + "/chat/completions" for u in endpoints(config.base_url)]
+        self._down_until = [0.0] * len(self.urls)
+        self._next = 0
+        self.endpoint_ok = [0] * len(self.urls)
 
     @property
     def url(self) -> str:
-        return self.config.base_url.rstrip("/") + "/chat/completions"
+        return self.urls[0] if len(self.urls) == 1 else "[" + ", ".join(self.urls) + "]"
+
+    def _pick(self) -> int:
+        """The next endpoint that is up, round-robin; when all are down, the one back soonest."""
+        now, k = time.monotonic(), len(self.urls)
+        for _ in range(k):
+            i = self._next % k
+            self._next += 1
+            if self._down_until[i] <= now:
+                return i
+        return min(range(k), key=lambda i: self._down_until[i])
+
+    def _mark_down(self, i: int) -> bool:
+        """Mark endpoint ``i`` down; True when another endpoint is up (fail over without waiting)."""
+        if len(self.urls) == 1:
+            return False
+        now = time.monotonic()
+        self._down_until[i] = now + self.config.failover_cooldown
+        return any(d <= now for j, d in enumerate(self._down_until) if j != i)
+
+    def stats(self) -> dict:
+        d = super().stats()
+        if len(self.urls) > 1:
+            d["endpoints"] = {u: n for u, n in zip(self.urls, self.endpoint_ok, strict=True)}
+        return d
 
     def _headers(self) -> dict:
         h = {"Content-Type": "application/json"}
@@ -136,8 +189,10 @@ class OpenAITeacher(Teacher):
         attempt = 0
         while True:
             retry_after = None
+            i = self._pick()
+            url = self.urls[i]
             try:
-                r = await client.post(self.url, json=body)
+                r = await client.post(url, json=body)
             except (httpx.TimeoutException, httpx.TransportError) as e:
                 err = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
                 self.count("timeouts" if isinstance(e, httpx.TimeoutException) else "connection_errors")
@@ -147,6 +202,8 @@ class OpenAITeacher(Teacher):
                         data = r.json()
                         if isinstance(data, dict) and isinstance(data.get("choices"), list):
                             self.count("requests_ok")
+                            self.endpoint_ok[i] += 1
+                            self._down_until[i] = 0.0
                             return data
                         err = f"malformed response (no 'choices'): {r.text[:200]}"
                     except ValueError:
@@ -163,10 +220,13 @@ class OpenAITeacher(Teacher):
                 else:
                     self.count(f"http_{r.status_code}")
                     raise _Refused(r.status_code, r.text)
+            if self._mark_down(i):
+                self.count("failovers")
+                continue
             attempt += 1
             if attempt > self.config.max_retries:
-                raise TeacherError(f"{self.url}: gave up after {self.config.max_retries} retries; last error: {err}. "
-                                   "Check the server (is it up, overloaded?), then rerun: finished units are kept.")
+                raise TeacherError(f"{self.url}: gave up after {self.config.max_retries} retries; last error ({url}): "
+                                   f"{err}. Check the server (is it up, overloaded?), then rerun: finished units are kept.")
             self.count("retries")
             delay = min(self.config.backoff_max, self.config.backoff * 2 ** (attempt - 1))
             delay = retry_after if retry_after is not None else delay * (0.5 + 0.5 * self._jitter.random())

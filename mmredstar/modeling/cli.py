@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
+from ..clibase import Group
 
-@click.group("models")
+
+@click.group("models", cls=Group)
 def models():
     """List and inspect model presets (models/*.yaml)."""
 
@@ -115,3 +118,55 @@ def info_cmd(preset: str, build: bool, as_json: bool):
         click.echo(f"{k:24s} {v}")
     if problems:
         raise SystemExit(1)
+
+
+@models.command("import")
+@click.argument("src")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Checkpoint directory to write.")
+@click.option("--dtype", type=click.Choice(["bfloat16", "float16", "float32"]), default="bfloat16", show_default=True,
+              help="Weights dtype of the written checkpoint (bf16 halves the fp32 size).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT when it exists.")
+def import_cmd(src: str, out: str, dtype: str, overwrite: bool):
+    """Convert a GGUF checkpoint into a normal HF checkpoint directory.
+
+    SRC is a .gguf file, a directory holding one, pkg:<python package>/<file>, or a preset whose
+    checkpoint is one (e.g. smollm2_135m_instruct). OUT gets config.json, model.safetensors, the
+    tokenizer with its chat template and generation_config.json: AutoModelForCausalLM, load_model,
+    `transformers serve` and vLLM load it.
+    """
+    from mmredstar.modeling.importing import import_gguf, is_gguf
+    from mmredstar.modeling.presets import is_preset, load_preset
+
+    spec = src
+    if not is_gguf(src) and not os.path.isdir(src) and is_preset(src):
+        p = load_preset(src)
+        if not is_gguf(p.checkpoint):
+            raise click.ClickException(f"preset {p.name}: its checkpoint {p.checkpoint!r} is not a GGUF file; "
+                                       "load it with load_model or `mmredstar models export`")
+        spec = p.checkpoint
+    try:
+        path = import_gguf(spec, out, dtype=dtype, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
+        raise click.ClickException(str(e)) from None
+    info = json.loads((path / "mmredstar_import.json").read_text())
+    click.echo(f"wrote {path}: {info['architecture']}, {info['parameters'] / 1e6:.1f}M parameters, {dtype}")
+
+
+@models.command("export")
+@click.argument("ckpt")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT when it exists.")
+def export_cmd(ckpt: str, out: str, overwrite: bool):
+    """Export CKPT (a saved run, preset or checkpoint) so other tools load it without mmredstar.
+
+    VLMs with an InternViT-shaped tower: transformers' InternVL layout (AutoModelForImageTextToText,
+    AutoProcessor, transformers serve, vLLM); other VLMs: our weights + modeling code with an auto_map
+    (trust_remote_code=True); text models: a plain HF checkpoint.
+    """
+    from mmredstar.modeling.export import export_checkpoint
+
+    try:
+        info = export_checkpoint(ckpt, out, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {out}: {info['architecture']} ({info['layout']}); load with {info['load']}")

@@ -123,7 +123,7 @@ def build_model(preset: ModelPreset, tokenizer=None, *, seed: int = 0, meta: boo
 
     if tokenizer is None and not meta:
         if preset.tokenizer == "checkpoint":
-            tokenizer = _tokenizer_from(_local(preset.checkpoint), False)
+            tokenizer = _tokenizer_from(_local(preset.checkpoint, preset.dtype), False)
         else:
             tokenizer = build_tiny_tokenizer()
     processor = _processor_for(preset, tokenizer) if tokenizer is not None else None
@@ -190,7 +190,7 @@ def load_model(preset_or_path: str | os.PathLike | ModelPreset, *, dtype=None, d
         if preset.init == "random":
             model, processor = build_model(preset, seed=seed)
         else:
-            model, processor = _load_checkpoint(_local(preset.checkpoint), preset=preset, dtype=dt, config_kw=config_kw,
+            model, processor = _load_checkpoint(_local(preset.checkpoint, preset.dtype), preset=preset, dtype=dt, config_kw=config_kw,
                                                 proc_kw=proc_kw, trust_remote_code=trust_remote_code)
         model.to(dt)
     else:
@@ -206,7 +206,13 @@ def load_model(preset_or_path: str | os.PathLike | ModelPreset, *, dtype=None, d
     return model, processor
 
 
-def _local(name: str) -> str:
+def _local(name: str, dtype: str = "bfloat16") -> str:
+    """A local checkpoint directory: the directory itself, a GGUF file converted once into the cache
+    (``modeling.importing``), or a hub snapshot."""
+    from mmredstar.modeling.importing import cached_import, is_gguf
+
+    if is_gguf(name):
+        return str(cached_import(name, dtype=str(dtype).replace("torch.", "")))
     return name if os.path.isdir(name) else _download(name)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import pytest
@@ -290,3 +291,56 @@ def test_unknown_teacher_kind_suggests():
         build_teacher({"kind": "opneai"})
     with pytest.raises(ValueError, match="unknown key 'concurency'"):
         build_teacher({"kind": "openai", "concurency": 3})
+
+
+# ----------------------------------------------------------------------------------------- several endpoints
+def test_openai_spreads_requests_over_several_base_urls(geoqa_dir, start_server):
+    a, b = start_server(*_server_args(geoqa_dir)), start_server(*_server_args(geoqa_dir))
+    ss = geoqa_samples(geoqa_dir)
+    t = build_teacher({"kind": "openai", "base_url": f"{a.url}, {b.url}", "model": "scripted-qwq", "concurrency": 4})
+    out = t.generate(ss, [2] * len(ss), P)
+    ref = build_teacher({"kind": "openai", "base_url": a.url, "model": "scripted-qwq"}).generate(ss, [2] * len(ss), P)
+    assert [[r.text for r in rs] for rs in out] == [[r.text for r in rs] for rs in ref]   # same answers
+    na, nb = len(a.requests()) - len(ss), len(b.requests())   # `ref` sent len(ss) more to a
+    assert na + nb == len(ss) and abs(na - nb) <= 1                                   # round-robin
+    assert t.stats()["endpoints"] == {a.url + "/chat/completions": na, b.url + "/chat/completions": nb}
+    assert build_teacher({"kind": "openai", "base_url": [a.url, b.url], "model": "m"}).urls == \
+        build_teacher({"kind": "openai", "base_url": f"{a.url},{b.url}", "model": "m"}).urls
+    # the address is not part of the cache key: moving to more servers keeps finished units valid
+    assert t.fingerprint() == build_teacher({"kind": "openai", "base_url": a.url, "model": "scripted-qwq",
+                                             "concurrency": 4}).fingerprint()
+
+
+def test_openai_fails_over_when_a_server_dies_mid_run(geoqa_dir, start_server):
+    import threading
+
+    a = start_server(*_server_args(geoqa_dir, "--delay", "0.2"))
+    b = start_server(*_server_args(geoqa_dir, "--delay", "0.2"))
+    ss = geoqa_samples(geoqa_dir)
+    t = build_teacher({"kind": "openai", "base_url": [a.url, b.url], "model": "scripted-qwq", "concurrency": 2,
+                       "n_per_request": False, "max_retries": 1, "backoff": 0.01})
+    box = {}
+    th = threading.Thread(target=lambda: box.setdefault("out", t.generate(ss, [3] * len(ss), P)))
+    th.start()
+    deadline = time.time() + 30
+    while len(a.requests()) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    a.stop()                                              # killed with requests still to come
+    th.join(120)
+    out = box["out"]
+    assert [len(rs) for rs in out] == [3] * len(ss)
+    assert all(r.text for rs in out for r in rs)
+    st = t.stats()
+    assert st["failovers"] >= 1 and st["requests_ok"] == 3 * len(ss)
+    served_a, served_b = st["endpoints"].values()
+    assert served_a >= 3 and served_b > served_a          # b took over the rest
+    assert "retries" not in st                            # failing over is not a retry
+
+
+def test_openai_all_endpoints_down_is_a_clear_error():
+    t = build_teacher({"kind": "openai", "base_url": ["http://127.0.0.1:9/v1", "http://127.0.0.1:7/v1"],
+                       "model": "m", "max_retries": 1, "backoff": 0.01})
+    with pytest.raises(TeacherError, match=r"gave up after 1 retries.*127\.0\.0\.1:(9|7)"):
+        t.generate([Sample.text("q", "1")], [1], P)
+    with pytest.raises(TeacherError, match="'base_url' is empty"):
+        build_teacher({"kind": "openai", "base_url": " , ", "model": "m"})
