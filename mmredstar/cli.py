@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "difficulty": ("mmredstar.difficulty.cli:difficulty", "Train a difficulty scorer and score samples."),
     "study": ("mmredstar.workflows.study:study", "Run the paper's data-scale and difficulty studies as a grid."),
     "mcts": ("mmredstar.search.mcts:mcts_cmd", "rStar-Math tree search over code-augmented steps: save per-problem trees."),
+    "rstar": ("mmredstar.workflows.rstar.cli:rstar", "rStar-Math self-evolution: MCTS, PPM, policy rounds, report."),
     "bench": ("mmredstar.bench_cli:bench", "Run a benchmark suite (speed, memory) and record the figures."),
 }
 

@@ -102,8 +102,14 @@ def backend_spec(backend: str, model: str, options: dict | None = None) -> dict:
 
     >>> backend_spec("transformers", "tiny_vlm", {"batch_size": 8})
     {'kind': 'transformers', 'model': 'tiny_vlm', 'batch_size': 8}
+
+    ``code_steps`` and ``ppm_search`` are the code-augmented step backends (``mmredstar.evaluation.search``).
     """
-    return {"kind": backend, "model": model, **(options or {})}
+    return {"kind": SEARCH_BACKENDS.get(backend, backend), "model": model, **(options or {})}
+
+
+SEARCH_BACKENDS = {"code_steps": "mmredstar.evaluation.search:CodeStepsTeacher",
+                   "ppm_search": "mmredstar.evaluation.search:PPMSearchTeacher"}
 
 
 # ----------------------------------------------------------------------------------------- images
