@@ -31,11 +31,14 @@ from mmredstar.config import (  # noqa: F401  (re-exported: the config API lived
     where,
 )
 from mmredstar.config import field_docs as _field_docs
-from mmredstar.data.inputs import InputSpec  # noqa: F401  (re-exported)
+from mmredstar.data.inputs import InputSpec, check_input
 from mmredstar.generate import SamplingParams
 
-
 # ----------------------------------------------------------------------------------------- sections
+PAIRINGS = ("random", "shortest_chosen", "longest_rejected", "shortest_longest", "all")
+"""The DPO pairing rules (``select.dpo.pairing``; ``mmredstar.curate.select`` implements them)."""
+
+
 @dataclass
 class DecontaminateConfig:
     """Drop training prompts that overlap evaluation benchmarks (word n-gram overlap of the question text)."""
@@ -204,10 +207,7 @@ def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
                           "`inputs: [{path: data/train.jsonl}]` or `[{card: geoqa, src: GeoQA3/train.pk}]`")
     for i, spec in enumerate(list(cfg.inputs) + list(cfg.decontaminate.benchmarks)):
         key = f"inputs[{i}]" if i < len(cfg.inputs) else f"decontaminate.benchmarks[{i - len(cfg.inputs)}]"
-        if (spec.path is None) == (spec.card is None):
-            raise ConfigError(f"{where(key)}: key '{key}': give either 'path' (sample files) or 'card' + 'src'")
-        if spec.card is not None and spec.src is None:
-            raise ConfigError(f"{where(key)}: key '{key}.src': a card input needs 'src' (the raw dataset files)")
+        check_input(spec, key, where)
     try:
         parse_schedule(cfg.schedule)
     except ValueError as e:
@@ -232,8 +232,6 @@ def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
         build_source(cfg.difficulty.source, cfg.difficulty.params, check_only=True)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('difficulty')}: key 'difficulty': {e}") from None
-    from .select import PAIRINGS
-
     if cfg.select.dpo.pairing not in PAIRINGS:
         close = difflib.get_close_matches(cfg.select.dpo.pairing, list(PAIRINGS), n=1)
         raise ConfigError(f"{where('select.dpo.pairing')}: key 'select.dpo.pairing': unknown pairing "

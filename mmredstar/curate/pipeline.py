@@ -47,7 +47,7 @@ from pathlib import Path
 from ..data.inputs import InputSpec, input_files, input_name, iter_input, iter_inputs
 from ..difficulty.sources import build_source
 from ..generate import Teacher, build_teacher
-from ..io import SampleWriter, atomic_write, count_records, read_jsonl, read_samples
+from ..io import SampleWriter, count_records, read_jsonl, read_samples, write_jsonl
 from ..levels import in_range, parse_schedule, samples_for
 from ..schema import DataError, Response, Sample
 from ..stages import Marker, asset_sha256, fingerprint
@@ -262,9 +262,7 @@ class Pipeline:
                     self._bump("difficulty_cached")
             if res is None:
                 res = self.source.score(samples)
-                with atomic_write(path) as f:
-                    for s, (d, m) in zip(samples, res, strict=True):
-                        f.write(json.dumps({"id": s.id, "difficulty": d, "meta": m}, ensure_ascii=False) + "\n")
+                write_jsonl(path, ({"id": s.id, "difficulty": d, "meta": m} for s, (d, m) in zip(samples, res, strict=True)))
                 self._bump("difficulty_queried")
         else:
             res = self.source.score(samples)
@@ -323,9 +321,7 @@ class Pipeline:
                 self._bump("judged_cached")
                 return unit
         judge_samples(unit.samples, self.cfg.filters, self.cfg.verify, self.cfg.verify_workers)
-        with atomic_write(path) as f:
-            for s in unit.samples:
-                f.write(json.dumps({"id": s.id, "j": [_judgment(r) for r in s.responses]}, ensure_ascii=False) + "\n")
+        write_jsonl(path, ({"id": s.id, "j": [_judgment(r) for r in s.responses]} for s in unit.samples))
         return unit
 
     # -- the whole run --------------------------------------------------------------------------------

@@ -69,10 +69,11 @@ class ModelConfig:
 class DataConfig:
     """What to train on and how to shape it into sequences."""
 
-    train: list[str] = field(default_factory=list)
-    """Training data: sample files, globs, directories or named sets (``train/_sets.yaml``). SFT files hold
-    samples with one response (the target); DPO files hold pairs; RL files hold prompts."""
-    eval: list[str] = field(default_factory=list)
+    train: list[str | dict] = field(default_factory=list)
+    """Training data: sample files, globs, directories, named sets (``train/_sets.yaml``), ``builtin:NAME``, or
+    input mappings (``mmredstar.data.inputs.InputSpec`` keys: ``{card: math, src: MATH/train, where: [...],
+    limit: N}``). SFT files hold samples with one response (the target); DPO files hold pairs; RL files hold prompts."""
+    eval: list[str | dict] = field(default_factory=list)
     """Optional held-out data in the same form; evaluated every ``train.eval_steps``."""
     root: str | None = None
     """Directory that named sets' relative paths are resolved against; default ``$MMREDSTAR_DATA`` or ``./data``."""

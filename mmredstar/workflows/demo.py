@@ -31,7 +31,8 @@ DEMO_CONFIG = "geoqa/demo"
 @click.option("--fresh", is_flag=True, help="Delete DIR first and run every stage.")
 def demo(out, config, sets, fresh):
     """The end-to-end demo (the README's main job): a GeoQA pipeline run with the tiny VLM and the scripted teacher."""
-    from .geoqa import _load, run_all, summary_table
+    from .geoqa import run_all, summary_table
+    from .geoqa.cli import _load
 
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
