@@ -34,8 +34,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import shutil
-import sys
 import threading
 import time
 from collections import deque
@@ -55,6 +55,8 @@ from .config import CurateConfig, load_config
 from .decontaminate import NgramIndex, build_index, decontaminate
 from .report import Report
 from .select import dropped, pair_dpo, response_record, rl_prompt, select_sft
+
+logger = logging.getLogger(__name__)
 
 JUDGE_VERSION = 2   # 2: math judged in the strict mode by default (verify.math MATH_MODES)
 OUTPUTS = ("sft.jsonl", "dpo.jsonl", "rl.jsonl", "rejected.jsonl", "decontaminated.jsonl", "report.json",
@@ -234,7 +236,7 @@ class Pipeline:
         self.source = build_source(cfg.difficulty.source, cfg.difficulty.params)
         self.bands = parse_schedule(cfg.schedule)
         self.progress = cfg.progress if progress is None else progress
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.log = log or logger.info
         self.stats = {"units": 0, "teacher_queried": 0, "teacher_cached": 0, "judged_cached": 0,
                       "difficulty_queried": 0, "difficulty_cached": 0}
         self._stats_lock = threading.Lock()

@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import click
 
 from ..clibase import Group
+
+log = logging.getLogger(__name__)
 
 
 def _opts(pairs: tuple[str, ...]) -> dict:
@@ -114,9 +117,9 @@ def score_cmd(bench, responses, data, out, label):
         if m != "pass@1" and m in r:
             click.echo(f"  {m}: {100 * r[m]:.2f}%")
     if r["n_unknown"]:
-        click.echo(f"  {r['n_unknown']} line(s) with ids the benchmark does not have: {r['unknown_ids'][:10]}", err=True)
+        log.warning(f"  {r['n_unknown']} line(s) with ids the benchmark does not have: {r['unknown_ids'][:10]}")
     for p in r["problems"][:20]:
-        click.echo(f"  problem: {p}", err=True)
+        log.warning(f"  problem: {p}")
     if out:
         click.echo(f"wrote {out}/report.json, report.md")
 

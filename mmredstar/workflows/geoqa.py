@@ -29,6 +29,7 @@ hash, so that stage and every stage after it run again. ``--force STAGE`` reruns
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import time
@@ -39,6 +40,8 @@ import click
 
 from ..clibase import Group
 from ..stages import Marker, asset_sha256, fingerprint
+
+log = logging.getLogger(__name__)
 
 STAGES = ("prepare", "curate", "sft", "dpo", "eval")
 PIPELINE_VERSION = 1
@@ -313,7 +316,7 @@ def _require(cfg: GeoQAConfig, stage: str, needed_by: str) -> dict:
 
 
 def _log(msg: str) -> None:
-    click.echo(f"[geoqa] {msg}", err=True)
+    log.info(f"[geoqa] {msg}")
 
 
 def _set_threads(cfg: GeoQAConfig) -> None:
