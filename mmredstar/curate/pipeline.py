@@ -51,6 +51,7 @@ from ..io import SampleWriter, atomic_write, count_records, read_jsonl, read_sam
 from ..levels import in_range, parse_schedule, samples_for
 from ..schema import DataError, Response, Sample
 from ..stages import Marker, asset_sha256, fingerprint
+from ..trackers import flatten, report_scalars
 from .config import CurateConfig, load_config
 from .decontaminate import NgramIndex, build_index, decontaminate
 from .report import Report
@@ -349,7 +350,7 @@ class Pipeline:
             _clean_temp(out)
             conf = _jsonable(cfg.to_dict())
             # the report's config says what determines the data, not how or where the run went
-            for k in ("out", "workers", "progress", "verify_workers"):
+            for k in ("out", "workers", "progress", "verify_workers", "report_to"):
                 conf.pop(k)
             conf["teacher"] = _jsonable(self.teacher_fp)
             conf["difficulty"]["params"] = _jsonable(self.source_fp)
@@ -362,6 +363,7 @@ class Pipeline:
             if st is not None:
                 self.log(f"{out}: already complete for this config and these inputs (use --fresh to redo)")
                 report = json.loads((out / "report.json").read_text())
+                self._report_to(report, {})
                 return CurateResult(str(out), report, {"status": "up to date"}, dict(st["outputs"]))
             t0 = time.time()
             try:
@@ -375,7 +377,19 @@ class Pipeline:
             self._log_run(result.run)
             result.run["units"] = dict(self.stats)
             marker.mark(state_key, inputs, {f: out / f for f in sorted(result.files)})
+            self._report_to(result.report, result.run)
             return result
+
+    def _report_to(self, report: dict, run: dict) -> None:
+        """The counters to the trackers of ``report_to`` (once the outputs are final)."""
+        if not self.cfg.report_to:
+            return
+        keys = ("counts", "pass_rate", "prompts_without_responses", "verdicts", "drop_reasons", "finish_reasons",
+                "decontamination")
+        scalars = flatten({k: report[k] for k in keys if k in report}, "curate/")
+        scalars.update(flatten({"units": run.get("units", {}), "seconds": run.get("seconds")}, "curate/"))
+        report_scalars(self.cfg.report_to, self.out, scalars, run_name=f"curate {self.out.name}",
+                       config=report.get("config"))
 
     def _log_run(self, d: dict) -> None:
         line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **d, "units": dict(self.stats),
