@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .clibase import DEBUG_KEY, Group
+from .clibase import DEBUG_KEY, Group, set_verbosity
 
 # name -> ("module:attribute", one-line help). Literal on purpose: this is the command index.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -57,14 +57,17 @@ class LazyGroup(Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mmredstar")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error (also: MMREDSTAR_DEBUG=1).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr (no progress messages).")
+@click.option("-v", "--verbose", count=True, help="Debug messages too.")
 @click.pass_context
-def cli(ctx, debug):
+def cli(ctx, debug, quiet, verbose):
     """mmredstar: build slow-thinking reasoning models (text and vision-language) the RedStar way.
 
     Data cards, model presets, recipes and benchmark specs are named by their bare names
     (e.g. ``geoqa``, ``tiny_vlm``, ``tiny/sft``, ``math500``) or given as paths.
     """
     ctx.meta[DEBUG_KEY] = debug
+    set_verbosity(ctx, quiet, verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
