@@ -88,7 +88,7 @@ out["reads"] = run(args["read"], "\n".join(args["paths"]))
 out["net"] = run(args["net"], str(args["port"]))
 out["spawn"] = run(args["spawn"])
 out["bomb"] = run(args["bomb"], per_test=3.0)
-out["swarm"] = run(args["swarm"], per_test=8.0) if out["describe"]["cgroups"] else None
+out["swarm"] = run(args["swarm"], per_test=30.0, total=35.0) if out["describe"]["cgroups"] else None
 out["after"] = verify_response(s, "```python\nprint(int(input()) + 1)\n```").verdict
 print("RESULT " + json.dumps(out))
 '''

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp",
              "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
 UID_RANGE = (2_000_000, 3_000_000)
+ISSUED_UIDS: set[int] = set()
+"""The sandbox uids this process has used (tests check that none of them has a process left)."""
 
 
 class SandboxError(RuntimeError):
@@ -155,6 +157,8 @@ def run_program(code: str, inputs: list, *, mode: str = "stdio", fn_name: str | 
     if iso not in MODES:
         raise SandboxError(f"isolation {iso!r} is not one of {', '.join(MODES)}")
     uid, gid = _fresh_ids() if iso != "userns" else (0, 0)       # userns: the caller's own uid, no capabilities
+    if uid:
+        ISSUED_UIDS.add(uid)
     args = ["--uid", str(uid), "--gid", str(gid), "--per-test", str(lim.per_test), "--total", str(lim.total),
             "--memory-mb", str(lim.memory_mb), "--fsize-mb", str(lim.fsize_mb), "--nofile", str(lim.nofile),
             "--nproc", str(lim.nproc), "--tmp-mb", str(lim.tmp_mb)]
