@@ -10,14 +10,14 @@ ROOT = Path(__file__).resolve().parent.parent / "mmredstar"
 
 FLOORS = {
     # (0) records and base machinery
-    "schema": 0, "io": 0, "config": 0, "registry": 0, "assets": 0, "levels": 0, "stages": 0, "clibase": 0,
+    "schema": 0, "io": 0, "config": 0, "registry": 0, "assets": 0, "levels": 0, "stages": 0, "clibase": 0, "trackers": 0,
     "__init__": 0,
     # (1) verification, models, generated data
     "verify": 1, "modeling": 1, "synth": 1,
     # (2) data and generation
     "data": 2, "generate": 2,
-    # (3) training, evaluation, RL-engine reward plug-ins, rStar-Math tree search
-    "training": 3, "evaluation": 3, "engines": 3, "search": 3,
+    # (3) training and evaluation
+    "training": 3, "evaluation": 3, "search": 3, "engines": 3,
     # (4) difficulty (sources and the trained scorer), (5) curation
     "difficulty": 4, "curate": 5,
     # (6) workflows and the command line

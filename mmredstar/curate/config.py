@@ -33,6 +33,7 @@ from mmredstar.config import (  # noqa: F401  (re-exported: the config API lived
 from mmredstar.config import field_docs as _field_docs
 from mmredstar.data.inputs import InputSpec, check_input
 from mmredstar.generate import SamplingParams
+from mmredstar.trackers import check_report_to
 
 from ..difficulty.sources import build_source
 from ..generate import teacher_config
@@ -187,6 +188,10 @@ class CurateConfig:
     """Stop after this many input samples (after decontamination)."""
     progress: bool = True
     """Show a progress bar (rate and ETA)."""
+    report_to: list[str] = field(default_factory=list)
+    """Trackers that get the run's counters (``report.json``'s counts, verdicts, drop reasons, units), as a
+    training run's ``train.report_to``: ``[tensorboard]`` (event files under ``OUT/runs/``), ``[wandb]``;
+    ``[]``: none (``mmredstar.trackers``)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -228,6 +233,10 @@ def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
         teacher_config(cfg.teacher)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('teacher')}: key 'teacher': {e}") from None
+    try:
+        check_report_to(cfg.report_to)
+    except ValueError as e:
+        raise ConfigError(f"{where('report_to')}: {e}") from None
     try:
         build_source(cfg.difficulty.source, cfg.difficulty.params, check_only=True)
     except (ValueError, TypeError) as e:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections import Counter
 
@@ -23,6 +24,8 @@ from .convert import convert as run_convert
 from .convert import sidecar_dir
 from .export import export as run_export
 from .subset import build_subsets
+
+log = logging.getLogger(__name__)
 
 
 @click.group(cls=Group)
@@ -155,9 +158,9 @@ def convert(card_name, src, out, split, where, subset, limit, image_dir, opts, s
         click.echo(f"up to date: {out} (same card, sources and options; --overwrite redoes it)")
     click.echo(report.summary())
     if report.skipped:
-        click.echo(f"skipped rows with their reasons: {sidecar_dir(out)}/skipped.jsonl", err=True)
+        log.warning(f"skipped rows with their reasons: {sidecar_dir(out)}/skipped.jsonl")
         if not allow_skips:
-            click.echo(f"{report.skipped} row(s) could not be converted; fix them or pass --allow-skips", err=True)
+            log.error(f"{report.skipped} row(s) could not be converted; fix them or pass --allow-skips")
             sys.exit(1)
 
 

@@ -13,6 +13,7 @@ A rerun skips finished stages; ``--fresh`` starts over.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 
@@ -21,6 +22,8 @@ import click
 from ..clibase import Command
 from .geoqa import run_all, summary_table
 from .geoqa.cli import _load
+
+log = logging.getLogger(__name__)
 
 DEMO_CONFIG = "geoqa/demo"
 """The demo's pipeline config, ``configs/geoqa/demo.yaml``."""
@@ -36,8 +39,8 @@ def demo(out, config, sets, fresh):
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
     cfg = _load(config, out, sets)
-    click.echo(f"mmredstar demo: `mmredstar geoqa run {cfg.path} --out {out}` (prepare -> curate -> verify -> SFT "
-               "-> DPO -> eval); a few minutes on a CPU.", err=True)
+    log.info(f"mmredstar demo: `mmredstar geoqa run {cfg.path} --out {out}` (prepare -> curate -> verify -> SFT "
+             "-> DPO -> eval); a few minutes on a CPU.")
     t0 = time.time()
     rep = run_all(cfg)
     click.echo("")

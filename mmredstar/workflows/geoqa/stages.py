@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
-
-import click
 
 from ...curate import run as curate_run
 from ...data import ConvertReport, iter_card, load_card
@@ -28,6 +27,8 @@ from .config import (
     _train_overrides,
     curate_config,
 )
+
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -103,7 +104,7 @@ def _require(cfg: GeoQAConfig, stage: str, needed_by: str) -> dict:
 
 
 def _log(msg: str) -> None:
-    click.echo(f"[geoqa] {msg}", err=True)
+    log.info(f"[geoqa] {msg}")
 
 
 def _set_threads(cfg: GeoQAConfig) -> None:

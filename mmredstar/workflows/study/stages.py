@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,8 @@ from mmredstar.training.runner import last_checkpoint, read_metrics
 from ...data.inputs import data_root, input_name, named_sets
 from ...stages import Marker, asset_sha256, fingerprint
 from .config import STUDY_VERSION, StudyConfig, load_config
+
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------- cells
@@ -81,7 +83,7 @@ def expand(cfg: StudyConfig) -> list[Cell]:
 
 
 def _log(msg: str) -> None:
-    print(f"[study] {msg}", file=sys.stderr, flush=True)
+    log.info(f"[study] {msg}")
 
 
 # ----------------------------------------------------------------------------------------- stage 1: pool
@@ -136,11 +138,12 @@ def prepare_pool(cfg: StudyConfig) -> list[str]:
             os.replace(fresh, problems)
         scorer_dir = None
         if b.scorer:
+            from mmredstar.difficulty.train import summary
             from mmredstar.difficulty.train import train as train_scorer
 
             scorer_dir = str(pool_dir / "scorer")
             _log(f"pool: training the difficulty scorer {b.scorer} -> {scorer_dir}")
-            train_scorer(b.scorer, {"out": scorer_dir, "progress": cfg.progress})
+            _log(summary(train_scorer(b.scorer, {"out": scorer_dir, "progress": cfg.progress})))
         _log(f"pool: curating {len(ss)} generated problems with the scripted teacher -> {pool_dir / 'curate'}")
         res = curate_run(_curate_config(cfg, str(problems), pool_dir / "curate", scorer_dir))
         files = [str(Path(res.out) / "sft.jsonl")]
