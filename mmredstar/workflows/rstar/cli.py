@@ -6,8 +6,10 @@ import json
 
 import click
 
+from ...clibase import Group
 
-@click.group("rstar")
+
+@click.group("rstar", cls=Group)
 def rstar():
     """rStar-Math: tree search, process preference model, self-evolution rounds."""
 
@@ -20,15 +22,12 @@ def run_cmd(config, out, sets):
     """Run every stage not yet finished for this config; write OUT/report.json."""
     import logging
 
-    from .config import RStarError, load_config
+    from .config import load_config
     from .stages import run_all
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        cfg = load_config(config, list(sets), out=out)
-        rep = run_all(cfg)
-    except RStarError as e:
-        raise click.ClickException(str(e)) from None
+    cfg = load_config(config, list(sets), out=out)
+    rep = run_all(cfg)
     keys = ("greedy", "majority", "ppm_search", "pairwise_accuracy", "rounds")
     click.echo(json.dumps({k: rep.get(k) for k in keys}, indent=1))
     click.echo(f"{cfg.out}/report.json")
