@@ -7,6 +7,9 @@
 
 Resuming is the default: finished work units in ``OUT/units/`` are reused and never re-queried.
 ``--fresh`` deletes them (and the outputs) first.
+
+    mmredstar curate CONFIG --shard 0/4 ... --shard 3/4     # one shard per job/node (OUT/shards/shard-i-of-N)
+    mmredstar curate merge CONFIG                           # join them: the files one run would write
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import sys
 
 import click
 
+from .shard import CurateCommand
 
-@click.command(name="curate")
+
+@click.command(name="curate", cls=CurateCommand)
 @click.argument("config", required=False)
 @click.option("--resume/--fresh", default=True, show_default=True,
               help="Reuse finished work units (default) or delete them and the outputs and start over.")
@@ -28,8 +33,12 @@ import click
 @click.option("--progress/--no-progress", default=None, help="Show the progress bar (default: the config's 'progress').")
 @click.option("--check", is_flag=True, help="Load and check the config (teacher and difficulty options too), run nothing.")
 @click.option("--keys", is_flag=True, help="List every config key with its type and documentation.")
-def curate(config, resume, out, workers, limit, sets, progress, check, keys):
-    """Sample a teacher, filter, verify, and write SFT / DPO / RL sets from CONFIG (a YAML file or a name under configs/)."""
+@click.option("--shard", default=None, metavar="i/N",
+              help="Run shard i of N (0-based) into OUT/shards/shard-i-of-N; then `mmredstar curate merge CONFIG`.")
+def curate(config, resume, out, workers, limit, sets, progress, check, keys, shard):
+    """Sample a teacher, filter, verify, and write SFT / DPO / RL sets from CONFIG (a YAML file or a name under configs/).
+
+    `mmredstar curate merge CONFIG` joins the shards of a --shard i/N split into OUT."""
     from .config import ConfigError, field_docs, load_config
 
     if keys:
@@ -72,7 +81,12 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     from .pipeline import Pipeline
 
     try:
-        result = Pipeline(cfg, progress=progress).run(fresh=not resume)
+        if shard is not None:
+            from .shard import parse_shard, run_shard
+
+            result = run_shard(cfg, *parse_shard(shard), fresh=not resume, progress=progress)
+        else:
+            result = Pipeline(cfg, progress=progress).run(fresh=not resume)
     except (DataError, TeacherError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     c = result.report["counts"]
