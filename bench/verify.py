@@ -36,8 +36,8 @@ def _wrap(s: str) -> str:
 
 
 def _clear_ours():
+    from mmredstar.verify.exec.timeout import call_with_limit
     from mmredstar.verify.math import clear_caches
-    from mmredstar.verify.timeout import call_with_limit
 
     clear_caches()
     call_with_limit(clear_caches, seconds=30)      # the sympy helper process keeps math-verify caches too
@@ -161,7 +161,7 @@ def code_bench(quick: bool) -> tuple[dict, list]:
     from mmredstar.schema import CodeTests, Sample
     from mmredstar.verify import verify_many
     from mmredstar.verify.code import run_tests
-    from mmredstar.verify.sandbox import describe
+    from mmredstar.verify.exec.sandbox import describe
 
     n_cand = 8 if quick else 40
     n_tests = 10

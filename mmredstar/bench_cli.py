@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from .clibase import Command
+
 
 def _bench_root() -> Path:
     for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
@@ -22,7 +24,7 @@ def _bench_root() -> Path:
                                "(pip install -e .) or from its root")
 
 
-@click.command("bench")
+@click.command("bench", cls=Command)
 @click.argument("suite", required=False)
 @click.option("--quick", is_flag=True, help="A short run (smoke-test sized).")
 @click.option("--list", "list_", is_flag=True, help="List the suites.")

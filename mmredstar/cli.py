@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from .clibase import DEBUG_KEY, Group
+
 # name -> ("module:attribute", one-line help). Literal on purpose: this is the command index.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mmredstar.workflows.demo:demo", "The end-to-end demo: prepare, curate, verify, SFT, DPO, eval on built-in data."),
@@ -23,11 +25,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "geoqa": ("mmredstar.workflows.geoqa:geoqa", "The GeoQA pipeline: prepare | curate | sft | dpo | eval | run."),
     "difficulty": ("mmredstar.difficulty.cli:difficulty", "Train a difficulty scorer and score samples."),
     "study": ("mmredstar.workflows.study:study", "Run the paper's data-scale and difficulty studies as a grid."),
+    "mcts": ("mmredstar.search.mcts:mcts_cmd", "rStar-Math tree search over code-augmented steps: save per-problem trees."),
     "bench": ("mmredstar.bench_cli:bench", "Run a benchmark suite (speed, memory) and record the figures."),
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(Group):
     def list_commands(self, ctx):
         return list(COMMANDS)
 
@@ -52,12 +55,15 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mmredstar")
-def cli():
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error (also: MMREDSTAR_DEBUG=1).")
+@click.pass_context
+def cli(ctx, debug):
     """mmredstar: build slow-thinking reasoning models (text and vision-language) the RedStar way.
 
     Data cards, model presets, recipes and benchmark specs are named by their bare names
     (e.g. ``geoqa``, ``tiny_vlm``, ``tiny/sft``, ``math500``) or given as paths.
     """
+    ctx.meta[DEBUG_KEY] = debug
 
 
 def main(argv: list[str] | None = None) -> int:

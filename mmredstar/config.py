@@ -60,6 +60,8 @@ def where(file: str, lines: dict[str, int], key: str) -> str:
     k = key
     while True:
         line = lines.get(k)
+        if isinstance(line, str):  # set on the command line (``mark_overrides``), not at a line of the file
+            return f"{file} ({line})"
         if line is not None:
             return f"{file}:{line}"
         cut = max(k.rfind("."), k.rfind("["))
@@ -197,15 +199,33 @@ def build_dataclass(cls, data: dict, *, prefix: str = "", file: str = "<config>"
                     f"{key_names(cls)}, got {type(data).__name__} {data!r}")
     hints = typing.get_type_hints(cls)
     names = key_names(cls)
+    aliases = key_aliases(cls)
+    notes = getattr(cls, "key_notes", {})
     kw = {}
     for k, v in data.items():
         key = prefix + str(k)
+        if k not in names and k in aliases:
+            if aliases[k] in data:
+                raise error(f"{where(file, lines, key)}: key '{key}' is another name for '{prefix}{aliases[k]}', "
+                            f"which is set too; keep one")
+            kw[aliases[k]] = coerce(v, hints[aliases[k]], key, file=file, lines=lines, error=error, shorthand=shorthand)
+            continue
         if k not in names:
-            close = difflib.get_close_matches(str(k), names, n=1)
+            if k in notes:
+                raise error(f"{where(file, lines, key)}: key '{key}' is not a key here: {notes[k]}")
+            close = difflib.get_close_matches(str(k), names + list(aliases), n=1)
+            if close and close[0] in aliases:
+                close = [aliases[close[0]]]
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; allowed keys: {names}"
             raise error(f"{where(file, lines, key)}: unknown key '{key}'{hint}")
         kw[k] = coerce(v, hints[k], key, file=file, lines=lines, error=error, shorthand=shorthand)
     return cls(**kw)
+
+
+def key_aliases(cls) -> dict[str, str]:
+    """Other names accepted for keys of ``cls`` (its ``key_aliases`` class attribute: alias -> field), e.g. the
+    transformers ``TrainingArguments`` names of training keys (``learning_rate`` for ``lr``)."""
+    return dict(getattr(cls, "key_aliases", {}) or {})
 
 
 def to_plain(obj: Any) -> Any:
@@ -237,6 +257,66 @@ def parse_override(text: str, error: type[ConfigError] = ConfigError) -> tuple[s
         return key, yaml.safe_load(raw)
     except yaml.YAMLError:
         return key, raw
+
+
+def canonical_key(cls, key: str) -> str:
+    """A dotted key with each part given under another name (``key_aliases``) replaced by the field's own name:
+    ``train.learning_rate`` -> ``train.lr``, so an override by either name replaces the value in the file."""
+    parts, out, cur = key.split("."), [], cls
+    for p in parts:
+        if cur is not None and dataclasses.is_dataclass(cur):
+            p = key_aliases(cur).get(p, p)
+            tp = typing.get_type_hints(cur).get(p)
+            cur = tp if dataclasses.is_dataclass(tp) else None
+        else:
+            cur = None
+        out.append(p)
+    return ".".join(out)
+
+
+def canonical_overrides(cls, overrides: list[str] | dict | None, error: type[ConfigError] = ConfigError) -> dict:
+    """Overrides as ``{canonical dotted key: value}`` (see ``canonical_key``), in order; the original text of each is
+    kept for messages by ``mark_overrides``."""
+    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o, error) for o in overrides or []]
+    return {canonical_key(cls, k): v for k, v in items}
+
+
+def apply_overrides_to(cls, data: dict, overrides: list[str] | dict | None, *, shorthand: Shorthand | None = None,
+                       error: type[ConfigError] = ConfigError) -> dict:
+    """``apply_overrides`` for the keys of dataclass ``cls``: an override by either name of a key (``key_aliases``)
+    sets the field and replaces the value the file gave under either name."""
+    canon = canonical_overrides(cls, overrides, error)
+    data = apply_overrides(data, canon, shorthand=shorthand, error=error)
+    for key in canon:
+        parts, cur, node = key.split("."), cls, data
+        for p in parts[:-1]:
+            tp = typing.get_type_hints(cur).get(p) if dataclasses.is_dataclass(cur) else None
+            node = node.get(p) if isinstance(node, dict) else None
+            cur = tp if dataclasses.is_dataclass(tp) else None
+        if isinstance(node, dict) and cur is not None:
+            for alias, f in key_aliases(cur).items():
+                if f == parts[-1]:
+                    node.pop(alias, None)
+    return data
+
+
+def mark_overrides(lines: dict, overrides: list[str] | dict | None, error: type[ConfigError] = ConfigError,
+                   cls=None) -> dict:
+    """``lines`` with each overridden key (and what lay under it in the file) marked as a command-line
+    override, so an error about it says so instead of pointing at a line of the file the user never wrote.
+    With ``cls``, keys given under another name are marked under the field's name too."""
+    out = dict(lines)
+    if isinstance(overrides, dict):
+        items = [(k, f"{k}={v}") for k, v in overrides.items()]
+    else:
+        items = [(parse_override(o, error)[0], o.strip()) for o in overrides or []]
+    if cls is not None:
+        items = [(k2, t) for k, t in items for k2 in dict.fromkeys([k, canonical_key(cls, k)])]
+    for key, text in items:
+        for k in [k for k in out if k == key or k.startswith(key + ".") or k.startswith(key + "[")]:
+            del out[k]
+        out[key] = f"command-line override {text}"
+    return out
 
 
 def apply_overrides(data: dict, overrides: list[str] | dict | None, *, shorthand: Shorthand | None = None,
@@ -302,7 +382,8 @@ def load_dataclass(cls, path_or_data, overrides: list[str] | dict | None = None,
         path_or_data = to_plain(path_or_data)
     data, file, lines = read_yaml(path_or_data, kind=kind, error=error)
     if overrides:
-        data = apply_overrides(data, overrides, shorthand=shorthand, error=error)
+        data = apply_overrides_to(cls, data, overrides, shorthand=shorthand, error=error)
+        lines = mark_overrides(lines, overrides, error, cls)
     cfg = build_dataclass(cls, data, file=file, lines=lines, error=error, shorthand=shorthand)
     return cfg, file, (lambda key: where(file, lines, key))
 
@@ -344,6 +425,9 @@ def _field_docs(cls, prefix: str, docs: dict) -> list[tuple[str, str, str]]:
     for name in key_names(cls):
         tp = hints[name]
         doc = next((docs[(c.__name__, name)] for c in cls.__mro__ if (c.__name__, name) in docs), "")
+        also = [a for a, f in key_aliases(cls).items() if f == name]
+        if also:
+            doc += (" " if doc else "") + f"(Also accepted as: {', '.join(also)}.)"
         out.append((prefix + name, getattr(tp, "__name__", str(tp).replace("typing.", "")), doc))
         if dataclasses.is_dataclass(tp):
             out.extend(_field_docs(tp, prefix + name + ".", docs))

@@ -39,8 +39,14 @@ def expand_paths(spec: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
             out.extend(expand_paths(s))
         return out
     spec = os.fspath(spec)
+    if os.path.isdir(spec) and (os.path.exists(os.path.join(spec, "dataset_dict.json"))
+                                or os.path.exists(os.path.join(spec, "state.json"))
+                                and os.path.exists(os.path.join(spec, "dataset_info.json"))):
+        raise DataError(_dataset_dir_problem(spec))
     if os.path.isdir(spec):
-        files = sorted(p for p in glob.glob(os.path.join(spec, "*")) if p.endswith(RECORD_SUFFIXES))
+        # a LLaMA-Factory index (dataset_info.json) is not a record file; the files beside it are read as they are
+        files = sorted(p for p in glob.glob(os.path.join(spec, "*"))
+                       if p.endswith(RECORD_SUFFIXES) and os.path.basename(p) != "dataset_info.json")
         if not files:
             raise DataError(Problem(spec, None, "-", "directory holds no .jsonl/.jsonl.gz/.parquet files"))
         return files
@@ -52,6 +58,28 @@ def expand_paths(spec: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
     if not os.path.exists(spec):
         raise DataError(Problem(spec, None, "-", "file not found", "check the path"))
     return [spec]
+
+
+def _dataset_dir_problem(path: str) -> Problem:
+    """A ``datasets`` ``save_to_disk`` directory is not a folder of sample files: the problem names the
+    ``mmredstar data convert`` command for it (the card guessed from its columns)."""
+    from .schema import convert_command, foreign_layout
+
+    info_dir = path
+    if os.path.exists(os.path.join(path, "dataset_dict.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+            with open(os.path.join(path, "dataset_dict.json"), encoding="utf-8") as f:
+                info_dir = os.path.join(path, json.load(f)["splits"][0])
+    card = None
+    try:
+        with open(os.path.join(info_dir, "dataset_info.json"), encoding="utf-8") as f:
+            info = json.load(f)
+        card = (foreign_layout({k: "" for k in (info.get("features") or {})}) or (None,))[0]
+    except (OSError, ValueError, AttributeError):
+        pass
+    cmd = convert_command(card or "CARD", path)
+    return Problem(path, None, "-", "a `datasets` save_to_disk directory, not a folder of sample files",
+                   f"convert it first: {cmd}" + ("" if card else " (CARD: `mmredstar data cards` lists them)"))
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -432,11 +433,47 @@ def _type_name(v: Any) -> str:
             type(None): "null"}.get(type(v), type(v).__name__)
 
 
+def foreign_layout(d: Any) -> tuple[str, str] | None:
+    """(data card, what it is) when a row is in another tool's layout rather than our schema (ours always
+    has ``answer_type``): TRL, ShareGPT, LLaMA-Factory or ms-swift. ``None`` otherwise."""
+    if not isinstance(d, dict) or "answer_type" in d:
+        return None
+    if "messages" in d:
+        if "rejected_response" in d:
+            return "swift", "an ms-swift DPO row (messages + rejected_response)"
+        return "trl", "a chat row in TRL's conversational layout (messages)"
+    if "conversations" in d:
+        return "sharegpt", "a ShareGPT row (conversations)"
+    if "instruction" in d:
+        return "llamafactory", "a LLaMA-Factory alpaca row (instruction / input / output)"
+    if "query" in d and "response" in d:
+        return "swift", "an ms-swift row (query / response)"
+    if "chosen" in d and "rejected" in d and not isinstance(d.get("chosen"), dict):
+        return "trl", "a preference row in TRL's layout (prompt / chosen / rejected)"
+    if "prompt" in d and ("completion" in d or isinstance(d["prompt"], str)):
+        return "trl", "a row in TRL's prompt-completion layout"
+    return None
+
+
+def convert_command(card: str, src: str | None) -> str:
+    """The ``mmredstar data convert`` command that turns ``src`` (another tool's layout) into samples."""
+    src = src or "FILE"
+    if src.startswith("hf:"):  # a hub id: the samples go under data/, named after it
+        return f"mmredstar data convert --card {card} --src {src} --out data/{re.sub(r'[^A-Za-z0-9_.-]+', '_', src[3:]).strip('_')}.jsonl"
+    stem = src[:-len(".gz")] if src.endswith(".gz") else src
+    for suf in (".jsonl", ".json", ".parquet"):
+        if stem.endswith(suf):
+            stem = stem[: -len(suf)]
+            break
+    return f"mmredstar data convert --card {card} --src {src} --out {stem.rstrip('/')}.samples.jsonl"
+
+
 def validate_record(d: Any, *, file: str | None = None, line: int | None = None,
                     root: str | None = None, check_images: bool = False) -> list[Problem]:
     """Every problem with one JSON record; empty list when it is a valid Sample or Pair.
 
-    With ``check_images`` image paths are opened (relative to ``root``) and must decode."""
+    With ``check_images`` image paths are opened (relative to ``root``) and must decode. A row in another
+    tool's layout (``foreign_layout``) gives one problem whose hint is the command that converts the file."""
     P: list[Problem] = []
 
     def bad(fld: str, msg: str, hint: str = ""):
@@ -444,6 +481,12 @@ def validate_record(d: Any, *, file: str | None = None, line: int | None = None,
 
     if not isinstance(d, dict):
         bad("-", f"expected a JSON object, got {_type_name(d)}", "each line must be one sample object")
+        return P
+    foreign = foreign_layout(d)
+    if foreign is not None:
+        card, what = foreign
+        fld = next(k for k in ("messages", "conversations", "instruction", "query", "chosen", "prompt") if k in d)
+        bad(fld, f"{what}, not an mmredstar sample record", f"convert the file first: {convert_command(card, file)}")
         return P
     unknown = sorted(set(d) - _SAMPLE_KEYS)
     if unknown:

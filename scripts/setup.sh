@@ -5,7 +5,8 @@
 #   PYTHON=python3.11        the interpreter that creates the venv
 #   MMREDSTAR_TORCH_SPEC=... the torch/torchvision requirement to install when torch is missing
 #                            (default: torch==2.14.1 torchvision==0.29.1, a pair that imports on CPU machines)
-#   MMREDSTAR_NO_DEEPSPEED=1 skip DeepSpeed (it builds from source)
+#   MMREDSTAR_NO_DEEPSPEED=1 skip DeepSpeed (the [deepspeed] extra, installed by default; it builds
+#                            from source). Recipes with train.deepspeed then stop and say what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -38,11 +39,15 @@ for name in ("torch", "torchvision"):
     print(f"{name}=={md.version(name)}")
 EOF
 
-# 2. DeepSpeed builds from source against the installed torch (no build isolation, or pip pulls torch again).
-if [ -z "${MMREDSTAR_NO_DEEPSPEED:-}" ] && ! $PY -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('deepspeed') is None)"; then
-    log "installing deepspeed (source build)"
+# 2. DeepSpeed (the [deepspeed] extra of pyproject.toml, by default) builds from source against the installed
+#    torch (no build isolation, or pip pulls torch again). The package itself does not depend on it.
+if [ -n "${MMREDSTAR_NO_DEEPSPEED:-}" ]; then
+    log "MMREDSTAR_NO_DEEPSPEED set: not installing deepspeed"
+elif ! $PY -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('deepspeed') is None)"; then
+    ds_spec=$($PY -c "import re; m = re.search(r'^deepspeed\s*=\s*\[\"([^\"]+)\"\]', open('pyproject.toml').read(), re.M); print(m.group(1) if m else 'deepspeed')")
+    log "installing $ds_spec (source build)"
     $PIP install -q -c "$constraints" setuptools wheel ninja packaging psutil py-cpuinfo
-    DS_BUILD_OPS=0 $PIP install -q -c "$constraints" --no-build-isolation "deepspeed>=0.17"
+    DS_BUILD_OPS=0 $PIP install -q -c "$constraints" --no-build-isolation "$ds_spec"
 fi
 
 # 3. The package itself, editable, with the test extras.

@@ -95,7 +95,8 @@ def test_overrides_shorthands_and_round_trip(tmp_path):
     p.write_text("name: a\ninner: slow\nitems: data.jsonl\n")
     cfg, file, where = load_dataclass(Outer, p, ["inner.steps=5", "options.k=0.5", "limit=null", "tags=[x, y]"],
                                       shorthand=_shorthand)
-    assert file == str(p) and where("inner") == f"{p}:2" and where("inner.steps") == f"{p}:2"
+    assert file == str(p) and where("inner") == f"{p}:2"
+    assert where("inner.steps") == f"{p} (command-line override inner.steps=5)"  # not a line of the file
     assert cfg.inner == Inner(mode="slow", steps=5) and cfg.items == [Item(path="data.jsonl")]
     assert cfg.options == {"k": 0.5} and cfg.limit is None and cfg.tags == ["x", "y"]
     again, file2, _ = load_dataclass(Outer, cfg)

@@ -18,7 +18,12 @@ import sys
 
 import click
 
-from .shard import CurateCommand
+from ..clibase import Command
+from .shard import MergeDispatch
+
+
+class CurateCommand(MergeDispatch, Command):
+    """``mmredstar curate``; ``mmredstar curate merge ...`` runs ``curate.shard.merge_cmd``."""
 
 
 @click.command(name="curate", cls=CurateCommand)
@@ -39,7 +44,7 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys, sha
     """Sample a teacher, filter, verify, and write SFT / DPO / RL sets from CONFIG (a YAML file or a name under configs/).
 
     `mmredstar curate merge CONFIG` joins the shards of a --shard i/N split into OUT."""
-    from .config import ConfigError, field_docs, load_config
+    from .config import field_docs, load_config
 
     if keys:
         from mmredstar.registry import lookup
@@ -69,26 +74,18 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys, sha
         overrides.append(f"workers={workers}")
     if limit is not None:
         overrides.append(f"limit={limit}")
-    try:
-        cfg = load_config(config, overrides)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+    cfg = load_config(config, overrides)
     if check:
         click.echo(f"{config}: OK (teacher {cfg.teacher.get('kind')}, difficulty {cfg.difficulty.source}, out {cfg.out})")
         return
-    from ..generate import TeacherError
-    from ..schema import DataError
     from .pipeline import Pipeline
 
-    try:
-        if shard is not None:
-            from .shard import parse_shard, run_shard
+    if shard is not None:
+        from .shard import parse_shard, run_shard
 
-            result = run_shard(cfg, *parse_shard(shard), fresh=not resume, progress=progress)
-        else:
-            result = Pipeline(cfg, progress=progress).run(fresh=not resume)
-    except (DataError, TeacherError, ValueError, RuntimeError) as e:
-        raise click.ClickException(str(e)) from None
+        result = run_shard(cfg, *parse_shard(shard), fresh=not resume, progress=progress)
+    else:
+        result = Pipeline(cfg, progress=progress).run(fresh=not resume)
     c = result.report["counts"]
     click.echo(f"{result.out}: {c['input']} prompts in, {c['decontaminated']} decontaminated, {c['prompts']} to the teacher, "
                f"{c['responses']} responses ({c['verified_correct']} verified) -> {c['sft']} SFT, {c['dpo_pairs']} DPO pairs, "

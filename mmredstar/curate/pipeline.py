@@ -32,10 +32,8 @@ How it streams and resumes:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
-import os
 import shutil
 import sys
 import threading
@@ -46,18 +44,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.inputs import InputSpec, input_name, iter_input, iter_inputs
+from ..data.inputs import InputSpec, input_files, input_name, iter_input, iter_inputs
 from ..difficulty.sources import build_source
 from ..generate import Teacher, build_teacher
-from ..io import SampleWriter, atomic_write, count_records, expand_paths, read_jsonl, read_samples, write_json
+from ..io import SampleWriter, atomic_write, count_records, read_jsonl, read_samples
 from ..levels import in_range, parse_schedule, samples_for
 from ..schema import DataError, Response, Sample
+from ..stages import Marker, asset_sha256, fingerprint
 from .config import CurateConfig, load_config
 from .decontaminate import NgramIndex, build_index, decontaminate
 from .report import Report
 from .select import dropped, pair_dpo, response_record, rl_prompt, select_sft
 
-JUDGE_VERSION = 1
+JUDGE_VERSION = 2   # 2: math judged in the strict mode by default (verify.math MATH_MODES)
 OUTPUTS = ("sft.jsonl", "dpo.jsonl", "rl.jsonl", "rejected.jsonl", "decontaminated.jsonl", "report.json",
            "report.md", "funnel.png", "pass_rate_by_difficulty.png", "lengths.png", "state.json")
 
@@ -68,8 +67,7 @@ def key_of(obj) -> str:
     >>> key_of({"a": 1, "b": [2]}) == key_of({"b": [2], "a": 1})
     True
     """
-    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+    return fingerprint(obj, 24)
 
 
 @dataclass
@@ -92,16 +90,6 @@ class CurateResult:
     report: dict
     run: dict
     files: dict[str, str] = field(default_factory=dict)
-
-
-def _input_signature(specs: list[InputSpec]) -> list:
-    sig = []
-    for spec in specs:
-        paths = expand_paths(spec.path) if spec.path is not None else [spec.src]
-        for p in paths:
-            st = os.stat(p)
-            sig.append([os.path.abspath(p), st.st_size, st.st_mtime_ns])
-    return sig
 
 
 def _count_inputs(specs: list[InputSpec]) -> int | None:
@@ -365,19 +353,16 @@ class Pipeline:
                 conf.pop(k)
             conf["teacher"] = _jsonable(self.teacher_fp)
             conf["difficulty"]["params"] = _jsonable(self.source_fp)
-            state_key = key_of({"config": conf, "inputs": _input_signature(cfg.inputs + cfg.decontaminate.benchmarks),
-                                "teacher": self.teacher_fp, "source": self.source_fp})
-            state_path = out / "state.json"
-            if state_path.exists() and not fresh:
-                try:
-                    st = json.loads(state_path.read_text())
-                except ValueError:
-                    st = {}
-                if st.get("key") == state_key and all((out / f).exists() for f in st.get("files", [])):
-                    self.log(f"{out}: already complete for this config and these inputs (use --fresh to redo)")
-                    report = json.loads((out / "report.json").read_text())
-                    return CurateResult(str(out), report, {"status": "up to date"},
-                                        {f: str(out / f) for f in st.get("files", [])})
+            state_key = key_of({"config": conf, "teacher": self.teacher_fp, "source": self.source_fp,
+                                "cards": [asset_sha256("data_cards", s.card) for s in cfg.inputs + cfg.decontaminate.benchmarks
+                                          if isinstance(s.card, str)]})
+            inputs = [p for s in cfg.inputs + cfg.decontaminate.benchmarks for p in input_files(s)]
+            marker = Marker(out / "state.json")
+            st = None if fresh else marker.check(state_key, inputs)
+            if st is not None:
+                self.log(f"{out}: already complete for this config and these inputs (use --fresh to redo)")
+                report = json.loads((out / "report.json").read_text())
+                return CurateResult(str(out), report, {"status": "up to date"}, dict(st["outputs"]))
             t0 = time.time()
             try:
                 result = self._run(out, conf)
@@ -389,7 +374,7 @@ class Pipeline:
             result.run["seconds"] = round(time.time() - t0, 2)
             self._log_run(result.run)
             result.run["units"] = dict(self.stats)
-            write_json(state_path, {"key": state_key, "files": sorted(result.files)})
+            marker.mark(state_key, inputs, {f: out / f for f in sorted(result.files)})
             return result
 
     def _log_run(self, d: dict) -> None:

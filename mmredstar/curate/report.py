@@ -17,6 +17,7 @@ from collections import Counter
 from ..io import atomic_write, write_json
 from ..levels import band
 from ..schema import Sample
+from ..verify import verification_mode
 from .select import is_correct, is_filtered
 
 FUNNEL = ["input", "decontaminated", "out_of_range", "prompts", "responses", "filtered", "verified_correct",
@@ -173,6 +174,7 @@ class Report:
         d = self.to_dict()
         if config is not None:
             d["config"] = config
+        d["verification"] = verification_mode(config.get("verify") if isinstance(config, dict) else None)
         d["plots"] = write_plots(d, out_dir) if plots else []
         write_json(os.path.join(out_dir, "report.json"), d)
         with atomic_write(os.path.join(out_dir, "report.md")) as f:
@@ -187,7 +189,9 @@ def markdown(d: dict) -> str:
          f"{c['input']} input prompts -> {c['prompts']} sent to the teacher -> {c['responses']} responses "
          f"({c['verified_correct']} verified, pass rate {d['pass_rate'] if d['pass_rate'] is not None else '-'}) -> "
          f"**{c['sft']} SFT**, **{c['dpo_pairs']} DPO pairs**, **{c['rl_prompts']} RL prompts**; "
-         f"{c['rejected']} responses rejected.", "", "## Funnel", "", "| stage | count |", "|---|---:|"]
+         f"{c['rejected']} responses rejected."
+         + (f" Math answers judged in mode {d['verification']['math_mode']}." if d.get("verification") else ""),
+         "", "## Funnel", "", "| stage | count |", "|---|---:|"]
     L += [f"| {k} | {v} |" for k, v in c.items()]
     if d["decontamination"]:
         L += ["", "## Decontamination (prompts removed per benchmark)", "", "| benchmark | removed |", "|---|---:|"]

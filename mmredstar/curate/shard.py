@@ -28,6 +28,7 @@ from pathlib import Path
 
 import click
 
+from ..clibase import Command
 from ..generate import Teacher, TeacherError, build_teacher
 from .config import CurateConfig
 
@@ -134,8 +135,8 @@ def merge(cfg: CurateConfig, *, progress: bool | None = None):
     return Pipeline(cfg, teacher=teacher, progress=progress).run()
 
 
-class CurateCommand(click.Command):
-    """``mmredstar curate``, where ``mmredstar curate merge ...`` dispatches to :func:`merge_cmd`."""
+class MergeDispatch:
+    """Mixed into the ``curate`` command: ``mmredstar curate merge ...`` dispatches to :func:`merge_cmd`."""
 
     def make_context(self, info_name, args, parent=None, **extra):
         if args and args[0] == "merge":
@@ -143,22 +144,17 @@ class CurateCommand(click.Command):
         return super().make_context(info_name, args, parent=parent, **extra)
 
 
-@click.command("merge")
+@click.command("merge", cls=Command)
 @click.argument("config")
 @click.option("--out", default=None, help="Output directory (overrides 'out'; the shards are under OUT/shards).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key (as for the shards).")
 @click.option("--progress/--no-progress", default=None, help="Show the progress bar.")
 def merge_cmd(config, out, sets, progress):
     """Join the shards of CONFIG (OUT/shards/shard-i-of-N) into OUT: the files one run would have written."""
-    from ..schema import DataError
-    from .config import ConfigError, load_config
+    from .config import load_config
 
     overrides = list(sets) + ([f"out={out}"] if out is not None else [])
-    try:
-        cfg = load_config(config, overrides)
-        result = merge(cfg, progress=progress)
-    except (ConfigError, DataError, TeacherError, ValueError, RuntimeError) as e:
-        raise click.ClickException(str(e)) from None
+    result = merge(load_config(config, overrides), progress=progress)
     c = result.report["counts"]
     click.echo(f"{result.out}: merged; {c['prompts']} prompts, {c['responses']} responses -> {c['sft']} SFT, "
                f"{c['dpo_pairs']} DPO pairs, {c['rl_prompts']} RL prompts, {c['rejected']} rejected")

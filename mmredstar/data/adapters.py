@@ -16,6 +16,9 @@ in the card. A user's own hook is named in a card as ``adapter: "pkg.module:func
 - ``taco``: ``input_output`` JSON -> ``CodeTests`` (stdin/stdout or ``fn_name`` call-based), starter
   code, difficulty label, ``tags``/``skill_types`` parsed, optional special-judge file.
 - ``messages``: generic chat / ShareGPT with images: last assistant turn -> the response.
+- ``trl``, ``sharegpt``, ``llamafactory``, ``swift``: the chat and preference layouts of TRL, ShareGPT,
+  LLaMA-Factory (alpaca / sharegpt with ``dataset_info.json``) and ms-swift (``rejected_response``);
+  a preference row becomes a ``Pair`` (``_chosen`` / ``_rejected``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 from ..schema import CodeTests, Message, Part, Response
 from .rows import RowContext, Skip
+from .sources import llamafactory_entry
 from .text import choice_letter, get_path, scalar_to_str, split_choices, strip_instruction
 
 
@@ -383,55 +387,97 @@ def taco(row: dict, ctx: RowContext) -> dict:
                _tests=CodeTests(list(ins), list(outs), fn, starter), _meta=meta)
     return row
 
-
-# ----------------------------------------------------------------------------------------- messages
+# ----------------------------------------------------------------------------------------- chat formats
 ROLE_MAP = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
             "bot": "assistant", "chatgpt": "assistant", "system": "system"}
+TOOL_ROLES = ("observation", "function_call", "function", "tool", "ipython")
 
 
-def messages(row: dict, ctx: RowContext) -> dict:
-    """Generic chat / ShareGPT rows: ``messages``/``conversations`` with ``role``/``content`` or
-    ``from``/``value``; images from ``images``/``image``; ``<image>`` placeholders place them.
-
-    The last assistant turn becomes the sample's response (an SFT target); earlier turns the prompt."""
-    turns, tkey = _first(row, "messages", "conversations", "conversation", "dialog")
-    if not isinstance(turns, list) or not turns:
-        raise Skip("messages", "missing the chat turns", "rows need 'messages' or 'conversations': a list of turns")
-    imgs_v, _ = _first(row, "images", "image", "image_path", "image_paths")
-    images = ctx.images_from_value(imgs_v) if imgs_v is not None else []
-    norm: list[tuple[str, Any]] = []
+def _turns(turns: Any, tkey: str, *, role_tag: str | None = None, content_tag: str | None = None,
+           roles: dict | None = None) -> list[tuple[str, Any]]:
+    """(role, content) of each turn; ``role``/``content`` or ``from``/``value`` (or the given tags)."""
+    if not isinstance(turns, list):
+        raise Skip(tkey, f"expected a list of turns, got {type(turns).__name__}")
+    roles = roles or ROLE_MAP
+    out = []
     for i, t in enumerate(turns):
         if not isinstance(t, dict):
             raise Skip(f"{tkey}[{i}]", f"expected a turn object, got {type(t).__name__}")
-        role_raw = t.get("role", t.get("from"))
-        role = ROLE_MAP.get(str(role_raw).lower()) if role_raw is not None else None
+        role_raw = t.get(role_tag) if role_tag else t.get("role", t.get("from"))
+        role = roles.get(str(role_raw).lower()) if role_raw is not None else None
         if role is None:
-            raise Skip(f"{tkey}[{i}].role", f"unknown role {role_raw!r}", f"use one of {sorted(ROLE_MAP)}")
-        content = t.get("content", t.get("value"))
+            if str(role_raw).lower() in TOOL_ROLES:
+                raise Skip(f"{tkey}[{i}].role", f"tool turn {role_raw!r}: tool calls are not supported",
+                           "drop tool-use rows before converting")
+            raise Skip(f"{tkey}[{i}].role", f"unknown role {role_raw!r}", f"use one of {sorted(roles)}")
+        content = t.get(content_tag) if content_tag else t.get("content", t.get("value"))
         if content is None:
             raise Skip(f"{tkey}[{i}].content", "missing content")
-        norm.append((role, content))
-    response = None
-    if norm[-1][0] == "assistant":
-        role, content = norm.pop()
-        response = content if isinstance(content, str) else "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        out.append((role, content))
+    return out
+
+
+def _content_text(content: Any, fld: str) -> str:
+    """The text of a response turn's content (a string or a list of text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    if isinstance(content, dict) and ("content" in content or "value" in content):
+        return _content_text(content.get("content", content.get("value")), fld)
+    raise Skip(fld, f"expected text, a list of parts or a turn, got {type(content).__name__}")
+
+
+def _reply(v: Any, fld: str) -> str:
+    """A response given as a string, one assistant turn ({role, content} / {from, value}) or a list of
+    turns (TRL's conversational completion / chosen: the assistant turns' text)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, dict):
+        return _content_text(v, fld)
+    if isinstance(v, list) and v and all(isinstance(t, dict) and ("role" in t or "from" in t) for t in v):
+        turns = _turns(v, fld)
+        texts = [_content_text(c, fld) for r, c in turns if r == "assistant"]
+        if not texts:
+            raise Skip(fld, "no assistant turn in the response")
+        return "\n".join(texts)
+    raise Skip(fld, f"expected a response text or assistant turn(s), got {type(v).__name__}")
+
+
+def _row_images(row: dict, ctx: RowContext, *keys: str):
+    imgs_v, _ = _first(row, *(keys or ("images", "image", "image_path", "image_paths")))
+    return ctx.images_from_value(imgs_v) if imgs_v is not None else []
+
+
+def chat_row(row: dict, ctx: RowContext, turns: list[tuple[str, Any]], *, tkey: str = "messages",
+             images: list | None = None, system: str | None = None, response: str | None = None,
+             chosen: str | None = None, rejected: str | None = None, layout: str = "messages") -> dict:
+    """The row with ``_prompt`` (and ``_responses`` or ``_chosen``/``_rejected``) built from chat turns.
+
+    Without an explicit ``response``/``chosen``, a final assistant turn becomes the response (SFT target);
+    ``<image>`` placeholders or image parts place the images, else they go before the first user text."""
+    images = images or []
+    norm = list(turns)
+    if response is None and chosen is None and norm and norm[-1][0] == "assistant":
+        response = _content_text(norm.pop()[1], tkey)
+    if system and not any(r == "system" for r, _ in norm):
+        norm.insert(0, ("system", system))
     if not norm:
         raise Skip(tkey, "no prompt turns before the assistant's answer")
     n_placeholders = sum(c.count("<image>") if isinstance(c, str) else
                          sum(1 for p in c if isinstance(p, dict) and p.get("type") in ("image", "image_url"))
-                         for _, c in norm)
+                         if isinstance(c, list) else 0 for _, c in norm)
     if n_placeholders and n_placeholders != len(images):
         raise Skip("images", f"{n_placeholders} image placeholder(s) in the turns but {len(images)} image(s)",
                    "each <image> (or image part) needs one entry in 'images'")
+    users = [i for i, (r, _) in enumerate(norm) if r == "user"]
+    if not users:
+        raise Skip(tkey, "no user turn")
     prompt: list[Message] = []
     k = 0
-    first_user = next(i for i, (r, _) in enumerate(norm) if r == "user") if any(r == "user" for r, _ in norm) else None
-    if first_user is None:
-        raise Skip(tkey, "no user turn")
     for i, (role, content) in enumerate(norm):
         parts: list[Part] = []
-        if not n_placeholders and images and i == first_user:
+        if not n_placeholders and images and i == users[0]:
             parts += [Part("image", index=j) for j in range(len(images))]
         if isinstance(content, str):
             pieces = content.split("<image>")
@@ -454,10 +500,208 @@ def messages(row: dict, ctx: RowContext) -> dict:
     answer, _ = _first(row, "answer", "final_answer", "ground_truth")
     out = dict(row)
     out.update(_prompt=prompt, _images=images, _answer_type=row.get("answer_type") or ctx.card.answer_type,
-               _answer=scalar_to_str(answer) if answer is not None else "")
-    if response is not None:
-        out["_responses"] = [Response(text=response, finish_reason="stop", meta={"origin": "dataset"})]
+               _answer=scalar_to_str(answer) if answer is not None else "", _meta={"layout": layout})
+    if isinstance(row.get("choices"), list) and row["choices"]:  # our exports carry a choice question's options
+        out["_choices"] = [scalar_to_str(c) or "" for c in row["choices"]]
+    origin = {"origin": "dataset"}
+    if chosen is not None or rejected is not None:
+        if chosen is None or rejected is None:
+            raise Skip("chosen" if chosen is None else "rejected", "a preference row needs both chosen and rejected")
+        out["_chosen"] = Response(text=chosen, finish_reason="stop", meta=origin)
+        out["_rejected"] = Response(text=rejected, finish_reason="stop", meta=dict(origin))
+    elif response is not None:
+        out["_responses"] = [Response(text=response, finish_reason="stop", meta=origin)]
     return out
+
+
+def messages(row: dict, ctx: RowContext) -> dict:
+    """Generic chat / ShareGPT rows: ``messages``/``conversations`` with ``role``/``content`` or
+    ``from``/``value``; a top-level ``system``; images from ``images``/``image``; ``<image>``
+    placeholders place them. The last assistant turn becomes the sample's response (an SFT target);
+    earlier turns the prompt. Preference rows (``chosen``/``rejected`` turns) become pairs. Rows in the
+    other tools' layouts go to their readers (TRL ``prompt``/``chosen``, ms-swift ``rejected_response`` /
+    ``query``, LLaMA-Factory alpaca ``instruction``), so this one card reads every chat layout."""
+    turns, tkey = _first(row, "messages", "conversations", "conversation", "dialog")
+    if row.get("rejected_response") is not None or (turns is None and row.get("query") is not None):
+        return swift(row, ctx)  # ms-swift's preference / query-response rows: never read as plain chat
+    if turns is None and (row.get("prompt") is not None or row.get("chosen") is not None):
+        return trl(row, ctx)
+    if turns is None and row.get("instruction") is not None:
+        return llamafactory(row, ctx)
+    if not isinstance(turns, list) or not turns:
+        raise Skip("messages", "missing the chat turns", "rows need 'messages' or 'conversations': a list of turns")
+    norm = _turns(turns, tkey)
+    chosen = _reply(row["chosen"], "chosen") if row.get("chosen") is not None else None
+    rejected = _reply(row["rejected"], "rejected") if row.get("rejected") is not None else None
+    system = row.get("system") if isinstance(row.get("system"), str) and row["system"].strip() else None
+    return chat_row(row, ctx, norm, tkey=tkey, images=_row_images(row, ctx), system=system, chosen=chosen,
+                    rejected=rejected, layout="sharegpt" if tkey == "conversations" else "messages")
+
+
+def _common_prefix(a: list[tuple[str, Any]], b: list[tuple[str, Any]]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def trl(row: dict, ctx: RowContext) -> dict:
+    """TRL's dataset layouts (https://huggingface.co/docs/trl/dataset_formats), standard or conversational:
+    ``messages`` (language modelling), ``prompt`` + ``completion`` (SFT), ``prompt`` + ``chosen`` +
+    ``rejected`` (preference; without ``prompt`` the shared turns of chosen and rejected are the prompt),
+    ``prompt`` alone (prompt-only, e.g. GRPO); images from ``images`` / ``image``."""
+    images = _row_images(row, ctx)
+    system = row.get("system") if isinstance(row.get("system"), str) else None
+    if row.get("messages") is not None and row.get("prompt") is None:
+        return messages(row, ctx)
+    if row.get("chosen") is not None and row.get("rejected") is not None:
+        prompt = row.get("prompt")
+        if prompt is None:  # implicit prompt: conversational chosen/rejected share the prompt turns
+            if not (isinstance(row["chosen"], list) and isinstance(row["rejected"], list)):
+                raise Skip("prompt", "a standard (text) preference row without 'prompt'",
+                           "an implicit prompt needs conversational chosen/rejected (lists of turns)")
+            c, r = _turns(row["chosen"], "chosen"), _turns(row["rejected"], "rejected")
+            n = _common_prefix(c, r)
+            if n == 0 or n >= min(len(c), len(r)):
+                raise Skip("chosen", "chosen and rejected share no prompt turns (or no reply follows them)")
+            turns = c[:n]
+            chosen = _reply([{"role": x, "content": y} for x, y in c[n:]], "chosen")
+            rejected = _reply([{"role": x, "content": y} for x, y in r[n:]], "rejected")
+            return chat_row(row, ctx, turns, tkey="chosen", images=images, system=system, chosen=chosen,
+                            rejected=rejected, layout="trl-preference")
+        turns = [("user", prompt)] if isinstance(prompt, str) else _turns(prompt, "prompt")
+        return chat_row(row, ctx, turns, tkey="prompt", images=images, system=system,
+                        chosen=_reply(row["chosen"], "chosen"), rejected=_reply(row["rejected"], "rejected"),
+                        layout="trl-preference")
+    prompt = row.get("prompt")
+    if prompt is not None:
+        turns = [("user", prompt)] if isinstance(prompt, str) else _turns(prompt, "prompt")
+        comp = row.get("completion")
+        response = _reply(comp, "completion") if comp is not None else None
+        return chat_row(row, ctx, turns, tkey="prompt", images=images, system=system, response=response,
+                        layout="trl-prompt-completion" if comp is not None else "trl-prompt-only")
+    if isinstance(row.get("text"), str):
+        raise Skip("text", "a language-modelling row (plain 'text') has no prompt / response split",
+                   "give 'prompt' + 'completion' or 'messages' rows")
+    raise Skip("prompt", "not a TRL row: no 'messages', 'prompt' (+ 'completion'), or 'chosen' + 'rejected'",
+               f"present columns: {sorted(k for k in row if isinstance(k, str))[:15]}")
+
+
+def swift(row: dict, ctx: RowContext) -> dict:
+    """ms-swift's layout: ``messages`` (role/content, ``<image>`` placeholders) + ``images``; a
+    ``rejected_response`` makes a DPO pair with the last assistant turn as chosen; the older
+    ``query`` / ``response`` / ``history`` / ``system`` columns are read too."""
+    images = _row_images(row, ctx)
+    if row.get("messages") is not None:
+        turns = _turns(row["messages"], "messages")
+    elif row.get("query") is not None:
+        turns = []
+        for i, h in enumerate(row.get("history") or []):
+            if not (isinstance(h, (list, tuple)) and len(h) == 2):
+                raise Skip(f"history[{i}]", "expected a [query, response] pair")
+            turns += [("user", h[0]), ("assistant", h[1])]
+        turns.append(("user", row["query"]))
+        if row.get("response") is not None:
+            turns.append(("assistant", row["response"]))
+    else:
+        raise Skip("messages", "missing the chat turns", "ms-swift rows need 'messages' (or 'query'/'response')")
+    system = row.get("system") if isinstance(row.get("system"), str) else None
+    rej = row.get("rejected_response")
+    if rej is not None:
+        if not turns or turns[-1][0] != "assistant":
+            raise Skip("messages", "a row with 'rejected_response' needs a final assistant turn (the chosen reply)")
+        chosen = _content_text(turns.pop()[1], "messages")
+        return chat_row(row, ctx, turns, images=images, system=system, chosen=chosen,
+                        rejected=_reply(rej, "rejected_response"), layout="swift-dpo")
+    return chat_row(row, ctx, turns, images=images, system=system, layout="swift")
+
+
+def sharegpt(row: dict, ctx: RowContext) -> dict:
+    """ShareGPT / LLaVA: ``conversations`` of ``from``/``value`` turns, a top-level ``system``, images
+    (``image`` / ``images``); LLaMA-Factory's preference variant with ``chosen`` / ``rejected`` turns."""
+    return messages(row, ctx)
+
+
+LF_DEFAULT_COLUMNS = {
+    "alpaca": {"prompt": "instruction", "query": "input", "response": "output", "history": None, "system": None,
+               "images": "images", "chosen": "chosen", "rejected": "rejected"},
+    "sharegpt": {"messages": "conversations", "system": "system", "images": "images", "chosen": "chosen",
+                 "rejected": "rejected"},
+}
+LF_DEFAULT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+                   "system_tag": "system", "observation_tag": "observation", "function_tag": "function_call"}
+
+
+def llamafactory(row: dict, ctx: RowContext) -> dict:
+    """LLaMA-Factory's dataset layouts (data/README.md there): ``alpaca`` (instruction / input / output,
+    system, history of [query, response] pairs, images; ranking rows with chosen / rejected texts) and
+    ``sharegpt`` (conversations with its role tags, system, images; ranking rows with chosen / rejected
+    turns). A ``dataset_info.json`` beside the data (or in the ``--src`` directory) gives each file's
+    formatting, ``columns`` and ``tags``; without one the layout is read from the row's columns."""
+    entry = llamafactory_entry(ctx.raw.path, ctx.raw.root) or {}
+    out = _llamafactory(row, ctx, entry)
+    if entry.get("name"):
+        out["_meta"] = {**out.get("_meta", {}), "dataset": entry["name"]}
+    return out
+
+
+def _llamafactory(row: dict, ctx: RowContext, entry: dict) -> dict:
+    formatting = entry.get("formatting") or ctx.opt("formatting") or (
+        "sharegpt" if any(k in row for k in ("conversations", "messages")) else "alpaca")
+    if formatting not in LF_DEFAULT_COLUMNS:
+        raise Skip("formatting", f"unknown LLaMA-Factory formatting {formatting!r}", "use alpaca or sharegpt")
+    cols = {**LF_DEFAULT_COLUMNS[formatting], **(entry.get("columns") or {})}
+    if formatting == "sharegpt" and "messages" not in (entry.get("columns") or {}) and "conversations" not in row:
+        cols["messages"] = "messages"
+    images = _row_images(row, ctx, cols["images"]) if cols.get("images") else []
+    system = row.get(cols["system"]) if cols.get("system") else None
+    system = system if isinstance(system, str) and system.strip() else None
+    ranking = bool(entry.get("ranking")) or (row.get(cols.get("chosen") or "") is not None
+                                             and row.get(cols.get("rejected") or "") is not None)
+    if formatting == "alpaca":
+        instr = row.get(cols["prompt"]) if cols.get("prompt") else None
+        if not isinstance(instr, str) or not instr.strip():
+            raise Skip(str(cols.get("prompt")), "missing the instruction text")
+        query = row.get(cols["query"]) if cols.get("query") else None
+        text = instr + ("\n" + query if isinstance(query, str) and query.strip() else "")
+        turns: list[tuple[str, Any]] = []
+        for i, h in enumerate((row.get(cols["history"]) if cols.get("history") else None) or []):
+            if not (isinstance(h, (list, tuple)) and len(h) == 2):
+                raise Skip(f"{cols['history']}[{i}]", "expected a [query, response] pair")
+            turns += [("user", h[0]), ("assistant", h[1])]
+        turns.append(("user", text))
+        if ranking:
+            return chat_row(row, ctx, turns, tkey=cols["prompt"], images=images, system=system,
+                            chosen=_reply(row.get(cols["chosen"]), cols["chosen"]),
+                            rejected=_reply(row.get(cols["rejected"]), cols["rejected"]), layout="llamafactory-alpaca")
+        out = row.get(cols["response"]) if cols.get("response") else None
+        response = _reply(out, cols["response"]) if out is not None else None
+        if isinstance(out, list) and out and isinstance(out[0], str):  # ranking-style [chosen, rejected] output
+            raise Skip(cols["response"], "a list of outputs", "mark the dataset 'ranking: true' in dataset_info.json")
+        return chat_row(row, ctx, turns, tkey=cols["prompt"], images=images, system=system, response=response,
+                        layout="llamafactory-alpaca")
+    tags = {**LF_DEFAULT_TAGS, **(entry.get("tags") or {})}
+    roles = {str(tags["user_tag"]).lower(): "user", str(tags["assistant_tag"]).lower(): "assistant",
+             str(tags["system_tag"]).lower(): "system"}
+    tcol = cols["messages"]
+    turns_v = row.get(tcol)
+    if not isinstance(turns_v, list) or not turns_v:
+        raise Skip(tcol, "missing the chat turns", f"the dataset's 'messages' column is {tcol!r}")
+    if "role" in turns_v[0] and tags["role_tag"] == "from" and "from" not in turns_v[0]:
+        tags.update(role_tag="role", content_tag="content")  # OpenAI-style turns under sharegpt formatting
+        roles.update(ROLE_MAP)
+    turns = _turns(turns_v, tcol, role_tag=tags["role_tag"], content_tag=tags["content_tag"], roles=roles)
+
+    def reply(c):
+        v = row.get(c)
+        if isinstance(v, dict):
+            return _content_text(v.get(tags["content_tag"], v.get("content", v.get("value"))), c)
+        return _reply(v, c)
+
+    if ranking:
+        return chat_row(row, ctx, turns, tkey=tcol, images=images, system=system, chosen=reply(cols["chosen"]),
+                        rejected=reply(cols["rejected"]), layout="llamafactory-sharegpt")
+    return chat_row(row, ctx, turns, tkey=tcol, images=images, system=system, layout="llamafactory-sharegpt")
 
 
 ADAPTERS = {
@@ -467,5 +711,9 @@ ADAPTERS = {
     "olympiadbench": olympiadbench,
     "taco": taco,
     "messages": messages,
+    "trl": trl,
+    "sharegpt": sharegpt,
+    "llamafactory": llamafactory,
+    "swift": swift,
 }
 """Built-in row hooks by name (a card's ``adapter:``)."""

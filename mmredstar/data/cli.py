@@ -5,6 +5,7 @@
     mmredstar data validate data/aime24.jsonl
     mmredstar data stats data/aime24.jsonl
     mmredstar data subset runs/curate/x/sft.jsonl --out data/ladder --sizes 4000,8000,16000,32000,all
+    mmredstar data export --src rl.jsonl --out rl.parquet --format verl   # or --format openrlhf
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from collections import Counter
 
 import click
 
+from ..clibase import Group
 
-@click.group()
+
+@click.group(cls=Group)
 def data():
     """Convert public datasets into samples; validate and summarise sample files."""
 
@@ -122,7 +125,8 @@ def _parse_options(pairs) -> dict:
 
 @data.command()
 @click.option("--card", "card_name", required=True, help="Data card: a name (see `mmredstar data cards`) or a card file (.md/.yaml).")
-@click.option("--src", required=True, help="Source: a file (JSONL, JSON, Parquet, .pk), a directory or a glob.")
+@click.option("--src", required=True, help="Source: a file (JSONL, JSON, Parquet, .pk), a directory or a glob; a "
+                                          "datasets save_to_disk directory; hf:ID[:config][@split] (datasets.load_dataset).")
 @click.option("--out", required=True, help="Output sample file (.jsonl, .jsonl.gz, .parquet), or a shard prefix with --shard-size.")
 @click.option("--split", default=None, help="Split to record on every sample (default: the card's, else from the file name).")
 @click.option("--where", "where", multiple=True, help='Keep rows passing a filter, e.g. --where \'task="geometry problem solving"\' --where level=5 (ANDed).')
@@ -145,12 +149,9 @@ def convert(card_name, src, out, split, where, subset, limit, image_dir, opts, s
     from .convert import convert as run_convert
     from .convert import sidecar_dir
 
-    try:
-        report = run_convert(card_name, src, out, split=split, where=where, subset=subset, limit=limit,
-                             image_dir=image_dir, options=_parse_options(opts), shard_size=shard_size,
-                             dedupe=dedupe, overwrite=overwrite, progress=not quiet)
-    except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+    report = run_convert(card_name, src, out, split=split, where=where, subset=subset, limit=limit,
+                         image_dir=image_dir, options=_parse_options(opts), shard_size=shard_size,
+                         dedupe=dedupe, overwrite=overwrite, progress=not quiet)
     if report.up_to_date:
         click.echo(f"up to date: {out} (same card, sources and options; --overwrite redoes it)")
     click.echo(report.summary())
@@ -174,10 +175,7 @@ def cards(name):
             hub = ", ".join(hub) if isinstance(hub, list) else (hub or "-")
             click.echo(f"{n:15s} {c.answer_type:8s} {hub}")
         return
-    try:
-        c = load_card(name)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+    c = load_card(name)
     click.echo(f"# {c.name}  ({c.path})")
     with open(c.path, encoding="utf-8") as f:
         click.echo(f.read())
@@ -199,16 +197,28 @@ def subset(inputs, out, sizes, bands, prompts, pairs, seed, allow_short, overwri
 
     Streams the input (never holds it in memory). Each subset gets a manifest: source files with sha256 and
     record counts, seed, rule, counts per band / domain / source / answer type, and the ids' sha256."""
-    from ..schema import DataError
     from .subset import build_subsets
 
-    try:
-        mans = build_subsets(list(inputs), out, sizes=sizes, bands=bands, prompts=prompts, pairs=pairs, seed=seed,
-                             allow_short=allow_short, overwrite=overwrite, progress=not quiet)
-    except (ValueError, DataError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+    mans = build_subsets(list(inputs), out, sizes=sizes, bands=bands, prompts=prompts, pairs=pairs, seed=seed,
+                         allow_short=allow_short, overwrite=overwrite, progress=not quiet)
     for m in mans:
         bands_txt = ", ".join(f"{k}: {v}" for k, v in m["counts"]["band"].items())
         click.echo(f"{m['name']:>22s}: {m['records']:>8d} records, {m['prompts']:>7d} prompts"
                    + (" (short)" if m["short"] else "") + f"  [bands {bands_txt}]")
     click.echo(f"wrote {len(mans)} subset(s) with manifests to {out}/ (index: {out}/subsets.json)")
+
+
+@data.command()
+@click.option("--src", required=True, multiple=True, help="Sample set(s) (SFT, DPO or RL): sample files, directories or globs.")
+@click.option("--out", required=True, help="Output file (.parquet for verl, .jsonl for openrlhf; .jsonl/.json, or .parquet for trl-*).")
+@click.option("--format", "fmt", required=True, help="Export format: verl | openrlhf | trl-sft | trl-dpo | sharegpt | "
+                                                     "llamafactory | swift (or pkg.module:writer).")
+@click.option("--image-root", default=None, help="Directory image paths are relative to (default: each file's directory).")
+@click.option("--images", "images", type=click.Choice(["path", "embed"]), default=None,
+              help="Chat formats: images as paths relative to OUT's folder (default) or embedded (base64 / Parquet bytes).")
+def export(src, out, fmt, image_root, images):
+    """Export a sample set to another tool's format: RL engines (verl, OpenRLHF), TRL, ShareGPT, LLaMA-Factory, ms-swift."""
+    from .export import export as run_export
+
+    n = run_export(list(src), out, fmt, image_root=image_root, images=images)
+    click.echo(f"wrote {n} row(s) to {out} ({fmt})")

@@ -19,7 +19,6 @@ finds the finished output and does nothing (``overwrite=True`` redoes it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -31,14 +30,15 @@ from typing import Any
 
 from ..io import SampleWriter, atomic_write, write_json, write_parquet
 from ..levels import map_difficulty
-from ..schema import DataError, ImageRef, Message, Part, Response, Sample, validate_record
+from ..schema import DataError, ImageRef, Message, Pair, Part, Response, Sample, validate_record
+from ..stages import fingerprint, sha256_file
+from ..verify.extract import last_boxed
 from .cards import Card, load_card, resolve_hook
 from .rows import RowContext, Skip
-from .sources import RawRow, iter_source, list_source_files
+from .sources import HF_PREFIX, RawRow, iter_source, list_source_files, parse_hf
 from .text import (
     format_template,
     get_path,
-    last_boxed,
     render_choices,
     scalar_to_str,
     split_choices,
@@ -297,9 +297,13 @@ def build_sample(card: Card, raw: RawRow, ctx: RowContext) -> Sample:
     prov = {"file": raw.file, raw.unit: raw.number, "card": card.name}
     if raw.key is not None:
         prov["key"] = raw.key
-    s = Sample(prompt=prompt, answer_type=answer_type, answer=answer, images=images, choices=choices or None,
-               tests=row.get("_tests"), source=card.name, split=split, difficulty=difficulty, meta=meta,
-               provenance=prov, responses=responses)
+    kw = dict(prompt=prompt, answer_type=answer_type, answer=answer, images=images, choices=choices or None,
+              tests=row.get("_tests"), source=card.name, split=split, difficulty=difficulty, meta=meta,
+              provenance=prov, responses=responses)
+    if row.get("_chosen") is not None or row.get("_rejected") is not None:
+        s: Sample = Pair(**kw, chosen=row.get("_chosen"), rejected=row.get("_rejected"))
+    else:
+        s = Sample(**kw)
     problems = validate_record(s.to_dict())
     if problems:
         p = problems[0]
@@ -458,18 +462,30 @@ def image_out_dir(out: str | os.PathLike) -> str:
 
 
 def _signature(card: Card, src, params: dict) -> str:
+    """The card file's bytes, the source files' sizes and mtimes (raw releases are large: not re-hashed on
+    every rerun) and the parameters, as a ``mmredstar.stages.fingerprint``."""
     root, files = list_source_files(src, card.files)
-    h = hashlib.sha256()
     if card.path and os.path.exists(card.path):
-        with open(card.path, "rb") as f:
-            h.update(f.read())
+        card_id = sha256_file(card.path)
     else:
-        h.update(repr(sorted((k, repr(v)) for k, v in card.__dict__.items())).encode())
+        card_id = repr(sorted((k, repr(v)) for k, v in card.__dict__.items()))
+    stats = []
     for f in files:
-        st = os.stat(f)
-        h.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:20]
+        if f.startswith(HF_PREFIX):
+            stats.append([f])
+            local = parse_hf(f)[0]
+            f = local if os.path.exists(local) else None
+        for g in ([] if f is None else _files_under(f)):
+            st = os.stat(g)
+            stats.append([os.path.abspath(g), st.st_size, st.st_mtime_ns])
+    return fingerprint({"card": card_id, "files": stats, "params": params}, 20)
+
+
+def _files_under(path: str) -> list[str]:
+    """A file, or every file under a directory (a ``save_to_disk`` directory, a local ``hf:`` dataset)."""
+    if not os.path.isdir(path):
+        return [path]
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs)
 
 
 def convert(card: Card | str | dict, src: str | os.PathLike, out: str | os.PathLike, *, split: str | None = None,

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ..io import read_samples
+from ..io import expand_paths, read_samples
 from ..schema import Sample
 from .convert import iter_card
 
@@ -64,6 +64,14 @@ def iter_input(spec: InputSpec) -> Iterator[Sample]:
 def iter_inputs(specs: list[InputSpec]) -> Iterator[Sample]:
     for spec in specs:
         yield from iter_input(spec)
+
+
+def input_files(spec: InputSpec) -> list[str]:
+    """The files (or folders) an input reads, for the resume markers (``mmredstar.stages``): the expanded
+    ``path``, or the card's ``src``; a generated input reads none."""
+    if spec.path is not None:
+        return expand_paths(spec.path)
+    return [spec.src] if spec.src else []
 
 
 def input_name(spec: InputSpec) -> str:

@@ -35,7 +35,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .subset import IdsHasher, Smallest, iter_light, order_key, sha256_file
+from ..stages import Marker, fingerprint, sha256_file
+from .subset import IdsHasher, Smallest, iter_light, order_key
 
 MIXTURE_VERSION = 1
 
@@ -143,7 +144,6 @@ def draw_mixture(entries, out: str | os.PathLike, *, total: int | None = None, s
     ``manifest_path`` when given). ``resolve`` turns a source's ``path`` into files (default: files,
     directories, globs; training passes its resolver for named sets). An up-to-date ``out`` (same
     manifest fingerprint beside it) is not rewritten."""
-    import json
 
     from tqdm.auto import tqdm
 
@@ -186,22 +186,16 @@ def draw_mixture(entries, out: str | os.PathLike, *, total: int | None = None, s
         src_entries.append({"name": s.name or s.path, "spec": s.path,
                             "files": [{"path": f, "sha256": sha256_file(f), "records": pf.get(f, 0)} for f in fs],
                             "requested": {"count": s.count} if s.count is not None else {"weight": s.weight}})
-    fp_blob = json.dumps({"v": MIXTURE_VERSION, "seed": seed, "total": total, "want": want,
-                          "files": [[f["sha256"] for f in e["files"]] for e in src_entries]}, sort_keys=True)
-    import hashlib
-
-    fingerprint = hashlib.sha256(fp_blob.encode()).hexdigest()
+    fp = fingerprint({"v": MIXTURE_VERSION, "seed": seed, "total": total, "want": want,
+                      "files": [[f["sha256"] for f in e["files"]] for e in src_entries]})
+    inputs = {f["path"]: f["sha256"] for e in src_entries for f in e["files"]}
     out = os.fspath(out)
-    side = out + ".manifest.json"
-    if os.path.exists(out) and os.path.exists(side):
-        try:
-            old = json.load(open(side, encoding="utf-8"))
-        except ValueError:
-            old = {}
-        if old.get("fingerprint") == fingerprint and old.get("sha256") == sha256_file(out):
-            if manifest_path is not None:
-                write_json(manifest_path, old)
-            return old
+    marker = Marker(out + ".manifest.json")   # the manifest is the marker: same draw, same output -> nothing to do
+    old = marker.check(fp, inputs)
+    if old is not None:
+        if manifest_path is not None:
+            write_json(manifest_path, old)
+        return old
 
     # pass 2: write the drawn records, source after source
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -217,10 +211,10 @@ def draw_mixture(entries, out: str | os.PathLike, *, total: int | None = None, s
                     ids.update(lt.id)
                     drawn += 1
             e.update({"available": a, "drawn": drawn, "ids_sha256": ids.hexdigest() if drawn else None})
-    man = {"path": os.path.basename(out), "sha256": sha256_file(out), "records": sum(e["drawn"] for e in src_entries),
-           "seed": seed, "total": total, "order": "per source: sha256('<seed>:<id>')[:8] ascending (= data subset)",
-           "sources": src_entries, "fingerprint": fingerprint, "version": MIXTURE_VERSION}
-    write_json(side, man)
+    man = marker.mark(fp, inputs, outputs={"mixture": out}, path=os.path.basename(out), sha256=sha256_file(out),
+                      records=sum(e["drawn"] for e in src_entries), seed=seed, total=total,
+                      order="per source: sha256('<seed>:<id>')[:8] ascending (= data subset)", sources=src_entries,
+                      version=MIXTURE_VERSION)
     if manifest_path is not None:
         write_json(manifest_path, man)
     return man

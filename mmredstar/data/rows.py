@@ -3,7 +3,7 @@
 A hook is ``hook(row: dict, ctx: RowContext) -> dict``: it returns the row, possibly with extra keys
 the column map cannot express (``_question``, ``_answer``, ``_answer_type``, ``_choices``,
 ``_images`` (list of ``ImageRef``), ``_prompt`` (list of ``Message``), ``_tests`` (``CodeTests``),
-``_responses``, ``_meta`` (dict merged into ``Sample.meta``), ``_id``, ``_split``, ``_difficulty``).
+``_responses``, ``_chosen`` / ``_rejected`` (``Response``: the row becomes a ``Pair``), ``_meta`` (dict merged into ``Sample.meta``), ``_id``, ``_split``, ``_difficulty``).
 To reject a row it raises ``Skip(field, message, hint)``; conversion reports the row's file, line
 and field and goes on with the next row.
 """

@@ -1,4 +1,5 @@
-"""Read the raw rows of a public dataset as it is published: JSONL(.gz), JSON, Parquet, pickle, directories.
+"""Read the raw rows of a public dataset as it is published: JSONL(.gz), JSON, Parquet, pickle, directories,
+``datasets`` ``save_to_disk`` directories and ``hf:ID[:config][@split]`` (``datasets.load_dataset``).
 
 Every row comes with where it came from (file, line or row number, key), so an adapter error can
 name it. Nothing is held in memory that need not be: JSONL and Parquet stream; a JSON file is read
@@ -14,6 +15,7 @@ a restricted unpickler that accepts only plain containers and numpy arrays.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 from collections.abc import Iterator
@@ -24,6 +26,8 @@ from typing import Any
 from ..io import iter_jsonl
 from ..schema import Problem
 from .text import natural_key
+
+log = logging.getLogger(__name__)
 
 SOURCE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet", ".pk", ".pkl", ".pickle")
 
@@ -62,11 +66,97 @@ class RawRow:
         return s + (f" (key {self.key!r})" if self.key is not None else "")
 
 
+HF_PREFIX = "hf:"
+
+
+def parse_hf(src: str) -> tuple[str, str | None, str | None]:
+    """``hf:ID[:config][@split]`` -> (id, config, split). The id may be a local dataset directory."""
+    rest = src[len(HF_PREFIX):]
+    split = None
+    if "@" in rest:
+        rest, split = rest.rsplit("@", 1)
+    ds_id, config = rest, None
+    head, sep, tail = rest.rpartition(":")
+    if sep and head and "/" not in tail and not os.path.exists(rest):
+        ds_id, config = head, tail
+    if not ds_id:
+        raise ValueError(f"{src}: write hf:ID[:config][@split], e.g. hf:AI-MO/aimo-validation-aime@train")
+    return ds_id, config or None, split or None
+
+
+def is_saved_dataset(path: str | os.PathLike) -> bool:
+    """A directory written by ``datasets``' ``save_to_disk`` (a Dataset or a DatasetDict)."""
+    p = os.fspath(path)
+    return os.path.isdir(p) and (os.path.exists(os.path.join(p, "dataset_dict.json"))
+                                 or (os.path.exists(os.path.join(p, "state.json"))
+                                     and os.path.exists(os.path.join(p, "dataset_info.json"))))
+
+
+def llamafactory_info(directory: str) -> dict | None:
+    """LLaMA-Factory's ``dataset_info.json`` in ``directory`` (name -> {file_name, formatting, columns,
+    tags, ranking, ...}), or None when there is none (or it is a ``datasets`` info file)."""
+    p = os.path.join(directory, "dataset_info.json")
+    if not os.path.isfile(p) or is_saved_dataset(directory):
+        return None
+    try:
+        with open(p, encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{p}: not a readable dataset_info.json ({e})") from None
+    if not (isinstance(info, dict) and info and all(isinstance(v, dict) for v in info.values())
+            and any(k in v for v in info.values() for k in ("file_name", "hf_hub_url", "ms_hub_url", "script_url"))):
+        return None
+    return info
+
+
+def llamafactory_entry(path: str, root: str | None = None) -> dict | None:
+    """The ``dataset_info.json`` entry (with its ``name``) whose ``file_name`` is ``path``: looked up beside
+    the file, then in ``root``."""
+    path = os.path.abspath(path)
+    for d in dict.fromkeys([os.path.dirname(path)] + ([os.path.abspath(root)] if root else [])):
+        info = llamafactory_info(d)
+        for name, e in (info or {}).items():
+            fn = e.get("file_name")
+            if not fn:
+                continue
+            full = os.path.abspath(os.path.join(d, fn))
+            if path == full or path.startswith(full.rstrip(os.sep) + os.sep):
+                return {"name": name, **e}
+    return None
+
+
 def list_source_files(src: str | os.PathLike, pattern: str | None = None) -> tuple[str, list[str]]:
     """(root, files) for a file, a directory (recursively, natural order) or a glob pattern.
 
-    ``pattern`` (e.g. ``**/data.json`` for Geometry3K's per-problem folders) selects files in a directory."""
+    ``pattern`` (e.g. ``**/data.json`` for Geometry3K's per-problem folders) selects files in a directory.
+    A ``save_to_disk`` directory and an ``hf:ID[:config][@split]`` source are one "file" each; a
+    LLaMA-Factory data directory (``dataset_info.json``) yields the files its entries name."""
     src = os.fspath(src)
+    if src.startswith(HF_PREFIX):
+        ds_id = parse_hf(src)[0]
+        return (os.path.abspath(ds_id) if os.path.isdir(ds_id) else os.getcwd()), [src]
+    if is_saved_dataset(src):
+        return os.path.abspath(src), [os.path.abspath(src)]
+    if os.path.isdir(src) and not pattern and llamafactory_info(src) is not None:
+        root = os.path.abspath(src)
+        files = []
+        for name, e in llamafactory_info(src).items():
+            fn = e.get("file_name")
+            full = os.path.join(root, fn) if fn else None
+            if full and os.path.isdir(full):
+                files += list_source_files(full)[1]
+            elif full and os.path.exists(full):
+                files.append(full)
+            elif full:
+                log.warning("%s/dataset_info.json: entry %r names %s, which is not there; not read", src, name, fn)
+            else:
+                hub = e.get("hf_hub_url") or e.get("ms_hub_url") or e.get("script_url")
+                log.warning("%s/dataset_info.json: entry %r is not a local file (%s); not read%s", src, name, hub,
+                            f" (convert it with --src hf:{e['hf_hub_url']})" if e.get("hf_hub_url") else "")
+        if not files:
+            raise ValueError(f"{src}/dataset_info.json: none of its entries names a local file (file_name); "
+                             "hub entries (hf_hub_url) are read with --src hf:ID")
+        return root, files
     if os.path.isdir(src):
         root = os.path.abspath(src)
         if pattern:
@@ -101,8 +191,45 @@ def iter_source(src: str | os.PathLike, *, pattern: str | None = None, trust_pic
         yield from iter_file(path, root=root, trust_pickle=trust_pickle)
 
 
+def _hf_rows(ds, shown: str, path: str, root: str) -> Iterator[RawRow]:
+    """Rows of a ``datasets`` Dataset / DatasetDict, images as {bytes, path} (never decoded to PIL)."""
+    import datasets
+
+    if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        for name in ds:
+            yield from _hf_rows(ds[name], f"{shown}[{name}]", path, root)
+        return
+
+    i = 0  # the split name is in ``shown`` (``dir[test]``, ``hf:ID@test``): the converter reads it from there
+    for batch in ds.with_format("arrow").iter(batch_size=256):  # arrow rows: images stay {bytes, path}
+        for r in batch.to_pylist():
+            yield RawRow(shown, path, None, i, None, r, root, root)
+            i += 1
+
+
 def iter_file(path: str, *, root: str | None = None, trust_pickle: bool = False) -> Iterator[RawRow]:
     path = os.fspath(path)
+    if path.startswith(HF_PREFIX):
+        import datasets
+
+        ds_id, config, split = parse_hf(path)
+        log.info("reading %s through datasets.load_dataset(%r, %r, split=%r)", path, ds_id, config, split)
+        try:
+            ds = datasets.load_dataset(ds_id, config, split=split)
+        except Exception as e:  # noqa: BLE001 - the hub / builder errors are many; name the source
+            raise ValueError(f"{path}: datasets.load_dataset({ds_id!r}, {config!r}, split={split!r}) failed: "
+                             f"{type(e).__name__}: {e}") from None
+        yield from _hf_rows(ds, path, path, root or os.getcwd())
+        return
+    if is_saved_dataset(path):
+        import datasets
+
+        try:
+            ds = datasets.load_from_disk(path)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"{path}: datasets.load_from_disk failed: {type(e).__name__}: {e}") from None
+        yield from _hf_rows(ds, os.path.basename(os.path.abspath(path)), path, os.path.abspath(path))
+        return
     root = root or os.path.dirname(os.path.abspath(path))
     shown = os.path.relpath(os.path.abspath(path), root)
     row_dir = os.path.dirname(os.path.abspath(path))

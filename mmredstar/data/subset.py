@@ -45,6 +45,7 @@ from pathlib import Path
 
 from ..levels import Band, band, parse_bands
 from ..schema import DataError, Problem
+from ..stages import Marker, fingerprint, sha256_file
 
 SUBSET_VERSION = 1
 ORDER_RULE = "sha256('<seed>:<id>')[:8] ascending, ties by input position"
@@ -91,15 +92,6 @@ def ids_hash(ids: Iterable[str]) -> str:
     h = IdsHasher()
     for i in ids:
         h.update(i)
-    return h.hexdigest()
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 
@@ -282,30 +274,15 @@ def source_entries(paths: list[str], per_file: Counter) -> list[dict]:
 
 
 def _request_fingerprint(sources: list[dict], rules: list[dict], seed: int) -> str:
-    import json
-
-    blob = json.dumps({"version": SUBSET_VERSION, "sources": [(s["sha256"], s["records"]) for s in sources],
-                       "rules": rules, "seed": seed}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return fingerprint({"version": SUBSET_VERSION, "sources": [(s["sha256"], s["records"]) for s in sources],
+                        "rules": rules, "seed": seed})
 
 
 def _up_to_date(out: Path, fp: str) -> list[dict] | None:
-    import json
-
-    idx = out / "subsets.json"
-    if not idx.exists():
-        return None
-    try:
-        data = json.loads(idx.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    if data.get("fingerprint") != fp:
-        return None
-    for m in data.get("subsets", []):
-        p = out / m["path"]
-        if not p.exists() or sha256_file(p) != m["sha256"]:
-            return None
-    return data["subsets"]
+    """The manifests of ``out/subsets.json`` (the marker) when it was made for ``fp`` and every subset file
+    is still there with its sha256."""
+    st = Marker(out / "subsets.json").check(fp)
+    return None if st is None else st["subsets"]
 
 
 def build_subsets(inputs: str | list[str], out: str | os.PathLike, *, sizes: list | str | None = None,
@@ -475,5 +452,6 @@ def build_subsets(inputs: str | list[str], out: str | os.PathLike, *, sizes: lis
             man["unknown_difficulty_in_input"] = unknown
         write_json(out / f"{sp.name}.manifest.json", man)
         manifests.append(man)
-    write_json(out / "subsets.json", {"fingerprint": fp, "seed": seed, "inputs": paths, "subsets": manifests})
+    Marker(out / "subsets.json").mark(fp, outputs={m["name"]: out / m["path"] for m in manifests}, seed=seed,
+                                      input_files=paths, subsets=manifests)
     return manifests

@@ -1,5 +1,8 @@
 """Small pure text helpers used by the adapters: reference answers, choices, ids.
 
+A reference's ``\\boxed{}`` is read by the verifiers' own ``mmredstar.verify.extract.last_boxed`` (one
+reading for references and responses), not here.
+
 Each function is pure and has doctests; run them with
 ``.venv/bin/python -m pytest -q --doctest-modules mmredstar/data/text.py``.
 """
@@ -10,42 +13,6 @@ import re
 from typing import Any
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def last_boxed(text: str | None) -> str | None:
-    r"""The content of the last ``\boxed{...}`` (or ``\fbox{...}``) in ``text``, braces matched.
-
-    >>> last_boxed(r"so $x = \boxed{\frac{1}{2}}$. Also \boxed{3}")
-    '3'
-    >>> last_boxed(r"the answer is $\boxed{\frac{1}{2}}$")
-    '\\frac{1}{2}'
-    >>> last_boxed(r"\boxed 5") is None
-    False
-    >>> last_boxed(r"\boxed 5")
-    '5'
-    >>> last_boxed("no box here") is None
-    True
-    """
-    if not text:
-        return None
-    found = list(re.finditer(r"\\(?:boxed|fbox)\s*", text))
-    if not found:
-        return None
-    best = found[-1]
-    i = best.end()
-    if i < len(text) and text[i] == "{":
-        depth = 0
-        for j in range(i, len(text)):
-            c = text[j]
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[i + 1:j].strip()
-        return None  # unbalanced
-    m = re.match(r"([^\s$]+)", text[i:])  # "\boxed 5" form
-    return m.group(1) if m else None
 
 
 def the_answer_is(text: str | None) -> str | None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import click
 
+from ..clibase import Group
 
-@click.group()
+
+@click.group(cls=Group)
 def difficulty():
     """Train a difficulty scorer (1-10) on labelled problems; score samples with it."""
 
@@ -25,15 +27,10 @@ def train_cmd(config, out, sets, fresh):
 
     Prints and writes (OUT/eval.json) the agreement with held-out labels: exact band, within one and two
     bands, MAE and Spearman rank correlation, beside the constant predictor."""
-    from mmredstar.config import ConfigError
-
     from .train import train
 
     overrides = list(sets) + ([f"out={out}"] if out else [])
-    try:
-        report = train(config, overrides, fresh=fresh)
-    except (ConfigError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    report = train(config, overrides, fresh=fresh)
     if report:
         click.echo(f"scorer: {report['scorer']} (eval.json, predictions.jsonl, confusion.png beside it)")
 
@@ -50,15 +47,10 @@ def train_cmd(config, out, sets, fresh):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def score_cmd(inputs, model, out, batch_size, chunk_size, overwrite, threads, quiet):
     """Write each sample of INPUTS with its predicted difficulty (1-10) into OUT; resumable."""
-    from mmredstar.schema import DataError
-
     from .score import score_file
 
-    try:
-        s = score_file(model, list(inputs), out, batch_size=batch_size, chunk_size=chunk_size, overwrite=overwrite,
-                       progress=not quiet, num_threads=threads)
-    except (ValueError, RuntimeError, DataError) as e:
-        raise click.ClickException(str(e)) from None
+    s = score_file(model, list(inputs), out, batch_size=batch_size, chunk_size=chunk_size, overwrite=overwrite,
+                   progress=not quiet, num_threads=threads)
     if s.get("up_to_date"):
         click.echo(f"up to date: {out} (same scorer and inputs; --overwrite redoes it)")
     else:

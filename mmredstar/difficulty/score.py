@@ -29,13 +29,11 @@ from collections import Counter
 from itertools import islice
 from pathlib import Path
 
+from ..io import atomic_write, count_records, expand_paths, read_samples
+from ..levels import band
+from ..stages import Marker, file_hashes, fingerprint
+
 SCORE_VERSION = 1
-
-
-def _fingerprint(stamp: dict, paths: list[str]) -> dict:
-    from mmredstar.data.subset import sha256_file
-
-    return {"version": SCORE_VERSION, "scorer": stamp, "inputs": [{"path": p, "sha256": sha256_file(p)} for p in paths]}
 
 
 def scorer_stamp(model: str | os.PathLike) -> dict:
@@ -67,32 +65,29 @@ def score_file(model: str, inputs, out: str | os.PathLike, *, batch_size: int = 
     The scorer is loaded only when some chunk still needs scoring."""
     from tqdm.auto import tqdm
 
-    from mmredstar.io import atomic_write, count_records, expand_paths, read_samples, write_json
-    from mmredstar.levels import band
-
     from .model import load_scorer
 
     paths = expand_paths(inputs)
     out = Path(out)
     summary_path = Path(str(out) + ".score.json")
     parts = Path(str(out) + ".parts")
-    fp = _fingerprint(scorer.stamp() if scorer is not None else scorer_stamp(model), paths)
+    fp = fingerprint({"version": SCORE_VERSION, "scorer": scorer.stamp() if scorer is not None else scorer_stamp(model)})
+    inputs = file_hashes(paths)
+    done = Marker(summary_path)   # the summary is the marker of the finished file
     if out.exists() and summary_path.exists() and not overwrite:
-        old = json.loads(summary_path.read_text(encoding="utf-8"))
-        if old.get("fingerprint") == fp:
+        old = done.check(fp, inputs)
+        if old is not None:
             return {**old, "up_to_date": True}
         raise RuntimeError(f"{out} was scored with another scorer or other inputs ({summary_path}); pass --overwrite "
                            "to redo it, or choose another --out")
-    state = parts / "state.json"
-    if parts.exists():
-        old = json.loads(state.read_text(encoding="utf-8")) if state.exists() else None
-        if old != fp:
-            if not overwrite:
-                raise RuntimeError(f"{parts} holds chunks scored with another scorer or other inputs; pass "
-                                   "--overwrite to discard them, or choose another --out")
-            shutil.rmtree(parts)
+    state = Marker(parts / "state.json")   # which scorer and inputs the finished chunks belong to
+    if parts.exists() and state.check(fp, inputs) is None:
+        if not overwrite:
+            raise RuntimeError(f"{parts} holds chunks scored with another scorer or other inputs; pass "
+                               "--overwrite to discard them, or choose another --out")
+        shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
-    write_json(state, fp)
+    state.mark(fp, inputs)
     out_dir = os.path.dirname(os.path.abspath(out))
     total = count_records(paths)
     bands: Counter = Counter()
@@ -136,9 +131,8 @@ def score_file(model: str, inputs, out: str | os.PathLike, *, batch_size: int = 
             with open(cf, encoding="utf-8") as g:
                 shutil.copyfileobj(g, f)
     seconds = time.time() - t0
-    summary = {"out": str(out), "records": done_before + scored_now, "scored_now": scored_now,
-               "resumed": done_before, "bands": {k: bands[k] for k in sorted(bands, key=int)},
-               "seconds": round(seconds, 2), "model": model, "fingerprint": fp}
-    write_json(summary_path, summary)
+    summary = done.mark(fp, inputs, {"out": out}, out=str(out), records=done_before + scored_now, scored_now=scored_now,
+                        resumed=done_before, bands={k: bands[k] for k in sorted(bands, key=int)},
+                        seconds=round(seconds, 2), model=model)
     shutil.rmtree(parts, ignore_errors=True)
     return summary

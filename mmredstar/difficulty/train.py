@@ -20,14 +20,15 @@ within 1 and 2 bands, MAE, Spearman; per source), ``predictions.jsonl`` (id, lab
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from ..data.inputs import input_files
 from ..levels import band
+from ..stages import Marker, asset_sha256, fingerprint, sha256_file
 from .config import DifficultyTrainConfig, load_config
 from .data import Item, labelled_items, split_items
 from .metrics import agreement, constant_baseline
@@ -40,17 +41,22 @@ def config_hash(cfg: DifficultyTrainConfig) -> str:
     """What decides the trained scorer (every key but ``progress``)."""
     d = cfg.to_dict()
     d.pop("progress", None)
-    return hashlib.sha256(json.dumps({"v": SCORER_VERSION, **d}, sort_keys=True, default=str).encode()).hexdigest()
+    return fingerprint({"v": SCORER_VERSION, **d})
 
 
 def weights_sha256(out: str | os.PathLike) -> str:
     """One hash over the scorer's weight files (``*.safetensors`` / ``*.bin``), in name order."""
-    from mmredstar.data.subset import sha256_file
+    files = sorted(Path(out).glob("*.safetensors")) + sorted(Path(out).glob("*.bin"))
+    return fingerprint([[p.name, sha256_file(p)] for p in files])
 
-    h = hashlib.sha256()
-    for p in sorted(Path(out).glob("*.safetensors")) + sorted(Path(out).glob("*.bin")):
-        h.update(p.name.encode() + b"\0" + sha256_file(p).encode())
-    return h.hexdigest()
+
+def _train_marker(cfg: DifficultyTrainConfig) -> tuple[Marker, str, list[str]]:
+    """The scorer's "trained" marker, its fingerprint (the config, the model preset's and data cards' files) and
+    the input files it was trained from."""
+    specs = cfg.inputs + cfg.eval_inputs
+    fp = fingerprint({"config": config_hash(cfg), "model": asset_sha256("models", cfg.model),
+                      "cards": [asset_sha256("data_cards", s.card) for s in specs if isinstance(s.card, str)]})
+    return Marker(Path(cfg.out) / "stage.json"), fp, [p for s in specs for p in input_files(s)]
 
 
 class _Encoded:
@@ -108,15 +114,16 @@ def train(config, overrides: list[str] | dict | None = None, *, fresh: bool = Fa
     cfg = load_config(config, overrides)
     out = Path(cfg.out)
     chash = config_hash(cfg)
-    if not fresh and (out / "eval.json").exists() and (out / SCORER_FILE).exists():
-        info = json.loads((out / SCORER_FILE).read_text(encoding="utf-8"))
-        if info.get("config_sha256") == chash:
-            _log(f"up to date: {out} (same config; fresh=True / --fresh retrains)")
-            report = json.loads((out / "eval.json").read_text(encoding="utf-8"))
-            print(summary(report))
-            return report
+    marker, fp, input_paths = _train_marker(cfg)
+    if not fresh and marker.check(fp, input_paths) is not None:
+        _log(f"up to date: {out} (same config and inputs; fresh=True / --fresh retrains)")
+        report = json.loads((out / "eval.json").read_text(encoding="utf-8"))
+        print(summary(report))
+        return report
     rank, world = dist_env()
     is_main = rank == 0
+    if is_main:
+        marker.clear()   # retraining: the old scorer is no longer "done" until this run finishes
     t = cfg.train
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
@@ -205,6 +212,7 @@ def train(config, overrides: list[str] | dict | None = None, *, fresh: bool = Fa
         for it, (p, meta) in zip(held, preds, strict=True):
             f.write(json.dumps({"id": it.id, "source": it.source, "label": it.label, "prediction": p, **meta}) + "\n")
     _plots(out, losses, gold, pv)
+    marker.mark(fp, input_paths, {"scorer": out / SCORER_FILE, "eval": out / "eval.json", "metrics": out / "metrics.json"})
     print(summary(report))
     return report
 

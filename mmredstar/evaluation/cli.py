@@ -15,6 +15,8 @@ import json
 
 import click
 
+from ..clibase import Group
+
 
 def _opts(pairs: tuple[str, ...]) -> dict:
     import yaml
@@ -28,7 +30,7 @@ def _opts(pairs: tuple[str, ...]) -> dict:
     return out
 
 
-@click.group("eval")
+@click.group("eval", cls=Group)
 def eval_group():
     """Run and score benchmarks (eval/*.yaml); write the paper-style report."""
 
@@ -85,12 +87,9 @@ def run_cmd(models, benches, backend, backend_opts, n, limit, data, sets, blank_
     bopts = _opts(backend_opts)
     if batch_size is not None:
         bopts["batch_size"] = batch_size
-    try:
-        rep = evaluate(models, benches, out=out, backend=backend, backend_options=bopts, data=data, n=n,
-                       limit=limit, spec_overrides=_opts(sets) or None, blank=blank_images, overwrite=overwrite,
-                       title=title)
-    except (FileNotFoundError, RuntimeError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    rep = evaluate(models, benches, out=out, backend=backend, backend_options=bopts, data=data, n=n,
+                   limit=limit, spec_overrides=_opts(sets) or None, blank=blank_images, overwrite=overwrite,
+                   title=title)
     click.echo(render_markdown(rep))
     click.echo(f"wrote {out}/report.json, report.md, report.png and per-sample files under {out}/<model>/<bench>/")
 
@@ -106,10 +105,7 @@ def score_cmd(bench, responses, data, out, label):
     """Score responses made elsewhere against the benchmark's answers (ids: sample id or the dataset's id)."""
     from .score import score_responses
 
-    try:
-        r = score_responses(bench, responses, data=data, out=out, label=label)
-    except (FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    r = score_responses(bench, responses, data=data, out=out, label=label)
     p = r.get("pass@1")
     click.echo(f"{r['bench']}: pass@1 {100 * (p or 0):.2f}% over {r['n_items']} items "
                f"({r.get('missing', 0)} without a response; answered-only "

@@ -78,7 +78,8 @@ def render_markdown(report: dict) -> str:
     """``report.md`` text."""
     res = report["results"]
     out = [f"# {report.get('title') or 'Evaluation'}", "",
-           "pass@1 (%, mean over the samples of each item); AVG is the mean over the benchmarks.", "",
+           "pass@1 (%, mean over the samples of each item); AVG is the mean over the benchmarks."
+           + (f" Math answers judged in mode {', '.join(report['math_modes'])}." if report.get("math_modes") else ""), "",
            markdown_table(report["benchmarks"], report["models"], report["table"]), ""]
     for m in _extra_metrics(res):
         b, mo, t = build_table(res, m)
@@ -147,8 +148,10 @@ def write_report(out: str | os.PathLike, results: list[dict], *, title: str | No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     benches, models, table = build_table(results)
+    modes = sorted({r["verification"]["math_mode"] for r in results if isinstance(r.get("verification"), dict)})
     report = {"title": title or "Evaluation", "benchmarks": benches, "models": models, "table": table,
-              "results": results, "seconds": None if seconds is None else round(seconds, 2)}
+              "results": results, "seconds": None if seconds is None else round(seconds, 2),
+              "math_modes": modes}
     write_json(out / "report.json", report)
     with atomic_write(out / "report.md") as f:
         f.write(render_markdown(report))

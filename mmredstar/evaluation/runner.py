@@ -32,7 +32,6 @@ Then ``OUT/report.json``, ``OUT/report.md`` and ``OUT/report.png`` (``mmredstar.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -40,7 +39,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import stages
 from ..schema import ImageRef, Sample
+from ..verify import verification_mode
 from .metrics import aggregate
 from .spec import BenchSpec, load_bench_samples, load_spec, render_prompt
 
@@ -160,12 +161,9 @@ def _model_stamp(model: str) -> str | None:
     p = Path(model)
     if not p.is_dir():
         return None
-    h = hashlib.sha256()
-    for f in sorted(p.iterdir()):
-        if f.is_file() and f.suffix in (".safetensors", ".bin", ".pt", ".json"):
-            st = f.stat()
-            h.update(f"{f.name}|{st.st_size}|{int(st.st_mtime)}".encode())
-    return h.hexdigest()[:16]
+    files = [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in sorted(p.iterdir())
+             if f.is_file() and f.suffix in (".safetensors", ".bin", ".pt", ".json")]
+    return stages.fingerprint(files, 16)
 
 
 def fingerprint(entry: ModelEntry, backend: dict, spec: BenchSpec) -> dict:
@@ -179,6 +177,7 @@ def fingerprint(entry: ModelEntry, backend: dict, spec: BenchSpec) -> dict:
         "bench": spec.name,
         **{k: getattr(spec, k) for k in ("prompt", "system", "n", "max_new_tokens", "temperature", "top_p", "seed",
                                         "verify")},
+        "verification": verification_mode(spec.verify),      # stored verdicts were judged in this mode
     }
 
 
@@ -216,10 +215,13 @@ def evaluate_samples(entry: ModelEntry, spec: BenchSpec, samples: Sequence[Sampl
     backend = backend or backend_spec("transformers", entry.model)
     fp = fingerprint(entry, backend, spec)
     run_path, items_path = out_dir / "run.json", out_dir / "samples.jsonl"
+    marker = stages.Marker(run_path)   # the settings the per-item results in samples.jsonl belong to
+    key = stages.fingerprint(fp)
     if run_path.exists():
-        old = json.loads(run_path.read_text(encoding="utf-8"))
-        if old != fp:
+        st = marker.read() or {}
+        if st.get("fingerprint") != key:
             if not overwrite:
+                old = st.get("settings", st)
                 diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
                 raise RuntimeError(f"{out_dir}: earlier results were made with other settings (differ in {diff}); "
                                    "pass --overwrite to discard them, or use another --out")
@@ -228,7 +230,7 @@ def evaluate_samples(entry: ModelEntry, spec: BenchSpec, samples: Sequence[Sampl
                     p.unlink()
     elif overwrite and items_path.exists():
         items_path.unlink()
-    write_json(run_path, fp)
+    marker.mark(key, settings=fp)
     done = read_items(items_path)
     t0 = time.time()
     todo = [s for s in samples if s.id not in done]
@@ -261,7 +263,8 @@ def evaluate_samples(entry: ModelEntry, spec: BenchSpec, samples: Sequence[Sampl
     res = aggregate(items, spec.metrics)
     gen_seconds = time.time() - t0
     result = {"model": entry.model, "label": entry.label, "blank_images": entry.blank_images, "bench": spec.name,
-              "backend": backend.get("kind"), "data": data, "metrics": spec.metrics, **res,
+              "backend": backend.get("kind"), "data": data, "metrics": spec.metrics,
+              "verification": verification_mode(spec.verify), **res,
               "generated_now": generated, "seconds_now": round(gen_seconds, 2),
               "items_per_s_now": round(generated / gen_seconds, 2) if generated and gen_seconds > 0 else None}
     write_json(out_dir / "result.json", result)

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 from ..schema import Problem, Response, Sample
+from ..verify import verification_mode
 from .metrics import aggregate
 from .runner import ModelEntry, _item_record
 from .spec import BenchSpec, load_bench_samples, load_spec
@@ -110,7 +111,8 @@ def score_responses(bench: str | BenchSpec, responses: str | os.PathLike, *, dat
     answered = [it for it in items if it["responses"]]
     res["pass@1_answered"] = aggregate(answered, ["pass@1"])["pass@1"] if answered else None
     result = {"model": os.fspath(responses), "label": label, "bench": spec.name, "backend": "outside",
-              "data": spec.data_path(data), "metrics": spec.metrics, **res,
+              "data": spec.data_path(data), "metrics": spec.metrics,
+              "verification": verification_mode(spec.verify), **res,
               "n_unknown": len(unknown), "unknown_ids": unknown[:100],
               "problems": [str(p) for p in problems][:100], "n_problems": len(problems)}
     if out is not None:

@@ -71,7 +71,8 @@ class TransformersTeacher(Teacher):
             with self._load_lock:  # one generation at a time on this model
                 res = generate(model, processor, [samples[i] for i in idx], n=k, temperature=params.temperature,
                                top_p=params.top_p, max_new_tokens=params.max_tokens, seed=params.seed,
-                               batch_size=self.config.batch_size, progress=False, name=self.config.model)
+                               batch_size=self.config.batch_size, progress=False, name=self.config.model,
+                               stop=params.stop)
             for i, rs in zip(idx, res, strict=True):
                 for j, r in enumerate(rs):
                     r.gen = gen_record(self.kind, self.config.model, k, j, params, params.seed)

@@ -177,6 +177,8 @@ class OpenAITeacher(Teacher):
                 "top_p": params.top_p, "max_tokens": params.max_tokens, "seed": seed}
         if params.stop:
             body["stop"] = params.stop
+        if messages and messages[-1].get("role") == "assistant":  # an assistant prefix to continue (vLLM/SGLang)
+            body.update(add_generation_prompt=False, continue_final_message=True)
         body.update(params.extra)
         body.update(self.config.extra_body)
         return body

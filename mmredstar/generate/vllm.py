@@ -70,8 +70,9 @@ def vllm_messages(sample: Sample, cfg: VLLMConfig) -> tuple[list[dict], list]:
 def build_vllm_input(sample: Sample, tokenizer, cfg: VLLMConfig) -> dict:
     """``{"prompt": text, "multi_modal_data": {"image": [PIL, ...]}}`` for ``LLM.generate``."""
     msgs, images = vllm_messages(sample, cfg)
-    prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
-                                           **cfg.chat_template_kwargs)
+    prefix = msgs[-1]["role"] == "assistant"  # an assistant prefix the response continues
+    prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=not prefix,
+                                           continue_final_message=prefix, **cfg.chat_template_kwargs)
     d: dict = {"prompt": prompt}
     if images:
         loaded = [im.load() for im in images]

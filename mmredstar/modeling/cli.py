@@ -12,8 +12,10 @@ import os
 
 import click
 
+from ..clibase import Group
 
-@click.group("models")
+
+@click.group("models", cls=Group)
 def models():
     """List and inspect model presets (models/*.yaml)."""
 
@@ -142,10 +144,7 @@ def import_cmd(src: str, out: str, dtype: str, overwrite: bool):
             raise click.ClickException(f"preset {p.name}: its checkpoint {p.checkpoint!r} is not a GGUF file; "
                                        "load it with load_model or `mmredstar models export`")
         spec = p.checkpoint
-    try:
-        path = import_gguf(spec, out, dtype=dtype, overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
-        raise click.ClickException(str(e)) from None
+    path = import_gguf(spec, out, dtype=dtype, overwrite=overwrite)
     info = json.loads((path / "mmredstar_import.json").read_text())
     click.echo(f"wrote {path}: {info['architecture']}, {info['parameters'] / 1e6:.1f}M parameters, {dtype}")
 
@@ -163,8 +162,5 @@ def export_cmd(ckpt: str, out: str, overwrite: bool):
     """
     from mmredstar.modeling.export import export_checkpoint
 
-    try:
-        info = export_checkpoint(ckpt, out, overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    info = export_checkpoint(ckpt, out, overwrite=overwrite)
     click.echo(f"wrote {out}: {info['architecture']} ({info['layout']}); load with {info['load']}")

@@ -12,6 +12,7 @@ parameters.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -30,13 +31,31 @@ def _model_inputs(model, batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k in keep}
 
 
+def encode_prompt(processor, sample: Sample, *, blank_images: bool = False) -> dict:
+    """``processor.encode(sample)`` for generation; a final ``assistant`` message is an assistant prefix:
+    the prompt without it (with the generation prompt) followed by the prefix text, so the model continues it."""
+    if not (sample.prompt and sample.prompt[-1].role == "assistant"):
+        return processor.encode(sample, blank_images=blank_images)
+    head = copy.copy(sample)
+    head.prompt = sample.prompt[:-1]
+    f = processor.encode(head, blank_images=blank_images)
+    extra = processor.tokenizer.encode(sample.prompt[-1].text, add_special_tokens=False)
+    f["input_ids"] = f["input_ids"] + extra
+    f["labels"] = f["labels"] + [-100] * len(extra)
+    f["attention_mask"] = f["attention_mask"] + [1] * len(extra)
+    return f
+
+
 def generate(model, processor, samples: Sequence[Sample], *, n: int = 1, temperature: float = 0.0,
              top_p: float = 1.0, max_new_tokens: int = 256, seed: int = 0, batch_size: int = 16,
-             blank_images: bool = False, progress: bool = True, name: str | None = None) -> list[list[Response]]:
+             blank_images: bool = False, progress: bool = True, name: str | None = None,
+             stop: Sequence[str] | None = None) -> list[list[Response]]:
     """``n`` responses per sample (greedy when ``temperature == 0``), in the order of ``samples``.
 
     Deterministic for a given seed, batch size and sample list. ``finish_reason`` is ``stop`` when the model closed
-    its turn (``<|im_end|>``/EOS) and ``length`` when it hit ``max_new_tokens``. ``gen`` records
+    its turn (``<|im_end|>``/EOS) or wrote one of the ``stop`` strings (cut before it, as OpenAI servers do)
+    and ``length`` when it hit ``max_new_tokens``. A sample whose last prompt message is ``assistant`` is a
+    prefix: the response continues it (step-wise generation in tree search). ``gen`` records
     teacher (model name), n, temperature, top_p, max_tokens, seed (and ``blank_images`` when set).
     """
     from tqdm.auto import tqdm
@@ -63,7 +82,7 @@ def generate(model, processor, samples: Sequence[Sample], *, n: int = 1, tempera
     b = 0
     try:
         for c0 in range(0, len(samples), chunk):
-            feats = {i: processor.encode(samples[i], blank_images=blank_images)
+            feats = {i: encode_prompt(processor, samples[i], blank_images=blank_images)
                      for i in range(c0, min(c0 + chunk, len(samples)))}
             order = sorted(feats, key=lambda i: -len(feats[i]["input_ids"]))
             for start in range(0, len(order), rows_per_batch):
@@ -74,6 +93,8 @@ def generate(model, processor, samples: Sequence[Sample], *, n: int = 1, tempera
                 prompt_len = inputs["input_ids"].shape[1]
                 kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=stop_ids,
                           pad_token_id=pad_id, use_cache=True)
+                if stop:
+                    kw.update(stop_strings=list(stop), tokenizer=tok)
                 if do_sample:
                     kw.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
                 else:
@@ -91,7 +112,11 @@ def generate(model, processor, samples: Sequence[Sample], *, n: int = 1, tempera
                             cut, reason = j + 1, "stop"
                             break
                     ids = row[:cut]
-                    results[i].append(Response(text=processor.decode(ids, skip_special_tokens=True),
+                    text = processor.decode(ids, skip_special_tokens=True)
+                    hits = [text.find(x) for x in stop or () if x in text]
+                    if hits:
+                        text, reason = text[:min(hits)], "stop"
+                    results[i].append(Response(text=text,
                                                finish_reason=reason, prompt_tokens=len(feats[i]["input_ids"]),
                                                completion_tokens=len(ids), gen=dict(gen_params)))
                 bar.update(len(idx))

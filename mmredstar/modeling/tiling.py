@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from einops import rearrange
 
 
 def candidate_grids(min_tiles: int, max_tiles: int) -> list[tuple[int, int]]:
@@ -72,7 +73,7 @@ def normalize(tiles: Sequence, mean: Sequence[float], std: Sequence[float]) -> t
     """PIL tiles -> float tensor [n, 3, H, W], scaled to 0-1 and normalised per channel."""
     arr = np.stack([np.asarray(t.convert("RGB"), dtype=np.float32) for t in tiles]) / 255.0
     arr = (arr - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+    return torch.from_numpy(np.ascontiguousarray(rearrange(arr, "n h w c -> n c h w")))
 
 
 def tile_image(image, *, tile_size: int = 448, min_tiles: int = 1, max_tiles: int = 12, use_thumbnail: bool = True,

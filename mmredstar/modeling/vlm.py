@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import partial
 
 import torch
+from einops import rearrange
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
@@ -109,11 +110,11 @@ def pixel_shuffle(x: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
     >>> pixel_shuffle(torch.arange(16.).view(1, 2, 2, 4), 0.5).shape
     torch.Size([1, 1, 1, 16])
     """
-    n, w, h, c = x.shape
-    x = x.reshape(n, w, int(h * scale), int(c / scale))
-    x = x.permute(0, 2, 1, 3).contiguous()
-    x = x.reshape(n, int(h * scale), int(w * scale), int(c / (scale * scale)))
-    return x.permute(0, 2, 1, 3).contiguous()
+    r = round(1 / scale)
+    if abs(r * scale - 1) > 1e-6:
+        raise ValueError(f"pixel_shuffle: scale {scale} is not 1/integer (InternVL uses 0.5)")
+    # each r x r block of neighbouring patches becomes one token with r*r times the channels
+    return rearrange(x, "n (w dw) (h dh) c -> n w h (dw dh c)", dw=r, dh=r).contiguous()
 
 
 class VisionLanguageModel(PreTrainedModel, GenerationMixin):

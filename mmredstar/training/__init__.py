@@ -25,10 +25,17 @@ def run(recipe: str | os.PathLike | Recipe, overrides: list[str] | dict | None =
         name, path = rec.name, rec.path
         rec = recipe_from_dict(apply_overrides(rec.to_dict(), overrides), file=path or "<recipe>")
         rec.name, rec.path = name, path
+    from .config import check_extra_args
+
+    check_extra_args(rec)  # before any model is loaded
     if rec.method == "sft":
         from .sft import train
     elif rec.method == "dpo":
         from .dpo import train
+    elif rec.method in ("ppo", "reinforce_pp", "reinforce_baseline"):
+        from .ppo import train
+    elif rec.method == "ppm":
+        from .ppm import train
     else:
         from .rl import train
     return train(rec)

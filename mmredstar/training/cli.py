@@ -13,8 +13,10 @@ import sys
 
 import click
 
+from ..clibase import Command
 
-@click.command("train", context_settings={"ignore_unknown_options": False})
+
+@click.command("train", cls=Command, context_settings={"ignore_unknown_options": False})
 @click.argument("recipe", required=False)
 @click.argument("overrides", nargs=-1)
 @click.option("--resume", is_flag=True, help="Resume from the last checkpoint in the output dir (= train.resume=true).")
@@ -27,7 +29,7 @@ def train(recipe, overrides, resume, check_only, list_only, print_only):
     Overrides are dotted recipe keys: train.lr=1e-5 data.max_length=2048 model=tiny_vlm.
     Launch several processes with torchrun / accelerate launch / deepspeed and `-m mmredstar.training`.
     """
-    from .config import RecipeError, dump_recipe
+    from .config import dump_recipe
 
     if list_only:
         from mmredstar.assets import list_assets
@@ -44,24 +46,21 @@ def train(recipe, overrides, resume, check_only, list_only, print_only):
     if not recipe:
         raise click.UsageError("give a RECIPE (e.g. tiny/sft); --list shows them")
     ov = list(overrides) + (["train.resume=true"] if resume else [])
-    try:
-        if check_only:
-            from . import check_recipe
+    if check_only:
+        from . import check_recipe
 
-            rec = check_recipe(recipe, ov)
-            click.echo(f"ok: {rec.name} ({rec.method}, model {rec.model.name}, data {rec.data.train})")
-            return
-        from .config import load_recipe
+        rec = check_recipe(recipe, ov)
+        click.echo(f"ok: {rec.name} ({rec.method}, model {rec.model.name}, data {rec.data.train})")
+        return
+    from .config import load_recipe
 
-        rec = load_recipe(recipe, ov)
-        if print_only:
-            click.echo(dump_recipe(rec))
-            return
-        from . import run
+    rec = load_recipe(recipe, ov)
+    if print_only:
+        click.echo(dump_recipe(rec))
+        return
+    from . import run
 
-        out = run(rec)
-    except (RecipeError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    out = run(rec)
     click.echo(out)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -23,7 +23,8 @@ from mmredstar import config as _config
 from mmredstar.assets import resolve
 from mmredstar.config import ConfigError
 
-METHODS = ("sft", "dpo", "grpo", "reinforce_pp")
+METHODS = ("sft", "dpo", "grpo", "reinforce_pp", "reinforce_baseline", "ppo", "ppm")
+RL_METHODS = ("grpo", "reinforce_pp", "reinforce_baseline", "ppo")
 
 
 class RecipeError(ConfigError):
@@ -41,6 +42,9 @@ class ModelConfig:
     init_from: str | None = None
     """Start from the output of another recipe (e.g. DPO after ``qwen2_5/14B_sft_4k``): its output dir
     (``runs/<recipe>``, or that recipe's ``output_dir``) must exist; ``name`` still names the architecture."""
+    init_build: bool = False
+    """Train the ``init_from`` recipe first when its output does not exist yet (one process; the tiny RL
+    recipes build their SFT checkpoint this way in seconds)."""
     dtype: str | None = None
     """Weights dtype when loading (``float32``, ``bfloat16``); ``None`` = the preset's."""
     attn_implementation: str | None = None
@@ -57,6 +61,8 @@ class ModelConfig:
     """Any other keyword passed to ``load_model`` (e.g. ``{max_tiles: 6}``)."""
     seed: int | None = None
     """Seed for random initialisation of tiny presets; ``None`` = ``train.seed``."""
+
+    key_aliases: ClassVar[dict[str, str]] = {"model_name_or_path": "name", "torch_dtype": "dtype"}
 
 
 @dataclass
@@ -95,6 +101,8 @@ class DataConfig:
     """Records of the mixture when sources are weighted (weights share what exact counts leave)."""
     mixture_seed: int = 0
     """Seed of the draw (per source: the records with the smallest ``sha256(seed:id)``, as ``mmredstar data subset``)."""
+
+    key_aliases: ClassVar[dict[str, str]] = {"max_seq_length": "max_length"}
 
 
 @dataclass
@@ -171,7 +179,21 @@ class TrainConfig:
     progress: bool = True
     """Show tqdm progress bars."""
     extra_args: dict = field(default_factory=dict)
-    """Any other ``TrainingArguments`` / TRL config field, passed through verbatim."""
+    """Any other ``TrainingArguments`` / TRL config field (``DPOConfig`` for dpo, ``GRPOConfig`` for grpo),
+    passed through verbatim (ppo, reinforce_pp, reinforce_baseline and ppm run their own loop: none). ``--check``
+    checks the names against the installed classes; a field that a key above sets (``learning_rate`` is
+    ``train.lr``) is an error here: set the key."""
+
+    key_aliases: ClassVar[dict[str, str]] = {
+        "learning_rate": "lr", "num_train_epochs": "epochs", "lr_scheduler_type": "lr_scheduler",
+        "per_device_train_batch_size": "micro_batch_size", "use_liger_kernel": "liger"}
+    key_notes: ClassVar[dict[str, str]] = {
+        "gradient_accumulation_steps": "accumulation follows from 'train.batch_size', the global batch = "
+                                       "micro_batch_size x gradient_accumulation_steps x data-parallel processes; "
+                                       "set train.batch_size (and train.micro_batch_size)",
+        "per_device_eval_batch_size": "evaluation uses train.micro_batch_size",
+        "output_dir": "'output_dir' is a top-level recipe key",
+        "warmup_steps": "set train.warmup_ratio (a fraction of the steps)"}
 
 
 @dataclass
@@ -228,11 +250,61 @@ class RLConfig:
 
 
 @dataclass
+class PPOConfig:
+    """Our own RL loop (``training/ppo.py``): PPO with a critic, REINFORCE++ and REINFORCE++-baseline.
+
+    Sampling, KL strength, clipping and the reward come from the ``rl`` section (``num_generations``,
+    ``temperature``, ``top_p``, ``max_completion_length``, ``beta``, ``epsilon``, ``reward``); ``train.lr`` is
+    the actor's learning rate, ``train.batch_size`` the prompts per rollout step, ``train.micro_batch_size``
+    the rows per forward pass."""
+
+    critic: Literal["value_head", "separate"] = "value_head"
+    """PPO's critic: a value head on the actor's backbone (one model, both losses) or a separate critic model
+    (a copy of the initial model with its own value head)."""
+    critic_lr: float = 5.0e-6
+    """Learning rate of the critic (value head and, when separate, its backbone)."""
+    critic_warmup_steps: int = 0
+    """First rollout steps during which only the critic learns (the actor's learning rate is 0)."""
+    gamma: float = 1.0
+    """Discount of GAE and of REINFORCE++'s returns."""
+    lam: float = 0.95
+    """GAE lambda."""
+    value_clip: float = 0.2
+    """Clip range of the value loss around the rollout's values (0 = unclipped)."""
+    vf_coef: float = 0.5
+    """Weight of the value loss (matters with a value head on the actor's backbone)."""
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    """Per-token KL to the frozen reference folded into the reward: ``k1`` = log p - log p_ref,
+    ``k3`` = (r - 1) - log r with r = p_ref / p (non-negative, lower variance)."""
+    ppo_epochs: int = 1
+    """Passes over each rollout batch."""
+    mini_batch_size: int = 0
+    """Responses per optimiser step within a pass (global, over all processes); 0 = the whole rollout batch."""
+    whiten_advantages: bool = True
+    """PPO: normalise the GAE advantages over the global batch (REINFORCE++ always does)."""
+    rollout: Literal["hf", "vllm", "server"] = "hf"
+    """Rollout backend (``training/rollout.py``): ``hf`` (transformers generate, the CPU path), ``vllm``
+    (colocated engine, weights synced after each update; GPU), ``server`` (OpenAI-compatible server)."""
+    rollout_prompts_per_call: int = 1
+    """``rollout: hf``: prompts generated together (x ``rl.num_generations`` rows). 1 = each prompt's responses
+    depend only on (seed, step, prompt id), so runs agree across process layouts; more is faster."""
+    rollout_url: str | None = None
+    """``rollout: server``: the server's base URL (``http://host:8000/v1``)."""
+    rollout_model: str | None = None
+    """``rollout: server``: the model name the server serves."""
+    rollout_sync_dir: str | None = None
+    """``rollout: server``: save the actor here after each update (for a server that reloads from disk)."""
+    vllm_engine: dict = field(default_factory=dict)
+    """``rollout: vllm``: extra ``vllm.LLM`` options (``gpu_memory_utilization``, ``max_model_len``, ...)."""
+
+
+@dataclass
 class Recipe:
     """One training run: method, model, data, optimisation, and the method's own settings."""
 
-    method: Literal["sft", "dpo", "grpo", "reinforce_pp"] = "sft"
-    """``sft`` | ``dpo`` | ``grpo`` | ``reinforce_pp``."""
+    method: Literal["sft", "dpo", "grpo", "reinforce_pp", "reinforce_baseline", "ppo", "ppm"] = "sft"
+    """``sft`` | ``dpo`` | ``grpo`` (TRL) | ``reinforce_pp`` | ``reinforce_baseline`` | ``ppo`` (``training/ppo.py``)
+    | ``ppm`` (a process preference model on step pairs, ``mmredstar.training.ppm``)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """The model (a preset name or path; the shorthand ``model: NAME`` sets ``model.name``)."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -244,7 +316,9 @@ class Recipe:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     """DPO settings (``method: dpo``)."""
     rl: RLConfig = field(default_factory=RLConfig)
-    """RL settings (``method: grpo`` / ``reinforce_pp``)."""
+    """RL settings (``method: grpo`` / ``reinforce_pp`` / ``reinforce_baseline`` / ``ppo``)."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """Settings of our RL loop (``method: ppo`` / ``reinforce_pp`` / ``reinforce_baseline``)."""
     output_dir: str | None = None
     """Where weights, checkpoints, metrics.json, the resolved recipe and the data manifest go;
     default ``runs/<recipe name>``."""
@@ -282,8 +356,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(data: dict, overrides: list[str] | dict | None) -> dict:
-    """Set dotted keys in a nested dict (a copy); ``model=NAME``/``data=[...]`` shorthands work too."""
-    return _config.apply_overrides(data, overrides, shorthand=_shorthand, error=RecipeError)
+    """Set dotted keys in a nested dict (a copy); ``model=NAME``/``data=[...]`` shorthands work too, and so do
+    the other names of keys (``train.learning_rate=1e-5`` sets ``train.lr``)."""
+    return _config.apply_overrides_to(Recipe, data, overrides, shorthand=_shorthand, error=RecipeError)
 
 
 def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int] | None = None) -> Recipe:
@@ -311,16 +386,99 @@ def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int
     if t.sequence_parallel > 1 and rec.method != "sft":
         raise RecipeError(f"{file}: train.sequence_parallel is supported for SFT (long-context fine-tuning); "
                           f"set it to 1 for method {rec.method}")
-    if rec.method in ("grpo", "reinforce_pp") and rec.rl.num_generations < 2:
+    if rec.method in ("grpo", "reinforce_baseline") and rec.rl.num_generations < 2:
         raise RecipeError(f"{file}: rl.num_generations must be >= 2 (advantages compare responses to one another)")
+    for k in rec.train.extra_args:
+        ours = named_key(k, rec.method)
+        if ours is not None:
+            raise RecipeError(f"{_config.where(file, lines or {}, 'train.extra_args.' + str(k))}: key "
+                              f"'train.extra_args.{k}': the recipe key '{ours}' sets {k}; set '{ours}' instead "
+                              "(extra_args are for fields no key covers)")
     return rec
 
 
+# ----------------------------------------------------------------------------------------- extra_args
+TRAINER_NAMES: dict[str, str] = {
+    "output_dir": "output_dir", "per_device_train_batch_size": "train.micro_batch_size",
+    "per_device_eval_batch_size": "train.micro_batch_size", "gradient_accumulation_steps": "train.batch_size",
+    "learning_rate": "train.lr", "num_train_epochs": "train.epochs", "max_steps": "train.max_steps",
+    "lr_scheduler_type": "train.lr_scheduler", "warmup_steps": "train.warmup_ratio",
+    "warmup_ratio": "train.warmup_ratio", "weight_decay": "train.weight_decay",
+    "max_grad_norm": "train.max_grad_norm", "optim": "train.optim", "seed": "train.seed", "data_seed": "train.seed",
+    "bf16": "train.bf16", "gradient_checkpointing": "train.gradient_checkpointing", "use_liger_kernel": "train.liger",
+    "deepspeed": "train.deepspeed", "logging_steps": "train.logging_steps", "save_steps": "train.save_steps",
+    "save_strategy": "train.save_steps", "save_total_limit": "train.save_total_limit", "report_to": "train.report_to",
+    "disable_tqdm": "train.progress", "dataloader_num_workers": "train.dataloader_num_workers",
+    "eval_steps": "train.eval_steps", "eval_strategy": "train.eval_steps",
+    "parallelism_config": "train.sequence_parallel",
+}
+"""``TrainingArguments`` field -> the recipe key the runner sets it from (``runner.trainer_args``)."""
+METHOD_NAMES: dict[str, dict[str, str]] = {
+    "dpo": {"beta": "dpo.beta", "loss_type": "dpo.loss_type", "loss_weights": "dpo.sft_weight",
+            "label_smoothing": "dpo.label_smoothing", "precompute_ref_log_probs": "dpo.precompute_ref_log_probs",
+            "max_length": "data.max_length"},
+    "grpo": {k: f"rl.{k}" for k in ("num_generations", "temperature", "top_p", "max_completion_length", "beta",
+                                     "epsilon", "num_iterations", "loss_type", "scale_rewards")},
+}
+"""TRL config field -> the recipe key the method sets it from (``dpo.py``, ``rl.py``)."""
+
+
+def named_key(arg: str, method: str) -> str | None:
+    """The recipe key that sets the ``TrainingArguments`` / TRL config field ``arg`` for ``method`` (or None)."""
+    return METHOD_NAMES.get(method, {}).get(arg) or TRAINER_NAMES.get(arg)
+
+
+OWN_LOOP_METHODS = ("ppo", "reinforce_pp", "reinforce_baseline", "ppm")
+"""Methods trained by our own loop (``ppo.py``, ``ppm.py``), with no ``TrainingArguments`` to pass extra_args to."""
+
+
+def args_class(method: str):
+    """The arguments class the method's trainer takes: ``TrainingArguments`` (sft), TRL's ``DPOConfig`` (dpo)
+    or ``GRPOConfig`` (grpo); ``None`` for the methods with their own loop. Imports transformers / trl."""
+    if method in OWN_LOOP_METHODS:
+        return None
+    if method == "dpo":
+        from trl import DPOConfig
+
+        return DPOConfig
+    if method == "grpo":
+        from trl import GRPOConfig
+
+        return GRPOConfig
+    from transformers import TrainingArguments
+
+    return TrainingArguments
+
+
+def check_extra_args(rec: Recipe, where: str = "") -> None:
+    """Every ``train.extra_args`` name must be a field of the installed arguments class (did-you-mean otherwise)."""
+    if not rec.train.extra_args:
+        return
+    import dataclasses
+    import difflib
+
+    cls = args_class(rec.method)
+    if cls is None:
+        raise RecipeError(f"{where or rec.path or '<recipe>'}: key 'train.extra_args': method {rec.method} runs its own "
+                          "training loop (no TrainingArguments), so extra_args would be ignored; remove it")
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    for k in rec.train.extra_args:
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            ours = [a for a in (close or []) if named_key(a, rec.method)]
+            hint = (f"did you mean '{close[0]}'" + (f" (set it as '{named_key(close[0], rec.method)}')" if ours else "")
+                    + "?") if close else f"see {cls.__module__}.{cls.__name__}"
+            raise RecipeError(f"{where or rec.path or '<recipe>'}: key 'train.extra_args.{k}': not a field of "
+                              f"{cls.__name__} (method {rec.method}); {hint}")
+
+
 def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | dict | None = None) -> Recipe:
-    """Resolve a recipe (bare name under ``train/`` or a path), apply overrides and check keys and types."""
+    """Resolve a recipe (bare name under ``train/`` or a path), apply overrides and check keys and types.
+    An error about an overridden key names the override, not a line of the file."""
     path = resolve("train", name_or_path)
     data, file, lines = _config.read_yaml(path, kind="train", error=RecipeError)
     data = apply_overrides(data, overrides)
+    lines = _config.mark_overrides(lines, overrides, RecipeError, Recipe)
     rec = recipe_from_dict(data, file=file, lines=lines)
     rec.path = str(path)
     rec.name = recipe_name(path)

@@ -11,7 +11,6 @@ see ``fixtures.py``); a named set from ``train/_sets.yaml`` (relative paths reso
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from mmredstar.assets import asset_dir, load_yaml
 from mmredstar.io import expand_paths, iter_raw_records, write_json
 from mmredstar.schema import DataError, Pair, Problem, Sample, record_from_dict
+from mmredstar.stages import sha256_file
 
 SETS_FILE = "_sets.yaml"
 SET_KEYS = {"kind", "path", "builtin", "records", "description", "source", "make"}
@@ -143,14 +143,6 @@ def load_records(files: list[DataFile], *, kind: str, image_root: str | None = N
     if not out:
         raise DataError(Problem(",".join(f.path for f in files), None, "data", "no records found"))
     return out
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def manifest(files: list[DataFile], used: dict[str, int], role: str = "train") -> list[dict]:

@@ -1,19 +1,17 @@
-"""Online RL with the rule reward: GRPO and REINFORCE++ on TRL's GRPOTrainer, for text models and VLMs.
+"""Online RL with the rule reward: GRPO on TRL's GRPOTrainer, for text models and VLMs.
 
 Prompts are formatted by our processor (the chat template shared with SFT and evaluation; images spliced
 in for VLMs); TRL samples ``rl.num_generations`` responses per prompt, scores them with the reward
 (``rl.reward: rule`` = ``mmredstar.verify.reward.trl_reward_fn``: 1 verified / 0 wrong / -1 no valid
-answer) and optimises its clipped policy-gradient loss.
+answer) and optimises its clipped policy-gradient loss. GRPO's advantages are per group:
+A_i = (r_i - mean(r of the same prompt)) / std(group) (``rl.scale_rewards``: group | batch | none, TRL's
+options); TRL's KL term (``rl.beta``) is a loss term, not a reward penalty.
 
-Advantages -- the one difference between the two methods:
-  * GRPO (``method: grpo``): per-group normalisation, A_i = (r_i - mean(r of the same prompt)) / std(group)
-    (``rl.scale_rewards``: group | batch | none, TRL's options).
-  * REINFORCE++ (``method: reinforce_pp``): no critic and no per-prompt baseline; the advantage is the
-    reward normalised over the whole global batch, A_i = (r_i - mean(r over all prompts and processes)) /
-    std(same). With 2 samples per prompt (the paper's setting) GRPO's group statistics rest on two values;
-    REINFORCE++'s global statistics are stable and unbiased across prompts of different difficulty.
+REINFORCE++, REINFORCE++-baseline and PPO run on our own loop (``ppo.py``): REINFORCE++ as its authors and
+OpenRLHF define it needs the per-token KL folded into the reward and token-level returns, which TRL's
+GRPOTrainer does not have. ``prompt_rows`` and ``reward_function`` here serve both.
 
-    mmredstar train tiny/grpo                 # the paper's run: qwen2_5/14B_reinforce_pp
+    mmredstar train tiny/grpo
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from .config import Recipe
 from .runner import (
     GroupsMixin,
     finish,
+    init_path,
     load_data,
     load_model_for,
     metrics_callback,
@@ -51,18 +50,6 @@ def reward_function(name: str, options: dict):
     if not getattr(fn, "__name__", None):
         fn.__name__ = name.replace(":", ".")
     return fn
-
-
-def global_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """REINFORCE++ advantages: rewards normalised over the whole (global) batch; NaN (unscorable) -> 0.
-
-    >>> [round(a, 3) for a in global_advantages(torch.tensor([1.0, 0.0, 1.0, -1.0])).tolist()]
-    [0.783, -0.261, 0.783, -1.305]
-    """
-    mean = torch.nanmean(rewards)
-    ok = ~torch.isnan(rewards)
-    std = rewards[ok].std() if int(ok.sum()) > 1 else torch.zeros((), device=rewards.device)
-    return torch.nan_to_num((rewards - mean) / (std + eps), nan=0.0)
 
 
 def prompt_rows(records, processor, max_length: int, stats: dict) -> tuple[list[dict], list]:
@@ -92,12 +79,11 @@ def prompt_rows(records, processor, max_length: int, stats: dict) -> tuple[list[
     return rows, kept
 
 
-def _trainer_cls(global_norm: bool):
+def _trainer_cls():
     from trl import GRPOTrainer
 
     class MMGRPOTrainer(GroupsMixin, GRPOTrainer):
-        """TRL's GRPOTrainer with prompts (and images) encoded by our processor; with ``global_norm`` the
-        advantages are REINFORCE++'s (global batch normalisation) instead of GRPO's per-group ones."""
+        """TRL's GRPOTrainer with prompts (and images) encoded by our processor (and the reference scored with them)."""
 
         samples: list = []
         processor = None
@@ -115,11 +101,6 @@ def _trainer_cls(global_norm: bool):
                 batch = self.processor.collate(feats, padding_side="left")
                 mm = {k: v for k, v in batch.items() if k not in SEQ}
             return ids, None, mm
-
-        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            r = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-            self._last_rewards_per_func = r
-            return r
 
         def _generate_and_score_completions(self, inputs):
             self._batch_rows = [int(x["idx"]) for x in inputs]
@@ -146,21 +127,13 @@ def _trainer_cls(global_norm: bool):
                             self.ref_model, ids, mask, out["completion_ids"].size(1),
                             batch_size=self.args.per_device_train_batch_size, pixel_values=out["pixel_values"],
                             num_images=out["num_images"], num_tiles=out["num_tiles"])
-            if global_norm:
-                w = self.reward_weights.to(self._last_rewards_per_func.device)
-                rewards = (self._last_rewards_per_func * w.unsqueeze(0)).nansum(dim=1)
-                rewards[torch.isnan(self._last_rewards_per_func).all(dim=1)] = torch.nan
-                adv = global_advantages(rewards)
-                n = len(inputs)
-                rank = self.accelerator.process_index
-                out["advantages"] = adv[rank * n:(rank + 1) * n].to(out["advantages"].device)
             return out
 
     return MMGRPOTrainer
 
 
 def train(rec: Recipe) -> str:
-    """Run GRPO or REINFORCE++ for a loaded recipe; returns the output directory."""
+    """Run GRPO for a loaded recipe; returns the output directory."""
     from datasets import Dataset
     from trl import GRPOConfig
 
@@ -171,7 +144,6 @@ def train(rec: Recipe) -> str:
     stats: dict = {}
     rows, kept = prompt_rows(records, processor, rec.data.max_length, stats)
     r = rec.rl
-    global_norm = rec.method == "reinforce_pp"
     # a sampled image placeholder would have no pixels behind it: never generate one
     image_ids = [i for i in (getattr(processor, a, None) for a in ("image_token_id", "img_start_id", "img_end_id"))
                  if i is not None]
@@ -179,8 +151,8 @@ def train(rec: Recipe) -> str:
     args = trainer_args(ctx, GRPOConfig, generation_kwargs=gen_kwargs, include_num_input_tokens_seen="no", num_generations=r.num_generations, temperature=r.temperature,
                         top_p=r.top_p, max_completion_length=r.max_completion_length, beta=r.beta,
                         epsilon=r.epsilon, num_iterations=r.num_iterations, loss_type=r.loss_type,
-                        scale_rewards="none" if global_norm else r.scale_rewards, log_completions=False)
-    cls = _trainer_cls(global_norm)
+                        scale_rewards=r.scale_rewards, log_completions=False)
+    cls = _trainer_cls()
     cls.samples, cls.processor, cls.blank_images = kept, processor, rec.data.blank_images
     cls.module_lrs, cls.module_freeze = dict(rec.model.lrs), dict(rec.model.freeze)
     timer = metrics_callback()
@@ -188,6 +160,6 @@ def train(rec: Recipe) -> str:
         trainer = cls(model=model, reward_funcs=[reward_function(r.reward, r.reward_options)], args=args,
                       train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[timer])
     trainer.train(resume_from_checkpoint=ctx.resume_from)
-    extra = {"rl": {**stats, "advantages": "global batch (REINFORCE++)" if global_norm else
-                    f"per group ({r.scale_rewards} scaling, GRPO)", "vlm": is_vlm(model)}}
+    extra = {"rl": {**stats, "advantages": f"per group ({r.scale_rewards} scaling, GRPO)", "vlm": is_vlm(model),
+                    "init": init_path(rec) or rec.model.name}}
     return finish(trainer, ctx, processor, timer, extra)

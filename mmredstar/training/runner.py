@@ -150,6 +150,14 @@ def init_path(rec: Recipe) -> str | None:
 
     other = load_recipe(src)
     out = other.output_dir or os.path.join("runs", other.name or src)
+    if not os.path.exists(os.path.join(out, "config.json")) and rec.model.init_build:
+        if dist_env()[1] > 1:
+            raise ValueError(f"model.init_from={src!r}: {out} holds no trained model yet and model.init_build "
+                             f"runs in one process only; run `mmredstar train {src}` first")
+        print(f"[train] model.init_from={src}: {out} holds no trained model yet; training it first")
+        from . import run
+
+        run(other)
     if not os.path.exists(os.path.join(out, "config.json")):
         raise ValueError(f"model.init_from={src!r}: {out} holds no trained model yet; run `mmredstar train {src}` "
                          "first (or set model.init_from=null to start from the preset)")
@@ -164,6 +172,9 @@ def deepspeed_config(name: str | None) -> str | None:
     """A shipped DeepSpeed config (``zero2``, ``zero3``) or a path to a JSON file."""
     if not name:
         return None
+    if importlib.util.find_spec("deepspeed") is None:
+        raise ValueError(f"train.deepspeed={name}: DeepSpeed is not installed; pip install 'mmredstar[deepspeed]' "
+                         "(scripts/setup.sh installs it unless MMREDSTAR_NO_DEEPSPEED=1), or drop train.deepspeed")
     if os.path.exists(name):
         return name
     from mmredstar.assets import asset_dir
@@ -321,7 +332,9 @@ TRACKED = {
     "sft": ["loss"],
     "dpo": ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected"],
     "grpo": ["loss", "reward", "reward_std"],
-    "reinforce_pp": ["loss", "reward", "reward_std"],
+    "reinforce_pp": ["loss", "reward", "reward_std", "kl", "response_length"],
+    "reinforce_baseline": ["loss", "reward", "reward_std", "kl", "response_length"],
+    "ppo": ["loss", "reward", "reward_std", "kl", "value_loss", "policy_loss", "response_length"],
 }
 
 

@@ -14,7 +14,8 @@ from mmredstar.assets import AssetError, list_assets, resolve
 from .config import Recipe, RecipeError, load_recipe
 from .data import KINDS, describe_spec, named_sets, shipped_sets_path
 
-METHOD_KIND = {"sft": "sft", "dpo": "dpo", "grpo": "rl", "reinforce_pp": "rl"}
+METHOD_KIND = {"sft": "sft", "dpo": "dpo", "grpo": "rl", "reinforce_pp": "rl", "reinforce_baseline": "rl", "ppo": "rl",
+               "ppm": "dpo"}
 
 
 def check(name_or_path, overrides=None) -> Recipe:
@@ -38,6 +39,10 @@ def check(name_or_path, overrides=None) -> Recipe:
             load_recipe(rec.model.init_from)
         except (RecipeError, AssetError, FileNotFoundError) as e:
             raise RecipeError(f"{path}:{_line(lines, 'init_from')}: key 'model.init_from': {e}") from None
+    def at(needle: str) -> str:  # file:line of a value, or the command-line override that set it
+        n = _line(lines, needle)
+        return f"{path}:{n}" if n != "?" else (f"{path} (command-line override)" if overrides else f"{path}:?")
+
     # data: built-in, named set of the right kind, or an existing path
     sets = named_sets()
     want = METHOD_KIND[rec.method]
@@ -45,17 +50,32 @@ def check(name_or_path, overrides=None) -> Recipe:
         try:
             kind, name = describe_spec(spec)
         except ValueError as e:
-            raise RecipeError(f"{path}:{_line(lines, 'data')}: key 'data': {e}") from None
+            raise RecipeError(f"{at(spec)}: key 'data': {e}") from None
         if kind == "set":
             if sets[name]["kind"] != want:
-                raise RecipeError(f"{path}:{_line(lines, spec)}: data set {spec!r} is a {sets[name]['kind']} set, "
+                raise RecipeError(f"{at(spec)}: data set {spec!r} is a {sets[name]['kind']} set, "
                                   f"but method {rec.method} trains on {want} data")
         elif kind == "builtin":
             if not name.startswith(want + "_"):
-                raise RecipeError(f"{path}:{_line(lines, spec)}: built-in set {name!r} is not {want} data")
+                raise RecipeError(f"{at(spec)}: built-in set {name!r} is not {want} data")
+        elif spec.startswith("hf:"):
+            from mmredstar.schema import convert_command
+
+            raise RecipeError(f"{at(spec)}: data {spec!r}: a hub dataset is read through its card; convert it first: "
+                              f"{convert_command('CARD', spec)}"
+                              " (CARD: trl, sharegpt, llamafactory, swift, messages or a dataset's card; "
+                              "`mmredstar data cards` lists them)")
         elif not os.path.exists(spec) and not any(c in spec for c in "*?["):
-            raise RecipeError(f"{path}:{_line(lines, spec)}: data {spec!r} is neither a named set "
+            raise RecipeError(f"{at(spec)}: data {spec!r} is neither a named set "
                               f"({shipped_sets_path()}), 'builtin:NAME', nor an existing path")
+        else:
+            problem = _probe_data(spec)
+            if problem:
+                raise RecipeError(f"{at(spec)}: data {spec!r}: {problem}")
+    if rec.train.extra_args:
+        from .config import check_extra_args
+
+        check_extra_args(rec, at("extra_args"))
     if rec.train.deepspeed:
         from .runner import deepspeed_config
 
@@ -64,6 +84,24 @@ def check(name_or_path, overrides=None) -> Recipe:
         except ValueError as e:
             raise RecipeError(f"{path}:{_line(lines, 'deepspeed')}: {e}") from None
     return rec
+
+
+def _probe_data(spec: str) -> str | None:
+    """What is wrong with a data path, judged from its listing and first record (cheap): a ``save_to_disk`` or
+    LLaMA-Factory directory, or another tool's row layout, comes back with the convert command to run."""
+    from mmredstar.io import expand_paths, iter_raw_records
+    from mmredstar.schema import DataError, validate_record
+
+    try:
+        files = expand_paths(spec)
+    except DataError as e:
+        return str(e.problems[0])
+    for file, line, d, prob in iter_raw_records(files[:1]):
+        if prob is not None:
+            return str(prob)
+        ps = validate_record(d, file=file, line=line)
+        return str(ps[0]) if ps else None
+    return None
 
 
 def _line(lines: list[str], needle: str) -> int | str:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from ..schema import Sample, Verdict
 from .choice import extract_choice, verify_choice
 from .code import extract_code, verify_code
-from .math import extract_answer, math_key, verify_math, verify_numeric
+from .math import MATH_DEFAULTS, extract_answer, math_key, verify_math, verify_numeric
 from .text import normalize_text, verify_text
 
 VERIFIERS = {
@@ -74,13 +74,30 @@ def verify_many(pairs: Iterable[tuple[Sample, str, str | None]], workers: int = 
     which the worker is killed and the item gets verdict ``error``. Input is consumed lazily.
     """
     if workers and workers > 1:
-        from .pool import VerifyPool
+        from .exec.pool import VerifyPool
 
         with VerifyPool(workers, options) as pool:
             yield from pool.imap(pairs)
         return
     for sample, text, finish in pairs:
         yield verify_response(sample, text, finish, **options)
+
+
+def verification_mode(options: dict | None = None) -> dict:
+    """What a verdict file, eval result or curation report records of how math was judged: the math
+    mode (``strict`` unless ``math_mode`` says otherwise; samples may override it in ``meta``) and the
+    tolerance option, if any.
+
+    >>> verification_mode({}), verification_mode({"math_mode": "lenient", "tolerance": 0.01})
+    ({'math_mode': 'strict', 'rel_tol': 0.0001}, {'math_mode': 'lenient', 'rel_tol': 0.0001, 'tolerance': 0.01})
+    """
+    o = options or {}
+    out = {"math_mode": o.get("math_mode") or MATH_DEFAULTS["math_mode"], "rel_tol": o.get("rel_tol", 1e-4)}
+    if o.get("tolerance") is not None:
+        out["tolerance"] = o["tolerance"]
+    if out["math_mode"] == "math_verify" and o.get("math_verify"):
+        out["math_verify"] = o["math_verify"]
+    return out
 
 
 def canonical_key(sample: Sample, extracted: str | None, **options) -> str:
@@ -103,5 +120,5 @@ def canonical_key(sample: Sample, extracted: str | None, **options) -> str:
     return "text:" + normalize_text(extracted)
 
 
-__all__ = ["VERIFIERS", "REWARDS", "verify_response", "verify_many", "canonical_key", "resolve",
+__all__ = ["VERIFIERS", "REWARDS", "verify_response", "verify_many", "canonical_key", "resolve", "verification_mode",
            "extract_answer", "extract_choice", "extract_code", "Verdict"]

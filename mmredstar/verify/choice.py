@@ -1,13 +1,29 @@
-"""Multiple-choice verification: read the chosen letter, or map a stated value to its letter.
+"""Multiple-choice verification: read the letter the response chose, or map a stated value to its letter.
 
-Recognised forms (the last statement wins): ``\\boxed{C}``, ``\\boxed{\\text{(C)}}``, "Answer: C",
-"the answer is (C)", "the answer is C: 40°", "option C", "答案是C", a final line or sentence that is
-just "C." / "(C)", and a leading "C. ..." in a short answer. Without a letter, a stated value (the
-last ``\\boxed{}``, "the answer is 540°", the closing math) is mapped to the one choice whose text or
-value equals it (GeoQA, Geometry3K and MathVista write choices as values: "40°", "2√3", "\\frac{1}{2}").
-A response that names no choice is never mapped to one. Ambiguity rule: when the final statement
-names several different letters ("A or C"), or a value matches several choices, there is no answer
-(``no_answer``, reward -1).
+What counts (``mmredstar.verify.extract.extract_choice``): every explicit answer statement names the
+letter it starts with: ``\\boxed{C}``, "Answer: (C)", "the answer is C: 40°", "option C is correct", "I
+choose C", "so it must be (C)", a closing line "C.", and the same in other languages ("答案选 D", "故选 C",
+"所以答案是B", "la bonne réponse est A", "die Antwort ist B", "la respuesta es C", "Ответ: B", "答えは C");
+letters named after it do not count ("D, not B"; "(C); (A) and (B) fail the angle condition"). The **last**
+statement wins, so a chain of thought that names many letters on its way is read at its conclusion.
+Without a statement, the leading letter of a short reply counts ("B. Not A, because the sides differ").
+Without a letter, a stated value (the last ``\\boxed{}``, "the answer is 540°", the closing math) is mapped
+to the one choice whose text or value equals it (GeoQA, Geometry3K and MathVista write choices as values:
+"40°", "2√3", "\\frac{1}{2}"). ``no_answer`` (reward -1) only for a response that never commits: no letter
+and no matching value, or a last statement that hedges ("A or C", "A/C", "A 或 C").
+
+Where this deliberately differs from the usual scripts:
+
+- lighteval (``IndicesExtractionConfig``): ranks patterns ("final answer is X", "answer: X", "answer ... X"
+  within 50 characters, a letter at the start of the text or of a line) and takes the best-ranked one;
+  we take the last statement of any kind, since a long chain of thought revises itself ("the answer is A.
+  Wait ... the answer is C" is C here). lighteval does not look inside ``\\boxed{}`` for letters nor map
+  values to choices; we do both. Its letter must be followed by punctuation or a space; so must ours.
+- MathVista (``calculate_score.py``): after its (GPT) extraction it takes the first "(X)" or a bare
+  letter, else the choice nearest by edit distance, so every response gets some choice; we never invent
+  one (a response that names no choice and no choice's value is ``no_answer``).
+- GeoQA / Geometry3K: their releases carry no extraction script we could read; the rules above apply,
+  with values mapped to choices by the math comparison.
 
     python -c "from mmredstar.verify.choice import extract_choice; print(extract_choice('so it is 40°', ['30°', '40°']))"
 
@@ -28,45 +44,9 @@ from __future__ import annotations
 import re
 
 from ..schema import Sample, Verdict
-from . import latex
-from .math import (
-    _cut_end,
-    answers_equal,
-    extract_answer,
-    find_boxes,
-    latex_unescape,
-    math_spans,
-    strip_think,
-)
-
-_LETTER_PHRASE = re.compile(
-    r"(?:answer\s+is|answer\s*[:：]|correct\s+(?:option|choice|answer)\s+(?:is\s*)?[:：]?|option\s+is|choice\s+is|"
-    r"\bchoose|\bselect|\bpick|答案(?:是|为|：|:)|选项?|选择)\s*[:：]?", re.I)
-_OPTION_WORD = re.compile(r"\b(?:option|choice)\s*\(?([A-Z])\)?(?![A-Za-z])")
-
-
-def _letters(choices) -> list[str]:
-    n = len(choices) if choices else 10
-    return [chr(ord("A") + i) for i in range(n)]
-
-
-def _letter_at_start(seg: str, letters: list[str]) -> str | None:
-    """The letter a statement starts with: "C", "(C)", "C.", "C: 40°", "**C**", "option C"."""
-    s = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", seg)
-    s = s.strip().lstrip("*$ \"'“:：").strip()
-    s = re.sub(r"^(?:option|choice|选项)\s*", "", s, flags=re.I)
-    m = re.match(r"^\(?([A-Z])\)?(?=$|[\s.:,;)*$\"'”:：、]|[\u4e00-\u9fff])", s)
-    if m and m.group(1) in letters:
-        return m.group(1)
-    return None
-
-
-def _letters_in(seg: str, letters: list[str]) -> set[str]:
-    """Letters named in a short final statement: "(C)", standalone capitals, "option C"."""
-    s = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", seg)
-    found = {m.group(1) for m in re.finditer(r"\(([A-Z])\)", s)}
-    found |= {m.group(1) for m in re.finditer(r"(?<![A-Za-z\\])([A-Z])(?![A-Za-z(])", s)}
-    return {x for x in found if x in letters}
+from . import extract, latex
+from .extract import letters_for
+from .math import answers_equal
 
 
 def _clean_choice(c: str) -> str:
@@ -82,7 +62,7 @@ def value_to_letter(value: str, choices: list[str], **options) -> str | None:
     """
     if not choices or value is None:
         return None
-    letters = _letters(choices)
+    letters = letters_for(choices)
     o = {"sympy": False, **options}
     hits = []
     v_norm = latex.normalize(value).lower()
@@ -102,61 +82,7 @@ def value_to_letter(value: str, choices: list[str], **options) -> str | None:
 
 def extract_choice(text: str | None, choices: list[str] | None, *, think: str = "after", **options) -> str | None:
     """The letter a response chooses (see the module docstring), or None."""
-    if not text:
-        return None
-    letters = _letters(choices)
-    body = latex_unescape(_cut_end(strip_think(text, think)))
-    if not body.strip():
-        return None
-    cands: list[tuple[int, str | None]] = []     # (position, letter or None when ambiguous)
-    boxes = find_boxes(body)
-    if boxes:
-        s, e, content = boxes[-1]
-        letter = _letter_at_start(content, letters)
-        if letter and len(_letters_in(content, letters)) <= 1 or letter and re.match(r"^\W*[A-Z]\W*$", content):
-            cands.append((s, letter))
-        elif choices:
-            cands.append((s, value_to_letter(content, choices, **options) or "?"))
-    for m in _LETTER_PHRASE.finditer(body):
-        rest = body[m.end():]
-        stop = re.search(r"(?<=[^A-Z(])[.!?。](?=\s|$)|\n", rest)
-        seg = rest[:stop.start()] if stop else rest
-        if not seg.strip():
-            continue
-        letter = _letter_at_start(seg, letters)
-        if letter:
-            named = _letters_in(seg[:40], letters)
-            cands.append((m.start(), letter if len(named) <= 1 else None))
-        elif choices:
-            val = extract_answer(seg, gold=True)
-            hit = value_to_letter(val, choices, **options) if val else None
-            if hit:
-                cands.append((m.start(), hit))
-    for m in _OPTION_WORD.finditer(body):
-        if m.group(1) in letters:
-            cands.append((m.start(), m.group(1)))
-    # a closing line/sentence that is just a letter: "C." / "(C)" / "**C**"
-    tail = body.rstrip()
-    last_line = tail.rsplit("\n", 1)[-1]
-    lm = re.search(r"(?:^|[.:]\s+)\**\(?([A-Z])\)?\**\.?$", last_line)
-    if lm and lm.group(1) in letters:
-        cands.append((len(tail) - len(last_line) + lm.start(1), lm.group(1)))
-    so = re.search(r"\b(?:so|thus|hence|therefore|answer)\W{0,3}\(?([A-Z])\)?\**\.?\s*$", tail, re.I)
-    if so and so.group(1) in letters:
-        cands.append((len(tail) - len(so.group(0)) + so.start(1), so.group(1)))
-    short = tail if len(tail) < 60 else ""
-    m = re.match(r"^\W{0,3}\(?([A-Z])\)?(?=$|[.:)：、]|\s*$)", short)
-    if m and m.group(1) in letters:                  # a short answer that starts with the letter: "C. x = 42"
-        cands.append((0, m.group(1)))
-    real = [c for c in cands if c[1] != "?"]
-    if real:
-        pos, letter = max(real, key=lambda c: c[0])
-        return letter
-    if choices:
-        val = extract_answer(body, think="any")
-        if val is not None and not math_spans(val):
-            return value_to_letter(val, choices, **options)
-    return None
+    return extract.extract_choice(text, choices, think=think, match=value_to_letter, **options)
 
 
 def verify_choice(sample: Sample, text: str, finish_reason: str | None = None, **options) -> Verdict:
@@ -164,7 +90,7 @@ def verify_choice(sample: Sample, text: str, finish_reason: str | None = None, *
     if not sample.choices:
         return Verdict("error", -1.0, None, "choice sample without choices")
     gold = str(sample.answer or "").strip().upper()
-    letters = _letters(sample.choices)
+    letters = letters_for(sample.choices)
     if gold not in letters:
         mapped = value_to_letter(str(sample.answer), sample.choices)
         if mapped is None:

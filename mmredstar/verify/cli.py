@@ -8,7 +8,10 @@ stops the run: it is written with verdict ``error`` and the reason. Output is st
 ``OUT.partial`` and renamed when complete; a rerun after a crash resumes after the last written line.
 
     mmredstar verify responses.jsonl --out scored.jsonl --workers 4
-    mmredstar verify cases.jsonl --out scored.jsonl --mode strict --opt tuple_order=any
+    mmredstar verify cases.jsonl --out scored.jsonl --mode lenient --opt tuple_order=strict
+
+Each output line (and ``meta.math_mode`` of responses verified in place) and the ``--summary`` record the
+math mode used; the summary and the closing message also state the code sandbox's isolation.
 """
 
 from __future__ import annotations
@@ -22,14 +25,13 @@ import click
 
 from ..io import iter_jsonl, write_json
 from ..schema import CodeTests, DataError, Message, Sample, Verdict, validate_record
-from . import verify_many
+from . import verification_mode, verify_many
+from .exec.sandbox import describe
 
-MODES = {
-    "default": {},
-    "strict": {"tuple_order": "strict", "percent": "strict", "rounding": False, "rel_tol": 1e-9},
-    "fast": {"sympy": False},
-}
-"""--mode presets of verifier options (``--opt key=value`` overrides single options)."""
+MODES = ("strict", "lenient", "math_verify")
+"""--mode: how math answers are judged (``mmredstar.verify.math``): ``strict`` (default; exact references
+exact, decimals within rel. 1e-4), ``lenient`` (roundings of exact values pass), ``math_verify`` (math-verify's
+own verdict). ``--fast`` turns the sympy fallback off; ``--opt key=value`` sets single options."""
 
 
 def error_verdict(sample: Sample, text: str, finish_reason=None, **_) -> Verdict:
@@ -105,6 +107,7 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
     from tqdm import tqdm
 
     options = dict(options or {})
+    mode = verification_mode(options)["math_mode"]
     partial = out + ".partial"
     if force and os.path.exists(partial):
         os.unlink(partial)
@@ -171,11 +174,16 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
                 got = [v] + [next(verdicts) for _ in range(n - 1)]
                 for r, vv in zip(rec.responses, got, strict=False):
                     vv.apply(r)
+                    if rec.answer_type in ("math", "numeric"):
+                        r.meta["math_mode"] = rec.meta.get("math_mode") or mode
                     counts[vv.verdict] += 1
                 line = rec.to_dict()
             else:
                 line = dict(rec)
                 line.update(verdict=v.verdict, reward=v.reward, extracted=v.extracted, reason=v.reason)
+                if line.get("answer_type") in ("math", "numeric"):
+                    meta = line.get("meta") if isinstance(line.get("meta"), dict) else {}
+                    line["math_mode"] = meta.get("math_mode") or mode
                 counts[v.verdict] += 1
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
             f.flush()
@@ -192,22 +200,26 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
 @click.argument("inp", metavar="IN.jsonl", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output JSONL.")
 @click.option("--workers", "-w", default=0, show_default=True, help="Worker processes (0: in this process).")
-@click.option("--mode", type=click.Choice(sorted(MODES)), default="default", show_default=True,
-              help="Option preset: default, strict (ordered lists, strict percent, no rounding), fast (no sympy).")
+@click.option("--mode", type=click.Choice(MODES), default="strict", show_default=True,
+              help="How math answers are judged: strict (exact references exact; decimals rel. 1e-4), lenient "
+                   "(roundings of exact values pass), math_verify (math-verify's own verdict).")
+@click.option("--fast", is_flag=True, help="No sympy fallback (undecided math answers are wrong).")
 @click.option("--opt", "opts", multiple=True, metavar="KEY=VALUE",
-              help="Verifier option, e.g. --opt tuple_order=strict --opt timeout=10 (repeatable).")
+              help="Verifier option, e.g. --opt tuple_order=strict --opt timeout=10 --opt tolerance=0.01 (repeatable).")
 @click.option("--summary", type=click.Path(dir_okay=False), default=None, help="Also write the counts as JSON.")
 @click.option("--force", is_flag=True, help="Start over instead of resuming OUT.partial.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def verify(inp, out, workers, mode, opts, summary, force, quiet):
+def verify(inp, out, workers, mode, fast, opts, summary, force, quiet):
     """Score responses (math, choice, code, text) and write verdict, reward, extracted and reason."""
-    options = {**MODES[mode], **_parse_opts(opts)}
+    options = {"math_mode": mode, **({"sympy": False} if fast else {}), **_parse_opts(opts)}
     counts = run_verify(inp, out, workers=workers, options=options, progress=not quiet, force=force)
     total = sum(counts.values())
-    click.echo(f"verified {total} responses -> {out}")
+    click.echo(f"verified {total} responses -> {out} (math mode {verification_mode(options)['math_mode']})")
     for k in ("correct", "wrong", "no_answer", "error"):
         n = counts.get(k, 0)
         click.echo(f"  {k:<10} {n:>8}  {n / total:6.1%}" if total else f"  {k:<10} {n:>8}")
+    sandbox = describe()
+    click.echo(f"  code sandbox: {sandbox.get('summary') or sandbox.get('isolation')}")
     if summary:
-        write_json(summary, {"input": inp, "output": out, "mode": mode, "options": options,
-                             "counts": dict(counts), "total": total})
+        write_json(summary, {"input": inp, "output": out, "verification": verification_mode(options),
+                             "options": options, "sandbox": sandbox, "counts": dict(counts), "total": total})

@@ -40,8 +40,8 @@ import re
 from dataclasses import dataclass, field
 
 from ..schema import CodeTests, Sample, Verdict
-from .math import _cut_end, strip_think
-from .sandbox import Limits, SandboxError, run_program
+from .exec.sandbox import Limits, SandboxError, run_program
+from .extract import cut_end, strip_think
 
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _PY = {"python", "py", "python3", "py3", ""}
@@ -53,7 +53,7 @@ def extract_code(text: str | None, *, language: str = "python", think: str = "af
     An unclosed final fence counts only if what it holds parses (a truncated program does not)."""
     if not text:
         return None
-    body = _cut_end(strip_think(text, think))
+    body = cut_end(strip_think(text, think))
     blocks = []
     for m in _FENCE.finditer(body):
         closed = body[m.end() - 3:m.end()] == "```"

@@ -32,8 +32,7 @@ import re
 from ..schema import Response, Sample
 from .choice import extract_choice
 from .code import extract_code
-from .math import extract_answer, find_boxes, math_spans, strip_think
-from .text import extract_text_answer
+from .extract import extract_answer, extract_text_answer, find_boxes, math_spans, strip_think
 
 
 # ----------------------------------------------------------------------------------------- measures

@@ -36,7 +36,10 @@ from typing import Any
 # ----------------------------------------------------------------------------------------- options
 DEFAULTS: dict[str, Any] = {
     "rel_tol": 1e-4,          # decimals are equal within this relative tolerance (integers: exact)
-    "rounding": True,         # a decimal with >= 2 places equals an exact value it rounds (0.33 ~ 1/3)
+    "rounding": False,        # a decimal with >= 2 places equals an exact value it rounds (0.33 ~ 1/3)
+    "exact_ref": True,        # an exact reference (no decimal point: 100, 1/3, \sqrt2) needs an exact value:
+                              # 99.99 != 100, 0.33 != 1/3, 1.41 != \sqrt2 (0.5 == 1/2 still holds)
+    "tolerance": None,        # (abs, rel) stated by the source: numbers within it are equal, exact or not
     "percent": "either",      # "either": 10% == 10 == 0.1; "strict": 10% == 0.1 only
     "tuple_order": "any",     # bare lists a, b, c: "any" (a set of solutions) or "strict" (ordered)
     "strict_symbols": True,   # f(x) != f(y): free symbols must match
@@ -874,6 +877,12 @@ def _num_equal(ga, pa, o) -> bool | None:
     dec = has_decimal(ga) or has_decimal(pa)
     if eg is not None and ep is not None and not names and not dec:
         return eg == ep
+    tolerance = o.get("tolerance")
+    if not names and dec and tolerance is None and o.get("exact_ref") and not has_decimal(ga):
+        if eg is not None and ep is not None:
+            return eg == ep                  # exact reference, exact comparison (0.5 == 1/2; 99.99 != 100)
+        if ep is not None and eg is None:
+            return False                     # a decimal for an irrational reference (1.41 for \sqrt2)
     envs = sample_envs(names, 4 if names else 1)
     ok, n = True, 0
     tol = 1e-9
@@ -893,7 +902,13 @@ def _num_equal(ga, pa, o) -> bool | None:
         if not (cmath.isfinite(a) and cmath.isfinite(b)):
             continue
         n += 1
-        if dec and not names:
+        if tolerance is not None and not names:
+            abs_tol, rel_tol = tolerance
+            d = abs(a - b)
+            if d <= (abs_tol or 0.0) * (1 + 1e-9) or d <= (rel_tol or 0.0) * abs(a) * (1 + 1e-9) or close(a, b, tol):
+                continue
+            ok = False
+        elif dec and not names:
             if eg is not None and ep is not None and eg.denominator == 1 and ep.denominator == 1:
                 ok = ok and eg == ep
                 continue

@@ -1,34 +1,46 @@
 """Math answer verification: extract the final answer from a long chain of thought, compare it.
 
-Extraction (``extract_answer``) reads the text after ``</think>`` (option ``think``), cuts at chat
-end markers, and takes whichever comes last of: the last ``\\boxed{}`` / ``\\fbox{}`` group (boxes
-joined by "and" / commas count as one list answer), and a "final answer is" / "the answer is" /
-"答案是" phrase. Without either, it reads the final sentence: its last math span, else its last number
-(``last_number="sentence"``, the default; ``"anywhere"`` takes the last number of the whole text,
-``"off"`` nothing). A short bare answer (``"x^2+1"``, ``"10%"``) is taken whole.
+Extraction (``extract_answer``) lives in ``mmredstar.verify.extract`` (shared with the choice and text
+verifiers and the data cards); it is re-exported here.
 
-Comparison: the fast path in ``mmredstar.verify.latex`` (normalise, parse, compare numbers, lists,
-intervals, relations, matrices, evaluated expressions); only answers it cannot decide go to sympy
-through math-verify, with a hard time limit (``timeout``, seconds) that works in threads and
+Modes (option ``math_mode``, ``mmredstar verify --mode``; a sample's ``meta.math_mode`` wins):
+
+- ``strict`` (default): an exact reference (no decimal point: ``100``, ``1/3``, ``\\sqrt2``, ``\\pi/2``)
+  needs an exactly equal answer (``0.5`` for ``1/2`` is exact; ``99.99`` for ``100``, ``0.33`` for ``1/3``,
+  ``1.41`` for ``\\sqrt2`` are wrong). Decimals are compared with a **relative tolerance of 1e-4**
+  (``rel_tol``) when the reference itself is a decimal. When the problem asks for an approximation
+  ("to the nearest hundredth", "to 3 decimal places", "to 2 significant figures", "保留两位小数",
+  "approximately"), the stated precision applies (half a unit in the last asked place).
+- ``lenient``: the reading before strict existed: a decimal with >= 2 places equals an exact value it
+  rounds (``0.33`` ~ ``1/3``), and integers compare within ``rel_tol`` (``99.99`` ~ ``100``).
+- ``math_verify``: defers wholly to math-verify (``parse`` of the raw reference and response, then
+  ``verify``; a bare reference that yields nothing is parsed again inside ``$...$``), for numbers
+  comparable with lighteval / open-r1; option or ``meta`` ``math_verify``:
+  ``{match_types: [latex, expr], precision: 6, strict: true, allow_set_relation_comp: false,
+  boxed_match_priority: 55}`` (math-verify's defaults).
+
+``tolerance`` (option for a benchmark, or ``meta.tolerance`` per sample; the sample's wins): numbers within
+it are equal, whatever the mode: a number (absolute), ``"5%"`` (relative), or ``{abs: x, rel: y}``.
+An empty ``\\boxed{}`` or an answer marker with nothing after it is ``no_answer`` (-1) in every mode.
+
+Comparison (strict and lenient): the fast path in ``mmredstar.verify.latex`` (normalise, parse, compare
+numbers, lists, intervals, relations, matrices, evaluated expressions); only answers it cannot decide go
+to sympy through math-verify, with a hard time limit (``timeout``, seconds) that works in threads and
 processes. Options (keyword arguments, also ``mmredstar verify --opt key=value``):
 
 - ``think``: "after" (default: text after the last ``</think>``; an unclosed ``<think>`` has no
   answer) or "any" (search the whole text).
 - ``last_number``: "sentence" (default), "anywhere" or "off".
-- ``rel_tol`` (1e-4), ``rounding`` (True), ``percent`` ("either"), ``tuple_order`` ("any"),
-  ``strict_symbols`` (True): see ``mmredstar.verify.latex.DEFAULTS``.
+- ``rel_tol`` (1e-4), ``percent`` ("either"), ``tuple_order`` ("any"), ``strict_symbols`` (True),
+  ``rounding`` / ``exact_ref`` (set by the mode): see ``mmredstar.verify.latex.DEFAULTS``.
 - ``sympy``: use the sympy fallback (default True); ``timeout``: seconds per fallback comparison (5).
 
     python -c "from mmredstar.verify.math import math_equal; print(math_equal('\\\\frac12', 'The answer is 0.5.'))"
 
->>> extract_answer("so the area is $\\\\boxed{\\\\frac{3}{4}}$.")
-'\\\\frac{3}{4}'
->>> extract_answer("<think>maybe 3</think> The final answer is 4.")
-'4'
->>> extract_answer("Therefore, there are 12 distinct sequences. I hope it is correct.")
-'12'
 >>> math_equal("\\\\frac{1}{2}", "Thus $x = 0.5$.")
 True
+>>> math_equal("\\\\sqrt{2}", "so x = 1.41."), math_equal("\\\\sqrt{2}", "so x = 1.41.", math_mode="lenient")
+(False, True)
 """
 
 from __future__ import annotations
@@ -38,298 +50,118 @@ import logging
 import re
 
 from ..schema import Sample, Verdict
-from . import latex
-from .timeout import LimitExceeded, call_with_limit
+from . import extract, latex
+from .exec.timeout import LimitExceeded, call_with_limit
+from .extract import extract_answer, parsed
 
-MAX_ANSWER_CHARS = 2000
-MATH_DEFAULTS = {"think": "after", "last_number": "sentence", "sympy": True, "timeout": 5.0}
+__all__ = ["extract_answer", "answers_equal", "math_equal", "verify_math", "verify_numeric", "math_key",
+           "gold_answer", "sympy_equal", "malformed", "clear_caches", "MATH_DEFAULTS"]
 
-END_MARKERS = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|</s>|<｜end▁of▁sentence｜>")
-_BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
-_PHRASE = re.compile(
-    r"(?:final\s+answer(?:\s+is)?|the\s+answer\s+is|answer\s*[:：]|答案(?:是|为|：|:)|最终答案(?:是|为)?)\s*[:：]?",
-    re.I)
-_BOILERPLATE = re.compile(r"\s*(?:I hope (?:it|this) is correct\.?|Thank you!?)\s*$", re.I)
-_JOIN_WORDS = re.compile(r"\b(?:and|or)\b|[,;&]|和|或|以及")
-_NUMBER = re.compile(r"(?<![A-Za-z\d.\\])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?:\s*%)?")
+MATH_DEFAULTS = {"think": "after", "last_number": "sentence", "sympy": True, "timeout": 5.0, "math_mode": "strict"}
+
+MATH_MODES = {
+    "strict": {"rounding": False, "exact_ref": True},
+    "lenient": {"rounding": True, "exact_ref": False},
+    "math_verify": {},
+}
+"""``math_mode`` -> the comparison options it sets (``math_verify`` bypasses our comparison)."""
+
+MV_DEFAULTS = {"match_types": ["latex", "expr"], "precision": 6, "strict": True, "allow_set_relation_comp": False,
+               "boxed_match_priority": None}
+"""math-verify settings of the ``math_verify`` mode (None: math-verify's own default)."""
+
+_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "一": 1, "两": 2, "二": 2, "三": 3, "四": 4,
+          "五": 5, "六": 6, "deux": 2, "trois": 3, "quatre": 4, "zwei": 2, "drei": 3, "vier": 4, "dos": 2, "tres": 3,
+          "cuatro": 4}
+_NEAREST = {"whole number": 0, "integer": 0, "unit": 0, "tenth": 1, "hundredth": 2, "thousandth": 3,
+            "ten-thousandth": 4, "十分位": 1, "百分位": 2, "千分位": 3, "个位": 0, "整数": 0}
+_N = r"(\d+|one|two|three|four|five|six|一|两|二|三|四|五|六|deux|trois|quatre|zwei|drei|vier|dos|tres|cuatro)"
+_PLACES = re.compile(
+    rf"{_N}\s*(?:-\s*)?decimal\s+(?:places?|digits?)|{_N}\s+digits?\s+after\s+the\s+decimal|"
+    rf"保留{_N}位小数|小数点后{_N}位|{_N}\s+décimales?|{_N}\s+(?:Nachkommastellen|Dezimalstellen)|"
+    rf"{_N}\s+(?:cifras|lugares)\s+decimales", re.I)
+_SIG = re.compile(rf"{_N}\s+significant\s+(?:figures|digits)|{_N}位有效数字", re.I)
+_NEAREST_RE = re.compile(r"nearest\s+(whole\s+number|integer|unit|ten-thousandth|tenth|hundredth|thousandth)|"
+                         r"精确到(十分位|百分位|千分位|个位|整数)|精确到\s*(0\.0*1|1)(?![\d.])", re.I)
+_APPROX = re.compile(r"\b(?:approximately|approximate|approximation|estimate|as\s+a\s+decimal|in\s+decimal\s+form|"
+                     r"decimal\s+(?:number|value|answer))\b|约为|近似|取近似值|environ\b|ungefähr|aproximadamente", re.I)
 
 
-# ----------------------------------------------------------------------------------------- helpers
-def strip_think(text: str, think: str = "after") -> str:
-    """The part of a response that holds the final answer.
+def _count(tok: str) -> int:
+    return int(tok) if tok.isdigit() else _WORDS[tok.lower()]
 
-    >>> strip_think("<think>a</think>b")
-    'b'
-    >>> strip_think("<think>unfinished")
-    ''
+
+def asked_precision(question: str | None) -> tuple[float, float] | str | None:
+    """The precision a problem asks its answer in: an (abs, rel) tolerance, ``"rounding"`` (an
+    approximation without a stated precision), or None (an exact answer is asked).
+
+    >>> asked_precision("Round your answer to the nearest hundredth.")
+    (0.005, 0.0)
+    >>> asked_precision("Give the answer to 3 significant figures."), asked_precision("结果保留两位小数。")
+    ((0.0, 0.005), (0.005, 0.0))
+    >>> asked_precision("Express your answer as a decimal."), asked_precision("Find x.")
+    ('rounding', None)
     """
-    if think == "any":
-        return text.replace("<think>", "").replace("</think>", "\n")
-    if "</think>" in text:
-        return text.rsplit("</think>", 1)[1]
-    if "<think>" in text:
-        return ""
-    return text
-
-
-def _cut_end(text: str) -> str:
-    m = END_MARKERS.search(text)
-    return text[:m.start()] if m else text
-
-
-def find_boxes(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, content) of every ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces; unclosed runs
-    to the end; ``\\boxed 5`` form too).
-
-    >>> [c for _, _, c in find_boxes("\\\\boxed{\\\\frac{1}{2}} and \\\\boxed 3")]
-    ['\\\\frac{1}{2}', '3']
-    """
-    out: list[tuple[int, int, str]] = []
-    for m in _BOX.finditer(text):
-        if out and m.start() < out[-1][1]:          # nested inside the previous box: part of it
-            continue
-        j = m.end()
-        while j < len(text) and text[j] == " ":
-            j += 1
-        if j < len(text) and text[j] == "{":
-            content, end = latex.unwrap_braced(text, j)
+    if not question:
+        return None
+    m = _PLACES.search(question)
+    if m:
+        return (0.5 * 10 ** -_count(next(g for g in m.groups() if g)), 0.0)
+    m = _NEAREST_RE.search(question)
+    if m:
+        if m.group(3):
+            tok = m.group(3)
+            places = 0 if tok == "1" else len(tok) - 2
         else:
-            mm = re.match(r"[^\s$]+", text[j:])
-            if not mm:
-                continue
-            content, end = mm.group(0), j + mm.end()
-        out.append((m.start(), end, content))
-    return out
-
-
-def math_spans(text: str) -> list[tuple[int, int, str, bool]]:
-    """(start, end, content, well_formed) of ``$..$``, ``$$..$$``, ``\\(..\\)``, ``\\[..\\]`` spans.
-
-    Inline spans that contain a line break are malformed (``well_formed`` False)."""
-    spans = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n:
-            nx = text[i + 1]
-            if nx in "([":
-                close = "\\)" if nx == "(" else "\\]"
-                e = text.find(close, i + 2)
-                if e < 0:
-                    i += 2
-                    continue
-                content = text[i + 2:e]
-                spans.append((i, e + 2, content, nx == "[" or "\n" not in content))
-                i = e + 2
-                continue
-            i += 2
-            continue
-        if c == "$":
-            if text.startswith("$$", i):
-                e = text.find("$$", i + 2)
-                if e < 0:
-                    i += 2
-                    continue
-                spans.append((i, e + 2, text[i + 2:e], True))
-                i = e + 2
-                continue
-            e = i + 1
-            while e < n and (text[e] != "$" or text[e - 1] == "\\"):
-                e += 1
-            if e >= n:
-                i += 1
-                continue
-            content = text[i + 1:e]
-            spans.append((i, e + 1, content, "\n" not in content))
-            i = e + 1
-            continue
-        i += 1
-    return spans
-
-
-def _joinable(sep: str) -> bool:
-    """Text between two answers that makes them one list answer ("and", ",", "\\quad", nothing)."""
-    s = re.sub(r"\\text\{([^{}]*)\}", r" \1 ", sep)
-    s = re.sub(r"\\[a-zA-Z]+|\\[()\[\],;!: ]|\$", " ", s)
-    if len(s) > 60 or re.search(r"[.!?。]\s+[A-Z]|\n\s*\n", s):
-        return False
-    if _JOIN_WORDS.search(s):
-        other = [w for w in re.findall(r"[A-Za-z]{3,}", s) if w.lower() not in ("and", "for")]
-        return len(other) <= 1
-    return not re.search(r"[A-Za-z0-9\u4e00-\u9fff]", s)
-
-
-def _group_last(items: list[tuple[int, int, str]], text: str) -> tuple[int, str] | None:
-    """Join the trailing run of items separated by joinable text: (start, "a, b, c")."""
-    if not items:
-        return None
-    k = len(items) - 1
-    while k > 0 and _joinable(text[items[k - 1][1]:items[k][0]]):
-        k -= 1
-    group = [c.strip() for _, _, c in items[k:] if c.strip()]
-    if not group:
-        return None
-    return items[k][0], ", ".join(group)
-
-
-def _mask_spans(text: str, spans) -> str:
-    chars = list(text)
-    for s, e, _, _ in spans:
-        for i in range(s, e):
-            if chars[i] not in "\n":
-                chars[i] = "_"
-    return "".join(chars)
-
-
-def _last_sentence_start(text: str, spans) -> int:
-    masked = _mask_spans(text, spans).rstrip()
-    masked = re.sub(r"[.!?。]+$", "", masked)
-    best = 0
-    for m in re.finditer(r"[.!?。](?=\s)|\n\s*\n|:\s*\n", masked):
-        best = m.end()
-    for s, e, _, _ in spans:                     # display math ends a sentence when prose follows it
-        if text[s:s + 2] in ("$$", "\\[") and e < len(masked) and re.match(r"\s*[A-Z]", masked[e:]):
-            best = max(best, e)
-    return best
-
-
-def _clean_number(s: str) -> str:
-    s = s.replace(" ", "")
-    if re.fullmatch(r"[-+]?\d+,\d{2}%?", s) or re.fullmatch(r"[-+]?0,\d+%?", s):
-        return s.replace(",", ".")
-    return s
-
-
-def _from_sentence(text: str, last_number: str) -> str | None:
-    """Last math span (or joined spans) of the final sentence, else its last number."""
-    text = _BOILERPLATE.sub("", text.rstrip())
-    spans = math_spans(text)
-    start = _last_sentence_start(text, spans)
-    good = [(s, e, c) for s, e, c, ok in spans if ok and s >= start and c.strip()]
-    if good:
-        g = _group_last(good, text)
-        if g:
-            return g[1]
-    if last_number == "off":
-        return None
-    masked = _mask_spans(text, [sp for sp in spans if not sp[3]])
-    scope = masked if last_number == "anywhere" else masked[start:]
-    offset = 0 if last_number == "anywhere" else start
-    nums = list(_NUMBER.finditer(scope))
-    if not nums:
-        return None
-    return _clean_number(text[offset + nums[-1].start():offset + nums[-1].end()])
-
-
-def _from_phrase(rest: str) -> str | None:
-    """The answer stated after "final answer is": until the end of that sentence."""
-    spans = math_spans(rest)
-    masked = _mask_spans(rest, spans)
-    m = re.search(r"[.!?。](?=\s|$)|\n", masked.lstrip(" :*\"'"))
-    lead = len(masked) - len(masked.lstrip(" :*\"'"))
-    seg = rest[:lead + m.start()] if m else rest
-    seg = _BOILERPLATE.sub("", seg).strip().strip("*\"'“”").strip()
-    if not seg:
-        return None
-    # "The volume of $V$ is 120" -> "120"
-    low = _mask_spans(seg, math_spans(seg))
-    k = max(low.rfind(" is "), low.rfind(" are "), low.rfind(" was "))
-    if k >= 0:
-        seg = seg[k:].split(" ", 2)[2].strip()
-    spans = [sp for sp in math_spans(seg) if sp[3] and sp[2].strip()]
-    if spans:
-        g = _group_last([(s, e, c) for s, e, c, _ in spans], seg)
-        if g:
-            return g[1]
-    if _looks_bare(seg, 1):
-        return seg.rstrip(".")
-    nums = list(_NUMBER.finditer(seg))
-    if nums:
-        return _clean_number(nums[-1].group(0))
+            places = _NEAREST[re.sub(r"\s+", " ", (m.group(1) or m.group(2)).lower())]
+        return (0.5 * 10 ** -places, 0.0)
+    m = _SIG.search(question)
+    if m:
+        return (0.0, 0.5 * 10 ** (1 - _count(next(g for g in m.groups() if g))))
+    if _APPROX.search(question):
+        return "rounding"
     return None
 
 
-def _looks_bare(t: str, max_words: int = 0) -> bool:
-    """A short answer written without markup ("x^2 + 1", "10%", "\\text{odd}", "C. x = 42"): at most
-    ``max_words`` plain words of three or more letters (a response "hmm" or "I refuse" is no answer)."""
-    if len(t) > 120 or "\n\n" in t:
-        return False
-    s = re.sub(r"\\(?:text|textbf|mathrm|mbox|textnormal|begin|end)\{[^{}]*\}", " ", t)
-    s = re.sub(r"\\[a-zA-Z]+", " ", s)
-    s = re.sub(r"\b(?:and|or|percent|percentage|pct)\b|(?<=[\d)\]}])(?:or|and)(?=[A-Za-z(\\])", " ", s)
-    words = [w for w in re.findall(r"[A-Za-z]{3,}", s)]
-    return len(words) <= max_words
+def parse_tolerance(value, where: str = "tolerance") -> tuple[float, float] | None:
+    """``tolerance`` as (abs, rel): a number (absolute), ``"5%"`` (relative) or ``{abs: x, rel: y}``.
 
-
-def extract_answer(text: str | None, *, think: str = "after", last_number: str = "sentence",
-                   gold: bool = False, **_ignored) -> str | None:
-    """The final answer stated in a response (see the module docstring), or None.
-
-    ``gold=True`` reads a reference answer: a bare reference is taken whole.
+    >>> parse_tolerance(0.01), parse_tolerance("5%"), parse_tolerance({"rel": 1e-3}), parse_tolerance(None)
+    ((0.01, 0.0), (0.0, 0.05), (0.0, 0.001), None)
     """
-    if not text:
+    if value is None or value == "":
         return None
-    if not gold:
-        text = strip_think(text, think)
-    text = _cut_end(text)
-    text = latex_unescape(text)
-    if not text.strip():
-        return None
-    cands: list[tuple[int, str]] = []
-    boxes = find_boxes(text)
-    if boxes:
-        g = _group_last(boxes, text)
-        if g:
-            cands.append(g)
-    if True:
-        for m in reversed(list(_PHRASE.finditer(text))):
-            ans = _from_phrase(text[m.end():])
-            if ans:
-                cands.append((m.start(), ans))
-                break
-    bare = text.replace("$", " ") if gold else text
-    if cands:
-        ans = max(cands, key=lambda c: c[0])[1].strip()
-    elif gold and _looks_bare(bare) and _parses(bare):       # "15 and $22.5 \mathrm{min}$": all of it
-        ans = re.sub(r"\s+", " ", bare).strip()
-    elif (gold or _looks_bare(text)) and not math_spans(text) and _parses(text):
-        ans = text.strip()
-    elif gold:            # a reference is taken whole rather than cut down to a number ('52_8' -> '8')
-        spans = [sp for sp in math_spans(text) if sp[3]]
-        ans = _from_sentence(text, "off") if spans else None
-        if ans is None:
-            ans = text.strip() if len(text) <= 300 else _from_sentence(text, last_number)
-    else:
-        ans = _from_sentence(text, last_number)
-    if ans is not None and len(ans) > MAX_ANSWER_CHARS and not gold:
-        return None                                  # not an answer: a runaway box or span
-    return ans
+    try:
+        if isinstance(value, dict):
+            bad = set(value) - {"abs", "rel"}
+            if bad:
+                raise ValueError(f"unknown key(s) {sorted(bad)} (expected abs, rel)")
+            t = (float(value.get("abs") or 0.0), float(value.get("rel") or 0.0))
+        elif isinstance(value, str) and value.strip().endswith("%"):
+            t = (0.0, float(value.strip()[:-1]) / 100)
+        elif isinstance(value, bool):
+            raise ValueError("a boolean is not a tolerance")
+        else:
+            t = (float(value), 0.0)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {value!r} is not a tolerance ({e}); expected a number (absolute), "
+                         "'5%' (relative) or {abs: x, rel: y}") from None
+    if t[0] < 0 or t[1] < 0:
+        raise ValueError(f"{where}: {value!r}: a tolerance cannot be negative")
+    return t
 
 
-def latex_unescape(text: str) -> str:
-    r"""Undo doubled backslashes of JSON-escaped LaTeX (``\\boxed`` -> ``\boxed``) for known commands."""
-    text = re.sub(r"\\n(?![a-zA-Z])", "\n", text)
-    if "\\\\" not in text:
-        return text
-    return re.sub(r"(?<!\\)\\\\([a-zA-Z]+)",
-                  lambda m: "\\" + m.group(1) if m.group(1) in latex.KNOWN_COMMANDS else m.group(0), text)
-
-
-def _parses(t: str) -> bool:
-    return _parsed(t, "any") is not None
+def question_of(sample: Sample) -> str:
+    """The text of the sample's last user turn (where a problem states the precision it asks for)."""
+    for m in reversed(sample.prompt):
+        if m.role == "user":
+            return m.text
+    return ""
 
 
 # ----------------------------------------------------------------------------------------- compare
 _CHOICE_GOLD = re.compile(r"^\(?([A-J])\)?$")
 _CHOICE_PRED = re.compile(r"^\s*\(?([A-J])\)?(?:[.:)]|\s*$|\s+(?=\S))")
-
-
-@functools.lru_cache(maxsize=4096)
-def _parsed(ans: str, tuple_order: str):
-    try:
-        return latex.parse_answer(latex.normalize(ans), tuple_order=tuple_order)
-    except Exception:  # noqa: BLE001 - unparseable by the fast path: sympy decides
-        return None
 
 
 _ATOM_CMDS = {"pi", "infty", "circ", "dots", "ldots", "cdots", "prime", "degree", "emptyset", "varnothing", "right",
@@ -380,14 +212,17 @@ def sympy_equal(gold: str, pred: str, float_rounding: int = 6, strict: bool = Tr
 
 def answers_equal(gold: str, pred: str, **options) -> tuple[bool, str]:
     """(equal, how) for two extracted answers: the fast path, then sympy for undecided cases."""
-    o = {**MATH_DEFAULTS, **latex.DEFAULTS, **options}
+    mode = options.get("math_mode", MATH_DEFAULTS["math_mode"])
+    o = {**MATH_DEFAULTS, **latex.DEFAULTS, **MATH_MODES.get(mode, {}), **options}
+    if o.get("tolerance") is not None and not isinstance(o["tolerance"], tuple):
+        o["tolerance"] = parse_tolerance(o["tolerance"])
     gm = _CHOICE_GOLD.match(latex.normalize(gold))
     if gm:
         pm = _CHOICE_PRED.match(latex.normalize(pred).replace("\\text", "")) or _CHOICE_PRED.match(pred)
         if pm:
             return pm.group(1) == gm.group(1), "choice letter"
-    g = _parsed(gold, o["tuple_order"])
-    p = _parsed(pred, o["tuple_order"])
+    g = parsed(gold, o["tuple_order"])
+    p = parsed(pred, o["tuple_order"])
     if g is not None and p is not None:
         try:
             r = latex.compare_nodes(g, p, {k: o[k] for k in latex.DEFAULTS})
@@ -428,7 +263,7 @@ def gold_answer(answer: str) -> str:
 
 def clear_caches() -> None:
     """Forget parsed answers (ours and math-verify's): for benchmarks that must start cold."""
-    _parsed.cache_clear()
+    parsed.cache_clear()
     gold_answer.cache_clear()
     try:
         import math_verify.grader as g
@@ -441,14 +276,89 @@ def clear_caches() -> None:
                 v.cache_clear()
 
 
+def math_options(sample: Sample, options: dict) -> dict:
+    """The options a math verification runs with: defaults, the mode's settings, the tolerance that
+    applies (``meta.tolerance``, else the precision the problem asks for (strict), else ``tolerance``).
+    Raises ValueError for an unknown mode or a bad tolerance."""
+    o = {**MATH_DEFAULTS, **options}
+    mode = sample.meta.get("math_mode") or o["math_mode"]
+    if mode not in MATH_MODES:
+        raise ValueError(f"math_mode {mode!r} is not one of {', '.join(MATH_MODES)}")
+    o["math_mode"] = mode
+    o.update(MATH_MODES[mode])
+    tol = parse_tolerance(sample.meta.get("tolerance"), "meta.tolerance")
+    if tol is None and mode == "strict":
+        asked = asked_precision(question_of(sample))
+        if asked == "rounding":
+            o.update(rounding=True, exact_ref=False)
+        elif asked is not None:
+            tol = asked
+    if tol is None:
+        tol = parse_tolerance(o.get("tolerance"), "option tolerance")
+    o["tolerance"] = tol
+    return o
+
+
+def _mv_verify(gold: str, text: str, cfg: dict) -> tuple[str, str | None, bool]:
+    """math-verify's own parse + verify of the raw reference and response: (status, extracted, equal)
+    with status ``ok``, ``no_gold`` or ``no_pred``. Module-level (runs in the hard-limit helper)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    c = {**MV_DEFAULTS, **(cfg or {})}
+    targets = []
+    for t in c["match_types"]:
+        if t == "latex":
+            targets.append(LatexExtractionConfig() if c["boxed_match_priority"] is None
+                           else LatexExtractionConfig(boxed_match_priority=int(c["boxed_match_priority"])))
+        elif t == "expr":
+            targets.append(ExprExtractionConfig())
+        else:
+            raise ValueError(f"math_verify.match_types: {t!r} is not latex or expr")
+    g = parse(gold, targets, parsing_timeout=None)
+    if not g and not re.search(r"\$|\\\(|\\\[|\\boxed", gold):
+        g = parse(f"${gold}$", targets, parsing_timeout=None)      # a bare reference ("\frac{1}{3}") read as math
+    if not g:
+        return "no_gold", None, False
+    p = parse(text, targets, parsing_timeout=None)
+    if not p:
+        return "no_pred", None, False
+    ok = verify(g, p, float_rounding=int(c["precision"]), strict=bool(c["strict"]),
+                allow_set_relation_comp=bool(c["allow_set_relation_comp"]), timeout_seconds=None)
+    return "ok", str(p[-1]), bool(ok)
+
+
+def _verify_math_verify(sample: Sample, text: str, o: dict) -> Verdict:
+    cfg = {**(o.get("math_verify") or {}), **(sample.meta.get("math_verify") or {})}
+    if "default" in cfg:
+        cfg = {k: v for k, v in cfg.items() if k != "default"}
+    try:
+        status, pred, ok = call_with_limit(_mv_verify, str(sample.answer), text, cfg, seconds=float(o["timeout"]) * 2)
+    except LimitExceeded:
+        return Verdict("wrong", 0.0, None, f"math_verify mode: math-verify timed out after {float(o['timeout']) * 2:g}s")
+    if status == "no_gold":
+        return Verdict("error", -1.0, None, f"math_verify mode: math-verify cannot parse the reference {str(sample.answer)[:80]!r}")
+    if status == "no_pred":
+        return Verdict("no_answer", -1.0, None, "math_verify mode: math-verify extracted no answer")
+    if ok:
+        return Verdict("correct", 1.0, pred, "equivalent (math-verify)")
+    return Verdict("wrong", 0.0, pred, "not equivalent (math-verify)")
+
+
 def verify_math(sample: Sample, text: str, finish_reason: str | None = None, **options) -> Verdict:
-    """Verify a response to a math sample: correct (1), wrong (0), or no_answer (-1)."""
+    """Verify a response to a math sample: correct (1), wrong (0), or no_answer (-1); see the module
+    docstring for the modes (``math_mode``) and ``tolerance``."""
     if sample.answer is None or not str(sample.answer).strip():
         return Verdict("error", -1.0, None, "sample has no reference answer")
-    o = {**MATH_DEFAULTS, **options}
+    try:
+        o = math_options(sample, options)
+    except ValueError as e:
+        return Verdict("error", -1.0, None, str(e))
+    if o["math_mode"] == "math_verify":
+        return _verify_math_verify(sample, text, o)
     pred = extract_answer(text, think=o["think"], last_number=o["last_number"])
     if pred is None:
-        why = "no final answer found (no \\boxed{}, 'final answer' phrase or closing statement)"
+        why = "no final answer found (no \\boxed{}, 'final answer' phrase or closing statement; or an empty one)"
         if finish_reason == "length":
             why += "; the response was truncated"
         return Verdict("no_answer", -1.0, None, why)
@@ -456,9 +366,7 @@ def verify_math(sample: Sample, text: str, finish_reason: str | None = None, **o
     if latex.normalize(pred) == latex.normalize(str(sample.answer)):
         return Verdict("correct", 1.0, pred, "equivalent (states the reference verbatim)")
     if _CHOICE_GOLD.match(gold.strip()):         # a letter as reference: read the chosen letter
-        from .choice import extract_choice
-
-        letter = extract_choice(text, None, think=o["think"])
+        letter = extract.extract_choice(text, None, think=o["think"])
         if letter is not None:
             pred = letter
     ok, how = answers_equal(gold, pred, **o)

@@ -16,7 +16,7 @@ import re
 import unicodedata
 
 from ..schema import Sample, Verdict
-from .math import _PHRASE, _cut_end, find_boxes, latex_unescape, strip_think
+from .extract import extract_text_answer
 
 
 def normalize_text(s: str) -> str:
@@ -27,26 +27,6 @@ def normalize_text(s: str) -> str:
     s = re.sub(r"[^\w\s]", " ", s)
     s = re.sub(r"\b(?:a|an|the)\b", " ", s)
     return re.sub(r"\s+", " ", s).strip()
-
-
-def extract_text_answer(text: str | None, think: str = "after") -> str | None:
-    """The stated answer: last ``\\boxed{}``, else after the last "answer is", else the last line."""
-    if not text:
-        return None
-    body = latex_unescape(_cut_end(strip_think(text, think))).strip()
-    if not body:
-        return None
-    boxes = find_boxes(body)
-    phrases = list(_PHRASE.finditer(body))
-    if boxes and (not phrases or boxes[-1][0] > phrases[-1].start()):
-        return boxes[-1][2].strip()
-    if phrases:
-        rest = body[phrases[-1].end():].strip()
-        line = re.split(r"(?<=[.!?。])\s|\n", rest, maxsplit=1)[0].strip()
-        if line:
-            return line.rstrip(".")
-    last = body.splitlines()[-1].strip()
-    return last.rstrip(".") or None
 
 
 def verify_text(sample: Sample, text: str, finish_reason: str | None = None, **options) -> Verdict:

@@ -18,18 +18,20 @@ import time
 
 import click
 
+from ..clibase import Command
+
 DEMO_CONFIG = "geoqa/demo"
 """The demo's pipeline config, ``configs/geoqa/demo.yaml``."""
 
 
-@click.command("demo")
+@click.command("demo", cls=Command)
 @click.option("--out", default="runs/demo", show_default=True, help="Output directory.")
 @click.option("--config", default=DEMO_CONFIG, show_default=True, help="The GeoQA pipeline config to run.")
 @click.option("--set", "sets", multiple=True, help="Override a config key (e.g. --set eval.limit=100).")
 @click.option("--fresh", is_flag=True, help="Delete DIR first and run every stage.")
 def demo(out, config, sets, fresh):
     """The end-to-end demo (the README's main job): a GeoQA pipeline run with the tiny VLM and the scripted teacher."""
-    from .geoqa import PipelineError, _load, run_all, summary_table
+    from .geoqa import _load, run_all, summary_table
 
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
@@ -37,10 +39,7 @@ def demo(out, config, sets, fresh):
     click.echo(f"mmredstar demo: `mmredstar geoqa run {cfg.path} --out {out}` (prepare -> curate -> verify -> SFT "
                "-> DPO -> eval); a few minutes on a CPU.", err=True)
     t0 = time.time()
-    try:
-        rep = run_all(cfg)
-    except PipelineError as e:
-        raise click.ClickException(str(e)) from None
+    rep = run_all(cfg)
     click.echo("")
     click.echo(summary_table(rep))
     stages = ", ".join(f"{k} {v['seconds']:.0f} s" + (" (done before)" if v.get("skipped_now") else "")

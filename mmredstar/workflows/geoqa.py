@@ -29,8 +29,6 @@ hash, so that stage and every stage after it run again. ``--force STAGE`` reruns
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
 import time
@@ -38,6 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+
+from ..clibase import Group
+from ..stages import Marker, asset_sha256, fingerprint
 
 STAGES = ("prepare", "curate", "sft", "dpo", "eval")
 PIPELINE_VERSION = 1
@@ -235,68 +236,70 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def digest(obj) -> str:
-    """A short content hash of JSON-able data.
+    """A short content hash of JSON-able data (``mmredstar.stages.fingerprint``, 16 characters).
 
     >>> digest({"a": 1}) == digest({"a": 1}), digest({"a": 1}) == digest({"a": 2})
     (True, False)
     """
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return fingerprint(obj, 16)
+
+
+def _deps(cfg: GeoQAConfig, stage: str) -> list[str]:
+    """The stages whose outputs ``stage`` reads."""
+    if stage == "eval":
+        return ["prepare"] + [s for s in ("sft", "dpo") if s in cfg.eval.checkpoints + cfg.eval.blank_images]
+    return {"prepare": [], "curate": ["prepare"], "sft": ["curate"], "dpo": ["curate", "sft"]}[stage]
 
 
 def stage_hash(cfg: GeoQAConfig, stage: str) -> str:
-    """The hash that marks ``stage`` finished: its own settings plus the hashes of the stages it reads."""
+    """The fingerprint that marks ``stage`` finished: its own settings, the bytes of the asset files they
+    name (data card, recipe, model preset, benchmark spec), and the hashes of the stages it reads."""
     from ..evaluation.spec import load_spec
 
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; use one of {STAGES}")
     d = cfg.to_dict()
     if stage == "prepare":
-        own = {"prepare": d["prepare"]}
+        own = {"prepare": d["prepare"], "card_sha256": asset_sha256("data_cards", cfg.prepare.card)}
         if cfg.prepare.template:
             spec = load_spec(cfg.eval.bench, cfg.eval.overrides or None)
             own["template"] = {"bench": spec.name, "prompt": spec.prompt, "system": spec.system}
-        deps: list[str] = []
     elif stage == "curate":
-        own, deps = {"curate": d["curate"]}, ["prepare"]
-    elif stage == "sft":
-        own, deps = {"sft": d["sft"], "model": cfg.model, "seed": cfg.seed}, ["curate"]
-    elif stage == "dpo":
-        own, deps = {"dpo": d["dpo"]}, ["curate", "sft"]
-    elif stage == "eval":
-        own = {"eval": d["eval"], "model": cfg.model, "seed": cfg.seed,
-               "spec": load_spec(cfg.eval.bench, cfg.eval.overrides or None).to_dict()}
-        deps = ["prepare"] + [s for s in ("sft", "dpo") if s in cfg.eval.checkpoints + cfg.eval.blank_images]
+        own = {"curate": d["curate"]}
+    elif stage in ("sft", "dpo"):
+        own = {stage: d[stage], "recipe_sha256": asset_sha256("train", getattr(cfg, stage).recipe)}
+        if stage == "sft":
+            own.update({"model": cfg.model, "seed": cfg.seed, "model_sha256": asset_sha256("models", cfg.model)})
     else:
-        raise ValueError(f"unknown stage {stage!r}; use one of {STAGES}")
+        own = {"eval": d["eval"], "model": cfg.model, "seed": cfg.seed, "model_sha256": asset_sha256("models", cfg.model),
+               "spec": load_spec(cfg.eval.bench, cfg.eval.overrides or None).to_dict()}
     return digest({"version": PIPELINE_VERSION, "stage": stage, "own": own,
-                   "deps": {s: stage_hash(cfg, s) for s in deps}})
+                   "deps": {s: stage_hash(cfg, s) for s in _deps(cfg, stage)}})
 
 
 def _stage_dir(cfg: GeoQAConfig, stage: str) -> Path:
     return Path(cfg.out) / stage
 
 
+def _marker(cfg: GeoQAConfig, stage: str) -> Marker:
+    return Marker(_stage_dir(cfg, stage) / "stage.json")
+
+
+def _stage_inputs(cfg: GeoQAConfig, stage: str) -> list[Path]:
+    """What a stage read: the markers of the stages before it (each holds its outputs' sha256), so a stage
+    redone upstream (or whose outputs changed) makes this one stale."""
+    return [_stage_dir(cfg, s) / "stage.json" for s in _deps(cfg, stage)]
+
+
 def stage_state(cfg: GeoQAConfig, stage: str) -> dict | None:
-    """The stage's ``stage.json`` when the stage is finished for this config (hash matches, outputs exist)."""
-    p = _stage_dir(cfg, stage) / "stage.json"
-    if not p.exists():
-        return None
-    try:
-        st = json.loads(p.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    if st.get("hash") != stage_hash(cfg, stage):
-        return None
-    if not all(os.path.exists(f) for f in st.get("outputs", {}).values()):
-        return None
-    return st
+    """The stage's ``stage.json`` when the stage is finished for this config: same fingerprint (config and
+    the files it names), same upstream markers, and its outputs there with their recorded sha256."""
+    return _marker(cfg, stage).check(stage_hash(cfg, stage), _stage_inputs(cfg, stage))
 
 
 def _finish_stage(cfg: GeoQAConfig, stage: str, outputs: dict, seconds: float, extra: dict | None = None) -> dict:
-    from ..io import write_json
-
-    st = {"stage": stage, "hash": stage_hash(cfg, stage), "outputs": {k: str(v) for k, v in outputs.items()},
-          "seconds": round(seconds, 2), "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), **(extra or {})}
-    write_json(_stage_dir(cfg, stage) / "stage.json", st)
-    return st
+    return _marker(cfg, stage).mark(stage_hash(cfg, stage), _stage_inputs(cfg, stage), outputs, stage=stage,
+                                    seconds=round(seconds, 2), **(extra or {}))
 
 
 def _require(cfg: GeoQAConfig, stage: str, needed_by: str) -> dict:
@@ -572,15 +575,10 @@ def summary_table(report: dict) -> str:
 
 # ----------------------------------------------------------------------------------------- CLI
 def _load(config: str, out: str | None, sets: tuple[str, ...]) -> GeoQAConfig:
-    from ..config import ConfigError
-
     ov = list(sets)
     if out:
         ov.append(f"out={out}")
-    try:
-        return load_config(config, ov)
-    except (ConfigError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    return load_config(config, ov)
 
 
 def _stage_command(stage: str):
@@ -591,17 +589,14 @@ def _stage_command(stage: str):
     @click.option("--force", is_flag=True, help="Run even if finished.")
     def cmd(config, out, sets, force):
         cfg = _load(config, out, sets)
-        try:
-            st = run_stage(cfg, stage, force=force)
-        except PipelineError as e:
-            raise click.ClickException(str(e)) from None
+        st = run_stage(cfg, stage, force=force)
         if stage == "eval":
             click.echo(summary_table(st["summary"]))
 
     return cmd
 
 
-@click.group("geoqa")
+@click.group("geoqa", cls=Group)
 def geoqa():
     """The GeoQA pipeline: prepare | curate | sft | dpo | eval | run CONFIG.yaml (one config for every stage)."""
 
@@ -619,10 +614,7 @@ for _s in STAGES:
 def run_cmd(config, out, sets, force, until):
     """Every stage in order, skipping finished ones; prints the before/after table."""
     cfg = _load(config, out, sets)
-    try:
-        rep = run_all(cfg, force=tuple(force), until=until)
-    except PipelineError as e:
-        raise click.ClickException(str(e)) from None
+    rep = run_all(cfg, force=tuple(force), until=until)
     if "accuracy" not in rep:
         click.echo(f"stopped after '{until}'; wrote {cfg.out}/report.json")
         return

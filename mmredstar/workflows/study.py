@@ -37,7 +37,6 @@ runs, then ``mmredstar study report`` for the table.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shlex
@@ -47,6 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+
+from ..clibase import Group
+from ..stages import Marker, asset_sha256, fingerprint
 
 STUDY_VERSION = 1
 
@@ -272,10 +274,6 @@ def expand(cfg: StudyConfig) -> list[Cell]:
     return cells
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _log(msg: str) -> None:
     print(f"[study] {msg}", file=sys.stderr, flush=True)
 
@@ -397,27 +395,23 @@ def build_grid_subsets(cfg: StudyConfig, pool_files: list[str]) -> dict[str, lis
 
 # ----------------------------------------------------------------------------------------- stage 3: train
 def cell_fingerprint(cfg: StudyConfig, cell: Cell) -> dict:
-    """What decides a cell's trained model: the recipe, the overrides, the subset's bytes."""
-    from mmredstar.data.subset import sha256_file
+    """What decides a cell's trained model besides its subset (an input of the marker): the recipe (name and
+    the file's bytes) and the overrides."""
+    return {"version": STUDY_VERSION, "recipe": cfg.recipe, "recipe_sha256": asset_sha256("train", cfg.recipe),
+            "overrides": cell.overrides}
 
-    return {"version": STUDY_VERSION, "recipe": cfg.recipe, "overrides": cell.overrides,
-            "subset_sha256": sha256_file(cell.subset)}
+
+def _cell_marker(cell: Cell) -> Marker:
+    return Marker(Path(cell.output_dir) / "cell.json")
 
 
 def cell_done(cfg: StudyConfig, cell: Cell) -> bool:
-    """Whether a cell's model is trained from exactly its recipe, overrides and subset."""
-    p = Path(cell.output_dir) / "cell.json"
-    if not p.exists() or not (Path(cell.output_dir) / "metrics.json").exists():
-        return False
-    try:
-        return json.loads(p.read_text(encoding="utf-8")).get("fingerprint") == _digest(cell_fingerprint(cfg, cell))
-    except ValueError:
-        return False
+    """Whether a cell's model is trained from exactly its recipe, overrides and subset (and its metrics are there)."""
+    return _cell_marker(cell).check(fingerprint(cell_fingerprint(cfg, cell)), [cell.subset]) is not None
 
 
 def train_cell(cfg: StudyConfig, cell: Cell) -> dict:
     """Train one cell (an ordinary ``mmredstar.training.run``); writes ``cell.json``; returns its metrics."""
-    from mmredstar.io import write_json
     from mmredstar.training import run as train_run
     from mmredstar.training.runner import last_checkpoint, read_metrics
 
@@ -428,8 +422,8 @@ def train_cell(cfg: StudyConfig, cell: Cell) -> dict:
     t0 = time.time()
     train_run(cfg.recipe, ov)
     m = read_metrics(cell.output_dir)
-    write_json(Path(cell.output_dir) / "cell.json", {"fingerprint": _digest(fp), **fp, "grid": cell.grid,
-                                                     "name": cell.name, "seconds": round(time.time() - t0, 2)})
+    _cell_marker(cell).mark(fingerprint(fp), [cell.subset], {"metrics": Path(cell.output_dir) / "metrics.json"},
+                            **fp, grid=cell.grid, name=cell.name, seconds=round(time.time() - t0, 2))
     return m
 
 
@@ -757,7 +751,7 @@ def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------------------- CLI
-@click.group()
+@click.group(cls=Group)
 def study():
     """Data-composition studies: the paper's data-scale and difficulty grids, trained and evaluated."""
 
@@ -774,13 +768,7 @@ def _overrides(sets, out):
 @click.option("--train-only", is_flag=True, help="Build the pool and subsets and train; no evaluation.")
 def run_cmd(config, out, sets, only, train_only):
     """Build the subsets, train every cell, evaluate each, and write the table (finished work is skipped)."""
-    from mmredstar.config import ConfigError
-    from mmredstar.schema import DataError
-
-    try:
-        rep = run(config, _overrides(sets, out), only=tuple(only) or None, train_only=train_only)
-    except (ConfigError, ValueError, DataError, FileNotFoundError, RuntimeError) as e:
-        raise click.ClickException(str(e)) from None
+    rep = run(config, _overrides(sets, out), only=tuple(only) or None, train_only=train_only)
     if not train_only:
         click.echo(render_markdown(rep))
 
@@ -791,12 +779,7 @@ def run_cmd(config, out, sets, only, train_only):
 @click.option("--set", "sets", multiple=True, help="Override a config key.")
 def plan_cmd(config, out, sets):
     """Print the expanded cells and the exact commands to run each stage on a cluster."""
-    from mmredstar.config import ConfigError
-
-    try:
-        cfg = load_config(config, _overrides(sets, out))
-    except (ConfigError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    cfg = load_config(config, _overrides(sets, out))
     click.echo(plan_text(cfg, config))
 
 
@@ -806,10 +789,5 @@ def plan_cmd(config, out, sets):
 @click.option("--set", "sets", multiple=True, help="Override a config key.")
 def report_cmd(config, out, sets):
     """Rebuild study.{json,md,png} from the evaluation results under OUT/eval."""
-    from mmredstar.config import ConfigError
-
-    try:
-        rep = report_only(config, _overrides(sets, out))
-    except (ConfigError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    rep = report_only(config, _overrides(sets, out))
     click.echo(render_markdown(rep))

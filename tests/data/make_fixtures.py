@@ -353,9 +353,97 @@ def corrupt() -> None:
     })
 
 
+# ----------------------------------------------------------------------------------------- other tools' formats
+def interop() -> None:
+    """TRL, ShareGPT, LLaMA-Factory and ms-swift layouts, as their docs describe them."""
+    tri_q = "What is the sum of the angles of this triangle?"
+    # TRL (https://huggingface.co/docs/trl/dataset_formats)
+    root = ASSETS / "trl"
+    save_png(diagram(0), root / "images" / "tri.png")
+    write_jsonl(root / "sft_conversational.jsonl", [
+        {"messages": [{"role": "system", "content": "Think step by step."},
+                      {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": tri_q}]},
+                      {"role": "assistant", "content": [{"type": "text", "text": "They add up to 180 degrees."}]}],
+         "images": ["images/tri.png"]},
+        {"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]},
+    ])
+    write_jsonl(root / "prompt_completion.jsonl", [
+        {"prompt": "What is 3*3?", "completion": "9"},
+        {"prompt": [{"role": "user", "content": "What color is the sky?"}],
+         "completion": [{"role": "assistant", "content": "Blue."}]},
+        {"prompt": [{"role": "user", "content": "Name a prime."}]},
+    ])
+    write_jsonl(root / "preference.jsonl", [
+        {"prompt": "What is 1+1?", "chosen": "2", "rejected": "3"},
+        {"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": tri_q}]}],
+         "chosen": [{"role": "assistant", "content": "180 degrees."}],
+         "rejected": [{"role": "assistant", "content": "360 degrees."}], "images": ["images/tri.png"]},
+        {"chosen": [{"role": "user", "content": "Is 7 prime?"}, {"role": "assistant", "content": "Yes."}],
+         "rejected": [{"role": "user", "content": "Is 7 prime?"}, {"role": "assistant", "content": "No."}]},
+        {"text": "Plain language-modelling text."},
+    ])
+    # ShareGPT with a top-level system
+    root = ASSETS / "sharegpt"
+    save_png(diagram(1), root / "images" / "circle.png")
+    write_json(root / "sharegpt.json", [
+        {"id": "s1", "system": "You are a geometry tutor.", "image": "images/circle.png", "conversations": [
+            {"from": "human", "value": "<image>\nWhat shape is this?"}, {"from": "gpt", "value": "A circle."}]},
+        {"id": "s2", "system": "Answer briefly.", "conversations": [
+            {"from": "human", "value": "What is 5-2?"}, {"from": "gpt", "value": "3"}]},
+    ])
+    # LLaMA-Factory (data/README.md there): dataset_info.json maps each file's columns and tags
+    root = ASSETS / "llamafactory"
+    save_png(diagram(0), root / "images" / "tri.png")
+    write_json(root / "dataset_info.json", {
+        "my_alpaca": {"file_name": "alpaca.json", "columns": {
+            "prompt": "instruction", "query": "input", "response": "output", "system": "system",
+            "history": "history", "images": "images"}},
+        "my_alpaca_rank": {"file_name": "alpaca_rank.json", "ranking": True, "columns": {
+            "prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}},
+        "my_chat": {"file_name": "chat.json", "formatting": "sharegpt", "columns": {
+            "messages": "messages", "system": "sys", "images": "pictures"},
+            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                     "assistant_tag": "assistant", "system_tag": "system"}},
+        "my_chat_rank": {"file_name": "chat_rank.json", "formatting": "sharegpt", "ranking": True,
+                         "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"}},
+        "remote": {"hf_hub_url": "someone/some_dataset"},
+    })
+    write_json(root / "alpaca.json", [
+        {"instruction": "Add the numbers.", "input": "2 and 5", "output": "7", "system": "Be exact.",
+         "history": [["Hi", "Hello! Ask me a sum."]]},
+        {"instruction": tri_q, "input": "", "output": "180 degrees.", "images": ["images/tri.png"]},
+    ])
+    write_json(root / "alpaca_rank.json", [
+        {"instruction": "What is 6/2?", "input": "", "chosen": "3", "rejected": "12"},
+    ])
+    write_json(root / "chat.json", [
+        {"sys": "You are terse.", "pictures": ["images/tri.png"], "messages": [
+            {"role": "user", "content": "<image>How many sides?"}, {"role": "assistant", "content": "Three."}]},
+    ])
+    write_json(root / "chat_rank.json", [
+        {"conversations": [{"from": "human", "value": "Is 9 prime?"}],
+         "chosen": {"from": "gpt", "value": "No, 9 = 3*3."}, "rejected": {"from": "gpt", "value": "Yes."}},
+    ])
+    # ms-swift (docs: Customization / Custom-dataset): messages + images; rejected_response for DPO
+    root = ASSETS / "swift"
+    save_png(diagram(2), root / "images" / "lines.png")
+    write_jsonl(root / "sft.jsonl", [
+        {"messages": [{"role": "system", "content": "You are a helpful assistant."},
+                      {"role": "user", "content": "<image>Are these lines parallel?"},
+                      {"role": "assistant", "content": "The two horizontal ones are."}],
+         "images": ["images/lines.png"]},
+        {"query": "And 4+4?", "response": "8", "history": [["What is 2+2?", "4"]], "system": "Math tutor."},
+    ])
+    write_jsonl(root / "dpo.jsonl", [
+        {"messages": [{"role": "user", "content": "<image>How many lines cross?"},
+                      {"role": "assistant", "content": "One line crosses the other two."}],
+         "images": ["images/lines.png"], "rejected_response": "None of them."},
+    ])
+
+
 if __name__ == "__main__":
     os.chdir(ASSETS.parent)
-    for fn in (geoqa, geometry3k, mathvista, math_sets, taco, messages, corrupt):
+    for fn in (geoqa, geometry3k, mathvista, math_sets, taco, messages, interop, corrupt):
         fn()
     total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
     print(f"fixtures written under {ASSETS} ({total / 1024:.0f} KB in all of tests/assets)")

@@ -14,7 +14,7 @@ from mmredstar.assets import resolve
 from mmredstar.data import REQUIRED_KEYS, Card, check_card_file, list_cards, load_card, text, where
 
 EXPECTED = {"geoqa", "geometry3k", "mathvista", "math", "math500", "aime24", "amc23", "olympiadbench",
-            "college_math", "taco", "numina_cot", "metamath", "messages"}
+            "college_math", "taco", "numina_cot", "metamath", "messages", "trl", "sharegpt", "llamafactory", "swift"}
 
 
 def test_all_expected_cards_are_shipped():

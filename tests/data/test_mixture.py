@@ -8,9 +8,10 @@ from collections import Counter
 import pytest
 
 from mmredstar.data.mixture import MixtureSource, draw_mixture, parse_mixture, plan_counts
-from mmredstar.data.subset import build_subsets, ids_hash, order_key, sha256_file
+from mmredstar.data.subset import build_subsets, ids_hash, order_key
 from mmredstar.io import read_jsonl, write_samples
 from mmredstar.schema import Response
+from mmredstar.stages import sha256_file
 from mmredstar.synth.arithmetic import arithmetic_problems
 
 

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from mmredstar.data.cli import data as data_cli
-from mmredstar.data.subset import build_subsets, ids_hash, order_key, sha256_file
+from mmredstar.data.subset import build_subsets, ids_hash, order_key
 from mmredstar.io import read_jsonl, read_samples, write_samples
 from mmredstar.levels import band
 from mmredstar.schema import DataError, Response
+from mmredstar.stages import sha256_file
 from mmredstar.synth.arithmetic import arithmetic_problems
 
 

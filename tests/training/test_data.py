@@ -9,7 +9,8 @@ import json
 import pytest
 
 from mmredstar.schema import DataError
-from mmredstar.training.data import load_records, manifest, records_per_file, resolve_data, sha256_file
+from mmredstar.stages import sha256_file
+from mmredstar.training.data import load_records, manifest, records_per_file, resolve_data
 
 
 def test_builtin_sets_are_deterministic(tmp_path):

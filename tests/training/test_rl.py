@@ -1,17 +1,17 @@
-"""Online RL through TRL's GRPOTrainer: the mean reward rises on a learnable reward (text and VLM), the
-rule reward runs end to end, and REINFORCE++'s global advantages differ from GRPO's per-group ones.
+"""Online RL: GRPO (TRL's GRPOTrainer) and REINFORCE++ (our loop, ``training/ppo.py``): the mean reward rises on
+a learnable reward (text and VLM), the rule reward runs end to end, and REINFORCE++'s global advantages differ
+from GRPO's per-group ones.
 
     .venv/bin/python -m pytest -q tests/training/test_rl.py
 """
 
 import pytest
-import torch
 
 from mmredstar.training import run
-from mmredstar.training.rl import global_advantages
 from mmredstar.training.runner import read_metrics
 
 TOY = "rl.reward=tests.training.rewards:low_token_share"
+RANDOM = "model.init_from=null"  # these tests start from the random-init preset, not the recipes' SFT model
 
 
 def _avg(series, first: bool, k: int = 5) -> float:
@@ -27,22 +27,22 @@ def _weights(out):
 
 
 def test_grpo_mean_reward_rises_text(tmp_path):
-    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", TOY, "train.max_steps=30", "train.lr=1e-2",
+    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", TOY, RANDOM, "train.max_steps=30", "train.lr=1e-2",
                                        "rl.max_completion_length=16", "train.progress=false"]))
     r = m["series"]["reward"]
     assert len(r) == 30 and _avg(r, False) > _avg(r, True) + 0.2, r
 
 
 def test_reinforce_pp_mean_reward_rises_text(tmp_path):
-    m = read_metrics(run("tiny/reinforce_pp", [f"output_dir={tmp_path / 'r'}", TOY, "train.max_steps=30",
+    m = read_metrics(run("tiny/reinforce_pp", [f"output_dir={tmp_path / 'r'}", TOY, RANDOM, "train.max_steps=30",
                                                "train.lr=1e-2", "rl.max_completion_length=16", "train.progress=false"]))
-    assert m["rl"]["advantages"].startswith("global")
+    assert "global batch" in m["rl"]["advantages"]
     r = m["series"]["reward"]
     assert _avg(r, False) > _avg(r, True) + 0.2, r
 
 
 def test_grpo_mean_reward_rises_vlm(tmp_path):
-    m = read_metrics(run("tiny/vlm_grpo", [f"output_dir={tmp_path / 'v'}", TOY, "train.max_steps=16",
+    m = read_metrics(run("tiny/vlm_grpo", [f"output_dir={tmp_path / 'v'}", TOY, RANDOM, "train.max_steps=16",
                                            "train.lr=1e-2", "train.progress=false"]))
     assert m["rl"]["vlm"]
     r = m["series"]["reward"]
@@ -50,7 +50,7 @@ def test_grpo_mean_reward_rises_vlm(tmp_path):
 
 
 def test_rule_reward_runs_end_to_end(tmp_path):
-    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'rule'}", "train.max_steps=2",
+    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'rule'}", RANDOM, "train.max_steps=2",
                                        "train.progress=false"]))
     assert m["steps"] == 2 and all(-1.0 <= v <= 1.0 for _, v in m["series"]["reward"])
 
@@ -58,7 +58,7 @@ def test_rule_reward_runs_end_to_end(tmp_path):
 def test_global_vs_group_advantages(tmp_path):
     """Rewards constant within each prompt's group: GRPO has nothing to learn, REINFORCE++ does."""
     parity = "rl.reward=tests.training.rewards:answer_parity"
-    common = [parity, "train.max_steps=3", "train.lr=1e-2", "rl.max_completion_length=8", "train.progress=false"]
+    common = [parity, RANDOM, "train.max_steps=3", "train.lr=1e-2", "rl.max_completion_length=8", "train.progress=false"]
     g = run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", *common])
     r = run("tiny/reinforce_pp", [f"output_dir={tmp_path / 'r'}", *common])
     from mmredstar.modeling import load_model
@@ -67,11 +67,6 @@ def test_global_vs_group_advantages(tmp_path):
     dg = max(float((w - init[k]).abs().max()) for k, w in _weights(g).items())
     dr = max(float((w - init[k]).abs().max()) for k, w in _weights(r).items())
     assert dg == 0.0 and dr > 1e-3, (dg, dr)
-    # and the formula itself
-    rewards = torch.tensor([1.0, 1.0, 0.0, 0.0])
-    a = global_advantages(rewards)
-    assert torch.allclose(a, (rewards - 0.5) / (rewards.std() + 1e-4))
-    assert float(global_advantages(torch.tensor([1.0, float("nan")]))[1]) == 0.0
 
 
 @pytest.mark.slow
@@ -80,7 +75,7 @@ def test_rule_reward_rises_after_sft_warmup(tmp_path):
     mean rule reward (1 / 0 / -1) rises under GRPO."""
     sft = run("tiny/sft", [f"output_dir={tmp_path / 'sft'}", "train.max_steps=60", "train.lr=5e-3",
                            "train.progress=false"])
-    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", f"model={sft}", "train.max_steps=40",
+    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", f"model={sft}", RANDOM, "train.max_steps=40",
                                        "train.lr=2e-3", "rl.max_completion_length=32", "rl.num_generations=4",
                                        "train.progress=false"]))
     r = m["series"]["reward"]

@@ -9,8 +9,8 @@ import os
 
 import yaml
 
+from mmredstar.stages import sha256_file
 from mmredstar.training import run
-from mmredstar.training.data import sha256_file
 from mmredstar.training.packing import SFTCollator
 from mmredstar.training.runner import read_metrics
 from mmredstar.training.sft import SFTDataset, sft_loss

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from mmredstar.schema import CodeTests
-from mmredstar.verify import sandbox as sb
 from mmredstar.verify.code import run_tests
+from mmredstar.verify.exec import sandbox as sb
 
 
 def sandbox_processes() -> list[int]:

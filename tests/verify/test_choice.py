@@ -51,3 +51,45 @@ def test_verify_choice_verdicts():
     assert (n.verdict, n.reward) == ("no_answer", -1.0)
     bad = Sample.text("?", "B", "choice", choices=None)
     assert verify_response(bad, "B").verdict == "error"
+
+
+# issue 14, section 2: a chain of thought names many letters; the statement it commits to counts
+@pytest.mark.parametrize("text,want", [
+    ("So it must be (C); (A) and (B) fail the angle condition", "C"),
+    ("B. Not A, because the sides differ", "B"),                       # the leading letter of a short reply
+    ("答案选 D，而不是 B", "D"),
+    ("la bonne réponse est A (pas C)", "A"),
+    ("It can't be A or B, so the answer is D.", "D"),
+    ("Let me check A. Then B. Hmm, option C fails. I choose D.", "D"),
+    ("First I thought the answer is A. But wait, recheck: the answer is C.", "C"),   # the last statement wins
+    ("The answer is \\boxed{B}, not A.", "B"),
+    ("answer: B. Because A is wrong.", "B"),
+    ("<think>A? B? C?</think>\n**Answer: C**", "C"),
+])
+def test_the_committed_letter_is_read(text, want):
+    assert extract_choice(text, CH) == want
+
+
+@pytest.mark.parametrize("text,want", [
+    ("故选 B。", "B"), ("所以选C", "C"), ("因此答案为 (A)", "A"), ("正确选项是 D", "D"),
+    ("Die Antwort ist B, nicht A.", "B"), ("La respuesta correcta es (C).", "C"), ("A resposta é D.", "D"),
+    ("La risposta è A.", "A"), ("Ответ: B", "B"), ("答えは C です。", "C"), ("정답은 D입니다.", "D"),
+    ("Je choisis B.", "B"),
+])
+def test_choice_statements_in_other_languages(text, want):
+    assert extract_choice("Les angles: A=30, B=40. " + text, CH) == want
+
+
+@pytest.mark.parametrize("text", [
+    "The answer is A or C.", "The correct option is B or D, I think.", "The answer is A/C.", "答案是 A 或 C",
+    "I'm torn between A and B.", "Either A or B could work.", "Hmm. Let me think about the figure again.",
+])
+def test_no_answer_only_when_the_response_never_commits(text):
+    assert extract_choice(text, CH) is None
+    v = verify_response(Sample.text("Find the angle.", "B", "choice", choices=CH), text)
+    assert (v.verdict, v.reward) == ("no_answer", -1.0)
+
+
+def test_a_geometry_point_named_like_a_letter_is_not_a_choice():
+    text = "so the point A is the center, and the angle at B is 40°. Thus the answer is 40°."
+    assert extract_choice(text, CH) == "B"                               # the value 40° maps to choice B

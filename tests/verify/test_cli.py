@@ -91,9 +91,28 @@ def test_modes_and_options(tmp_path):
     assert r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "a.jsonl"), "-q"]).exit_code == 0
     assert _read(tmp_path / "a.jsonl")[0]["verdict"] == "correct"
     assert r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "b.jsonl"), "-q", "--mode", "strict"]).exit_code == 0
-    assert _read(tmp_path / "b.jsonl")[0]["verdict"] == "wrong"
+    assert _read(tmp_path / "b.jsonl")[0]["verdict"] == "correct"          # strict is about numbers, not order
+    assert _read(tmp_path / "b.jsonl")[0]["math_mode"] == "strict"
     res = r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "c.jsonl"), "-q", "--opt", "tuple_order=strict"])
     assert res.exit_code == 0 and _read(tmp_path / "c.jsonl")[0]["verdict"] == "wrong"
     assert r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "d.jsonl"), "--opt", "nokey"]).exit_code != 0
     res = r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "e.jsonl"), "-q", "--workers", "2"])
     assert res.exit_code == 0 and _read(tmp_path / "e.jsonl")[0]["verdict"] == "correct"
+
+
+def test_the_math_mode_is_chosen_and_recorded(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    _write(inp, [{"response": "so x = 0.33", "answer": "\\frac{1}{3}", "answer_type": "math"},
+                 {"response": "so x = 0.33", "answer": "\\frac{1}{3}", "answer_type": "math", "meta": {"math_mode": "lenient"}}])
+    r = CliRunner()
+    for mode, want in [("strict", ["wrong", "correct"]), ("lenient", ["correct", "correct"]),
+                       ("math_verify", ["wrong", "correct"])]:
+        out, summ = tmp_path / f"{mode}.jsonl", tmp_path / f"{mode}.json"
+        res = r.invoke(cli, ["verify", str(inp), "-o", str(out), "-q", "--mode", mode, "--summary", str(summ)])
+        assert res.exit_code == 0, res.output
+        rows = _read(out)
+        assert [x["verdict"] for x in rows] == want, (mode, rows)
+        assert [x["math_mode"] for x in rows] == [mode, "lenient"]
+        s = json.loads(summ.read_text())
+        assert s["verification"]["math_mode"] == mode and s["sandbox"]["isolation"]
+        assert f"math mode {mode}" in res.output and "code sandbox:" in res.output

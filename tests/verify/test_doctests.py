@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 
-MODULES = ["latex", "math", "choice", "code", "text", "filters", "reward", "__init__"]
+MODULES = ["latex", "extract", "math", "choice", "code", "text", "filters", "reward", "__init__"]
 
 
 @pytest.mark.parametrize("name", MODULES)

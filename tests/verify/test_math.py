@@ -10,10 +10,10 @@ import pytest
 
 from mmredstar.schema import Sample
 from mmredstar.verify import canonical_key, latex, verify_response
+from mmredstar.verify.exec.timeout import LimitExceeded, call_with_limit, time_limit
+from mmredstar.verify.exec.worker import Worker
 from mmredstar.verify.latex import compare, normalize
 from mmredstar.verify.math import answers_equal, extract_answer, gold_answer, math_equal
-from mmredstar.verify.timeout import LimitExceeded, call_with_limit, time_limit
-from mmredstar.verify.worker import Worker
 
 
 @pytest.mark.parametrize("text,want", [
@@ -57,7 +57,7 @@ def test_normalize(raw, want):
     ("\\frac{1}{2}", "0.5", True), ("1/2", "\\frac12", True), ("7425000", "7,425,000", True),
     ("918\\frac{1}{2}", "918.5", True), ("10000", "10001", False),           # integers are exact
     ("1.0001", "1", True), ("5", "5.001", False),                              # rel_tol 1e-4 for decimals
-    ("\\frac{1}{3}", "0.33", True), ("\\frac{1}{3}", "0.3", False),           # rounding needs >= 2 places
+    ("\\frac{1}{3}", "0.33", False), ("\\frac{1}{3}", "0.3", False),          # strict: exact references exact
     ("x^2+2x+1", "(x+1)^2", True), ("x+1", "x+2n+1", False), ("\\sec^2 y", "\\tan^2 y + 1", True),
     ("[0,1)", "[0,1)", True), ("[0,1)", "(0,1)", False), ("(1,3)", "(3,1)", False),
     ("\\{1,2\\}", "\\{2,1\\}", True), ("1, -2", "-2, 1", True), ("(3,2)", "(p,q)=(3,2)", True),
@@ -130,6 +130,8 @@ def test_options_change_verdicts():
     assert answers_equal("10\\%", "0.1", percent="strict")[0] is True
     assert answers_equal("1.0001", "1", rel_tol=1e-9)[0] is False
     assert answers_equal("\\frac{1}{3}", "0.33", rounding=False)[0] is False
+    assert answers_equal("\\frac{1}{3}", "0.33", math_mode="lenient")[0] is True     # rounding needs >= 2 places
+    assert answers_equal("\\frac{1}{3}", "0.3", math_mode="lenient")[0] is False
     assert compare("f(x)", "f(y)") is False
     assert compare("f(x)", "f(y)", strict_symbols=False) is not False
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from mmredstar.schema import CodeTests, Sample
-from mmredstar.verify import sandbox as sb
 from mmredstar.verify import verify_response
-from mmredstar.verify.sandbox import Limits, isolation_mode, run_program
+from mmredstar.verify.exec import sandbox as sb
+from mmredstar.verify.exec.sandbox import Limits, isolation_mode, run_program
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = Limits(per_test=2.0, total=6.0)
@@ -171,7 +171,7 @@ def test_an_interpreter_installed_under_tmp(tmp_path, contained):
     secret.write_text("42")
     code = ("import probe_mod\nprint('probe', probe_mod.VALUE + 1)\n"
             "try:\n    open(input()).read(); print('GOT')\nexcept OSError as e:\n    print('denied', e.errno)\n")
-    driver = ("import json, sys\nfrom mmredstar.verify.sandbox import run_program\n"
+    driver = ("import json, sys\nfrom mmredstar.verify.exec.sandbox import run_program\n"
               "print(json.dumps(list(run_program(sys.argv[1], [sys.argv[2]]))))")
     r = subprocess.run([str(env_dir / "bin" / "python"), "-c", driver, code, str(secret)], capture_output=True,
                        text=True, timeout=120, cwd=str(tmp_path / "proj"))

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from mmredstar.curate.config import ConfigError
-from mmredstar.data.subset import sha256_file
 from mmredstar.io import read_jsonl
+from mmredstar.stages import sha256_file
 from mmredstar.workflows.study import expand, load_config, plan_text, run
 from mmredstar.workflows.study import study as study_cli
 

@@ -1,11 +1,11 @@
 """A reusable worker subprocess that runs module-level functions; the parent may kill it any time.
 
-Started as ``python -m mmredstar.verify.worker`` (a fresh interpreter: safe from any thread, and it
+Started as ``python -m mmredstar.verify.exec.worker`` (a fresh interpreter: safe from any thread, and it
 never re-runs the caller's ``__main__`` the way multiprocessing's spawn/forkserver do). Requests and
 replies are length-prefixed pickles over its stdin/stdout; anything the called code prints goes to
-stderr. Used for hard time limits (``timeout.call_with_limit``) and the verification pool.
+stderr. Used for hard time limits (``exec.timeout.call_with_limit``) and the verification pool.
 
-    python -c "from mmredstar.verify.worker import Worker; w = Worker(); print(w.call('builtins:sum', ([1, 2],))); w.kill()"
+    python -c "from mmredstar.verify.exec.worker import Worker; w = Worker(); print(w.call('builtins:sum', ([1, 2],))); w.kill()"
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import signal
 import struct
 import subprocess
 import sys
+
+from ...registry import import_attr
+from .alarm import time_limit
 
 _HDR = struct.Struct("<Q")
 
@@ -43,8 +46,6 @@ def write_frame(f, obj) -> None:
 
 
 def resolve(path: str):
-    from mmredstar.registry import import_attr
-
     return import_attr(path, "worker function")
 
 
@@ -53,7 +54,7 @@ class Worker:
 
     def __init__(self):
         env = dict(os.environ)
-        self.proc = subprocess.Popen([sys.executable, "-m", "mmredstar.verify.worker"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "mmredstar.verify.exec.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, close_fds=True)
         self.task = None
         self.deadline = 0.0
@@ -109,8 +110,6 @@ def main() -> None:
     os.dup2(2, 1)                                  # stray prints must not corrupt the reply stream
     sys.stdout = sys.stderr
     inp = sys.stdin.buffer
-    from .timeout import time_limit
-
     while True:
         try:
             path, args, kwargs, seconds = read_frame(inp)

@@ -1,9 +1,9 @@
 """In-sandbox test runner for untrusted candidate programs (standard library only).
 
-Started by ``mmredstar.verify.sandbox`` (never by hand) as::
+Started by ``mmredstar.verify.exec.sandbox`` (never by hand) as::
 
     unshare --net --pid --mount --ipc --uts --fork --kill-child --mount-proc \\
-        python -I mmredstar/verify/_runner.py --uid U --gid G ...
+        python -I mmredstar/verify/exec/_runner.py --uid U --gid G ...
 
 As root inside the fresh namespaces it makes the mount tree private, remounts ``/`` read-only (this
 namespace only), mounts small private tmpfs on /tmp, /var/tmp and /dev/shm and empty ones over the

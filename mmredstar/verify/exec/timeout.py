@@ -6,57 +6,20 @@ hard limit: it runs ``fn`` in a helper process (one per thread, reused) and kill
 helper when the limit passes, so a comparison stuck inside C code (a huge integer power in sympy)
 cannot hang the caller, whether it runs in the main thread, another thread or a worker process.
 
-    python -c "from mmredstar.verify.timeout import call_with_limit; print(call_with_limit(sum, [1, 2], seconds=1))"
+    python -c "from mmredstar.verify.exec.timeout import call_with_limit; print(call_with_limit(sum, [1, 2], seconds=1))"
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import select
-import signal
 import threading
-import time
 
+from .alarm import LimitExceeded, in_main_thread, time_limit
+from .worker import Worker
 
-class LimitExceeded(TimeoutError):
-    """A call ran past its time limit."""
+__all__ = ["LimitExceeded", "time_limit", "call_with_limit"]
 
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None):
-    """Raise ``LimitExceeded`` inside the block after ``seconds`` (main thread only; elsewhere no-op).
-
-    Nested limits keep the tighter deadline and restore the outer one afterwards.
-    """
-    if not seconds or seconds <= 0 or not _in_main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def _raise(signum, frame):
-        raise LimitExceeded(f"time limit of {seconds:g}s exceeded")
-
-    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
-    if outer_left and outer_left < seconds:       # an outer limit fires first: leave it alone
-        yield
-        return
-    old = signal.signal(signal.SIGALRM, _raise)
-    t0 = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-        if outer_left:
-            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - t0), 0.001))
-
-
-# ----------------------------------------------------------------------------------------- hard limit
 _local = threading.local()
 _helpers: list = []          # every helper started, so that none outlives this process
 
@@ -75,11 +38,9 @@ def call_with_limit(fn, *args, seconds: float, hard: bool = True, **kwargs):
     ``hard=False`` in the main thread uses SIGALRM in-process (cheaper; C code is not interrupted).
     ``fn`` must be a module-level function and its arguments and result picklable.
     """
-    if not hard and _in_main_thread():
+    if not hard and in_main_thread():
         with time_limit(seconds):
             return fn(*args, **kwargs)
-    from .worker import Worker
-
     path = f"{fn.__module__}:{fn.__qualname__}"
     helper = getattr(_local, "helper", None)
     if helper is None or not helper.alive:

@@ -20,7 +20,7 @@ Where namespaces are unavailable (no ``unshare``, or not permitted), ``isolation
 with a warning: the dropped uid (when running as root), the resource limits and a private working
 directory, but no network isolation and no private /tmp. ``MMREDSTAR_SANDBOX=rlimits`` forces it.
 
-    python -c "from mmredstar.verify.sandbox import run_program; print(list(run_program('print(input())', ['hi'])))"
+    python -c "from mmredstar.verify.exec.sandbox import run_program; print(list(run_program('print(input())', ['hi'])))"
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """A worker-process pool for verification with a hard time limit per item, order preserved.
 
-Each worker (``worker.Worker``: a fresh ``python -m mmredstar.verify.worker`` process) runs
+Each worker (``worker.Worker``: a fresh ``python -m mmredstar.verify.exec.worker`` process) runs
 ``verify_response``; the parent watches every task's deadline and kills and replaces a worker that
 overruns it (a comparison stuck in C code, a sandbox that will not die), giving that item verdict
 ``error``. A worker that dies likewise costs only its item. Results come back in input order; input
 is read lazily and at most ``window`` items are held.
 
-    python -c "from mmredstar.verify.pool import VerifyPool; from mmredstar.schema import Sample; \\
+    python -c "from mmredstar.verify.exec.pool import VerifyPool; from mmredstar.schema import Sample; \\
 p = VerifyPool(2); print(list(p.imap([(Sample.text('?', '2'), '\\\\boxed{2}', None)]))); p.close()"
 """
 
@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import wait
 
-from ..schema import Sample, Verdict
+from ...schema import Sample, Verdict
 from .worker import Worker
 
 VERIFY = "mmredstar.verify:verify_response"
