@@ -243,6 +243,8 @@ class Pipeline:
         self.teacher_fp = self.teacher.fingerprint()
         self.source_fp = self.source.fingerprint()
         self.judge_fp = {"filters": cfg.filters, "verify": cfg.verify, "version": JUDGE_VERSION}
+        self.unit_filter: Callable[[int], bool] | None = None
+        """Run only the work units whose index it accepts (``curate --shard``; see ``curate.shard``)."""
 
     def _bump(self, k: str) -> None:
         with self._stats_lock:
@@ -424,7 +426,8 @@ class Pipeline:
             stream = decontaminate(counted(iter_inputs(cfg.inputs)), index, removed)
             if cfg.limit is not None:
                 stream = itertools.islice(stream, cfg.limit)
-            units = (Unit(i, chunk, n_input=len(chunk)) for i, chunk in enumerate(chunked(stream, cfg.unit_size)))
+            units = (Unit(i, chunk, n_input=len(chunk)) for i, chunk in enumerate(chunked(stream, cfg.unit_size))
+                     if self.unit_filter is None or self.unit_filter(i))
             for unit in ordered_map(self.stage_teacher, units, cfg.workers):
                 self.stage_judge(unit)
                 self.stats["units"] += 1
