@@ -39,11 +39,14 @@ def expand_paths(spec: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
             out.extend(expand_paths(s))
         return out
     spec = os.fspath(spec)
-    if os.path.isdir(spec) and any(os.path.exists(os.path.join(spec, n)) for n in ("dataset_info.json",
-                                                                                   "dataset_dict.json")):
+    if os.path.isdir(spec) and (os.path.exists(os.path.join(spec, "dataset_dict.json"))
+                                or os.path.exists(os.path.join(spec, "state.json"))
+                                and os.path.exists(os.path.join(spec, "dataset_info.json"))):
         raise DataError(_dataset_dir_problem(spec))
     if os.path.isdir(spec):
-        files = sorted(p for p in glob.glob(os.path.join(spec, "*")) if p.endswith(RECORD_SUFFIXES))
+        # a LLaMA-Factory index (dataset_info.json) is not a record file; the files beside it are read as they are
+        files = sorted(p for p in glob.glob(os.path.join(spec, "*"))
+                       if p.endswith(RECORD_SUFFIXES) and os.path.basename(p) != "dataset_info.json")
         if not files:
             raise DataError(Problem(spec, None, "-", "directory holds no .jsonl/.jsonl.gz/.parquet files"))
         return files
@@ -58,8 +61,8 @@ def expand_paths(spec: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
 
 
 def _dataset_dir_problem(path: str) -> Problem:
-    """A ``datasets`` ``save_to_disk`` directory or a LLaMA-Factory data directory is not a folder of sample
-    files: the problem names the ``mmredstar data convert`` command for it (the card guessed from its columns)."""
+    """A ``datasets`` ``save_to_disk`` directory is not a folder of sample files: the problem names the
+    ``mmredstar data convert`` command for it (the card guessed from its columns)."""
     from .schema import convert_command, foreign_layout
 
     info_dir = path
@@ -67,21 +70,15 @@ def _dataset_dir_problem(path: str) -> Problem:
         with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
             with open(os.path.join(path, "dataset_dict.json"), encoding="utf-8") as f:
                 info_dir = os.path.join(path, json.load(f)["splits"][0])
-    saved = os.path.exists(os.path.join(info_dir, "state.json"))
     card = None
     try:
         with open(os.path.join(info_dir, "dataset_info.json"), encoding="utf-8") as f:
             info = json.load(f)
-        if saved:
-            cols = {k: "" for k in (info.get("features") or {})}
-            card = (foreign_layout(cols) or (None,))[0]
-        else:
-            card = "llamafactory"
+        card = (foreign_layout({k: "" for k in (info.get("features") or {})}) or (None,))[0]
     except (OSError, ValueError, AttributeError):
         pass
-    what = "a `datasets` save_to_disk directory" if saved else "a LLaMA-Factory data directory (dataset_info.json)"
     cmd = convert_command(card or "CARD", path)
-    return Problem(path, None, "-", f"{what}, not a folder of sample files",
+    return Problem(path, None, "-", "a `datasets` save_to_disk directory, not a folder of sample files",
                    f"convert it first: {cmd}" + ("" if card else " (CARD: `mmredstar data cards` lists them)"))
 
 

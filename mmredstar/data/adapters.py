@@ -28,8 +28,9 @@ import os
 import re
 from typing import Any
 
+from ..io import iter_jsonl, read_jsonl
 from ..schema import CodeTests, Message, Part, Response
-from .rows import RowContext, Skip
+from .rows import RowContext, Skip, _jsonable
 from .sources import llamafactory_entry
 from .text import choice_letter, get_path, scalar_to_str, split_choices, strip_instruction
 
@@ -111,16 +112,11 @@ def _answers_file(ctx: RowContext) -> dict | None:
     cache = ctx.options.setdefault("_answers_cache", {})
     if path not in cache:
         table = {}
-        with open(path, encoding="utf-8") as f:
-            for ln, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise Skip("answers_file", f"{path}:{ln}: malformed JSON ({e.msg})") from None
-                qid = d.get("question_id", d.get("id"))
-                table[str(qid)] = d.get("text", d.get("answer"))
+        for _, d, prob in iter_jsonl(path):
+            if prob is not None:
+                raise Skip("answers_file", f"{prob.file}:{prob.line}: {prob.message}")
+            qid = d.get("question_id", d.get("id"))
+            table[str(qid)] = d.get("text", d.get("answer"))
         cache[path] = table
     return cache[path]
 
@@ -174,8 +170,6 @@ def _geoqa_original(row: dict, ctx: RowContext) -> dict:
     else:
         images = ctx.images_from_value(img, name=name)
     extra = {}
-    from .convert import _jsonable
-
     for k, v in row.items():
         if k in ("image", "choices", key) or not isinstance(k, str) or k.startswith("_"):
             continue
@@ -340,11 +334,8 @@ def _spj_table(ctx: RowContext) -> dict | None:
     cache = ctx.options.setdefault("_spj_cache", {})
     if path not in cache:
         table = {}
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    d = json.loads(line)
-                    table[int(d["idx"])] = d
+        for d in read_jsonl(path):
+            table[int(d["idx"])] = d
         cache[path] = table
     return cache[path]
 
@@ -518,8 +509,16 @@ def messages(row: dict, ctx: RowContext) -> dict:
     """Generic chat / ShareGPT rows: ``messages``/``conversations`` with ``role``/``content`` or
     ``from``/``value``; a top-level ``system``; images from ``images``/``image``; ``<image>``
     placeholders place them. The last assistant turn becomes the sample's response (an SFT target);
-    earlier turns the prompt. Preference rows (``chosen``/``rejected`` turns) become pairs."""
+    earlier turns the prompt. Preference rows (``chosen``/``rejected`` turns) become pairs. Rows in the
+    other tools' layouts go to their readers (TRL ``prompt``/``chosen``, ms-swift ``rejected_response`` /
+    ``query``, LLaMA-Factory alpaca ``instruction``), so this one card reads every chat layout."""
     turns, tkey = _first(row, "messages", "conversations", "conversation", "dialog")
+    if row.get("rejected_response") is not None or (turns is None and row.get("query") is not None):
+        return swift(row, ctx)  # ms-swift's preference / query-response rows: never read as plain chat
+    if turns is None and (row.get("prompt") is not None or row.get("chosen") is not None):
+        return trl(row, ctx)
+    if turns is None and row.get("instruction") is not None:
+        return llamafactory(row, ctx)
     if not isinstance(turns, list) or not turns:
         raise Skip("messages", "missing the chat turns", "rows need 'messages' or 'conversations': a list of turns")
     norm = _turns(turns, tkey)

@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections import Counter
 
 import click
 
 from ..clibase import Group
+
+log = logging.getLogger(__name__)
 
 
 @click.group(cls=Group)
@@ -125,7 +128,8 @@ def _parse_options(pairs) -> dict:
 
 @data.command()
 @click.option("--card", "card_name", required=True, help="Data card: a name (see `mmredstar data cards`) or a card file (.md/.yaml).")
-@click.option("--src", required=True, help="Source: a file (JSONL, JSON, Parquet, .pk), a directory or a glob.")
+@click.option("--src", required=True, help="Source: a file (JSONL, JSON, Parquet, .pk), a directory or a glob; a "
+                                          "datasets save_to_disk directory; hf:ID[:config][@split] (datasets.load_dataset).")
 @click.option("--out", required=True, help="Output sample file (.jsonl, .jsonl.gz, .parquet), or a shard prefix with --shard-size.")
 @click.option("--split", default=None, help="Split to record on every sample (default: the card's, else from the file name).")
 @click.option("--where", "where", multiple=True, help='Keep rows passing a filter, e.g. --where \'task="geometry problem solving"\' --where level=5 (ANDed).')
@@ -155,9 +159,9 @@ def convert(card_name, src, out, split, where, subset, limit, image_dir, opts, s
         click.echo(f"up to date: {out} (same card, sources and options; --overwrite redoes it)")
     click.echo(report.summary())
     if report.skipped:
-        click.echo(f"skipped rows with their reasons: {sidecar_dir(out)}/skipped.jsonl", err=True)
+        log.warning(f"skipped rows with their reasons: {sidecar_dir(out)}/skipped.jsonl")
         if not allow_skips:
-            click.echo(f"{report.skipped} row(s) could not be converted; fix them or pass --allow-skips", err=True)
+            log.error(f"{report.skipped} row(s) could not be converted; fix them or pass --allow-skips")
             sys.exit(1)
 
 

@@ -15,6 +15,7 @@ a restricted unpickler that accepts only plain containers and numpy arrays.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from typing import Any
 from ..io import iter_jsonl
 from ..schema import Problem
 from .text import natural_key
+
+log = logging.getLogger(__name__)
 
 SOURCE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet", ".pk", ".pkl", ".pickle")
 
@@ -137,13 +140,19 @@ def list_source_files(src: str | os.PathLike, pattern: str | None = None) -> tup
     if os.path.isdir(src) and not pattern and llamafactory_info(src) is not None:
         root = os.path.abspath(src)
         files = []
-        for e in llamafactory_info(src).values():
+        for name, e in llamafactory_info(src).items():
             fn = e.get("file_name")
             full = os.path.join(root, fn) if fn else None
             if full and os.path.isdir(full):
                 files += list_source_files(full)[1]
             elif full and os.path.exists(full):
                 files.append(full)
+            elif full:
+                log.warning("%s/dataset_info.json: entry %r names %s, which is not there; not read", src, name, fn)
+            else:
+                hub = e.get("hf_hub_url") or e.get("ms_hub_url") or e.get("script_url")
+                log.warning("%s/dataset_info.json: entry %r is not a local file (%s); not read%s", src, name, hub,
+                            f" (convert it with --src hf:{e['hf_hub_url']})" if e.get("hf_hub_url") else "")
         if not files:
             raise ValueError(f"{src}/dataset_info.json: none of its entries names a local file (file_name); "
                              "hub entries (hf_hub_url) are read with --src hf:ID")
@@ -182,20 +191,18 @@ def iter_source(src: str | os.PathLike, *, pattern: str | None = None, trust_pic
         yield from iter_file(path, root=root, trust_pickle=trust_pickle)
 
 
-def _hf_rows(ds, shown: str, path: str, root: str, split: str | None = None) -> Iterator[RawRow]:
+def _hf_rows(ds, shown: str, path: str, root: str) -> Iterator[RawRow]:
     """Rows of a ``datasets`` Dataset / DatasetDict, images as {bytes, path} (never decoded to PIL)."""
     import datasets
 
     if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         for name in ds:
-            yield from _hf_rows(ds[name], f"{shown}[{name}]", path, root, name)
+            yield from _hf_rows(ds[name], f"{shown}[{name}]", path, root)
         return
 
-    i = 0
+    i = 0  # the split name is in ``shown`` (``dir[test]``, ``hf:ID@test``): the converter reads it from there
     for batch in ds.with_format("arrow").iter(batch_size=256):  # arrow rows: images stay {bytes, path}
         for r in batch.to_pylist():
-            if split and "split" not in r:
-                r = {**r, "_split": split}
             yield RawRow(shown, path, None, i, None, r, root, root)
             i += 1
 
@@ -206,12 +213,13 @@ def iter_file(path: str, *, root: str | None = None, trust_pickle: bool = False)
         import datasets
 
         ds_id, config, split = parse_hf(path)
+        log.info("reading %s through datasets.load_dataset(%r, %r, split=%r)", path, ds_id, config, split)
         try:
             ds = datasets.load_dataset(ds_id, config, split=split)
         except Exception as e:  # noqa: BLE001 - the hub / builder errors are many; name the source
             raise ValueError(f"{path}: datasets.load_dataset({ds_id!r}, {config!r}, split={split!r}) failed: "
                              f"{type(e).__name__}: {e}") from None
-        yield from _hf_rows(ds, path, path, root or os.getcwd(), split)
+        yield from _hf_rows(ds, path, path, root or os.getcwd())
         return
     if is_saved_dataset(path):
         import datasets

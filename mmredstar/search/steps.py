@@ -3,7 +3,7 @@
 A *step* is text the policy writes up to the step marker (``<end_of_step>``, the stop string). Its code
 is the contents of its ```` ```python ```` fences when it has any, else the step text itself (rStar-Math
 writes each step as Python with the reasoning as comments) minus lines holding ``\\boxed{}``. A step is
-kept only if the code of all previous steps plus its own runs in the sandbox (``mmredstar.verify.sandbox``:
+kept only if the code of all previous steps plus its own runs in the sandbox (``mmredstar.verify.exec.sandbox``:
 namespaces, dropped uid, resource limits; each candidate in its own forked child). A step containing
 ``The answer is`` or ``\\boxed{`` is *terminal*: its verdict comes from the sample's verifier on the
 ``\\boxed{}`` answer it writes, or, when it writes none, on the last line the path's program printed.
@@ -20,7 +20,7 @@ import re
 from ..schema import Message, Sample, Verdict
 from ..synth.steps import ANSWER_MARK, STEP_END, join_steps
 from ..verify import verify_response
-from ..verify.sandbox import Limits, SandboxError, run_program
+from ..verify.exec.sandbox import Limits, SandboxError, run_program
 
 EXEC_PROGRAM = ("import sys\n"
                 "exec(compile(sys.stdin.read(), '<steps>', 'exec'), {'__name__': '__main__'})\n")

@@ -69,10 +69,11 @@ class ModelConfig:
 class DataConfig:
     """What to train on and how to shape it into sequences."""
 
-    train: list[str] = field(default_factory=list)
-    """Training data: sample files, globs, directories or named sets (``train/_sets.yaml``). SFT files hold
-    samples with one response (the target); DPO files hold pairs; RL files hold prompts."""
-    eval: list[str] = field(default_factory=list)
+    train: list[str | dict] = field(default_factory=list)
+    """Training data: sample files, globs, directories, named sets (``train/_sets.yaml``), ``builtin:NAME``, or
+    input mappings (``mmredstar.data.inputs.InputSpec`` keys: ``{card: math, src: MATH/train, where: [...],
+    limit: N}``). SFT files hold samples with one response (the target); DPO files hold pairs; RL files hold prompts."""
+    eval: list[str | dict] = field(default_factory=list)
     """Optional held-out data in the same form; evaluated every ``train.eval_steps``."""
     root: str | None = None
     """Directory that named sets' relative paths are resolved against; default ``$MMREDSTAR_DATA`` or ``./data``."""
@@ -179,9 +180,10 @@ class TrainConfig:
     progress: bool = True
     """Show tqdm progress bars."""
     extra_args: dict = field(default_factory=dict)
-    """Any other ``TrainingArguments`` / TRL config field (``DPOConfig`` for dpo, ``GRPOConfig`` for grpo /
-    reinforce_pp), passed through verbatim. ``--check`` checks the names against the installed classes; a field
-    that a key above sets (``learning_rate`` is ``train.lr``) is an error here: set the key."""
+    """Any other ``TrainingArguments`` / TRL config field (``DPOConfig`` for dpo, ``GRPOConfig`` for grpo),
+    passed through verbatim (ppo, reinforce_pp, reinforce_baseline and ppm run their own loop: none). ``--check``
+    checks the names against the installed classes; a field that a key above sets (``learning_rate`` is
+    ``train.lr``) is an error here: set the key."""
 
     key_aliases: ClassVar[dict[str, str]] = {
         "learning_rate": "lr", "num_train_epochs": "epochs", "lr_scheduler_type": "lr_scheduler",
@@ -420,7 +422,6 @@ METHOD_NAMES: dict[str, dict[str, str]] = {
                                      "epsilon", "num_iterations", "loss_type", "scale_rewards")},
 }
 """TRL config field -> the recipe key the method sets it from (``dpo.py``, ``rl.py``)."""
-METHOD_NAMES["reinforce_pp"] = METHOD_NAMES["grpo"]
 
 
 def named_key(arg: str, method: str) -> str | None:
@@ -428,9 +429,15 @@ def named_key(arg: str, method: str) -> str | None:
     return METHOD_NAMES.get(method, {}).get(arg) or TRAINER_NAMES.get(arg)
 
 
+OWN_LOOP_METHODS = ("ppo", "reinforce_pp", "reinforce_baseline", "ppm")
+"""Methods trained by our own loop (``ppo.py``, ``ppm.py``), with no ``TrainingArguments`` to pass extra_args to."""
+
+
 def args_class(method: str):
     """The arguments class the method's trainer takes: ``TrainingArguments`` (sft), TRL's ``DPOConfig`` (dpo)
-    or ``GRPOConfig`` (grpo). Imports transformers / trl."""
+    or ``GRPOConfig`` (grpo); ``None`` for the methods with their own loop. Imports transformers / trl."""
+    if method in OWN_LOOP_METHODS:
+        return None
     if method == "dpo":
         from trl import DPOConfig
 
@@ -455,6 +462,9 @@ def check_extra_args(rec: Recipe, where: str = "") -> None:
     import difflib
 
     cls = args_class(rec.method)
+    if cls is None:
+        raise RecipeError(f"{where or rec.path or '<recipe>'}: key 'train.extra_args': method {rec.method} runs its own "
+                          "training loop (no TrainingArguments), so extra_args would be ignored; remove it")
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     for k in rec.train.extra_args:
         if k not in names:

@@ -61,7 +61,7 @@ def test_sharegpt_keeps_the_top_level_system(assets):
     assert turns(m)[0] == ("system", ["You are a geometry tutor."])
 
 
-def test_llamafactory_directory_with_dataset_info(assets):
+def test_llamafactory_directory_with_dataset_info(assets, caplog):
     samples, rep = conv("llamafactory", assets / "llamafactory")
     assert rep.skipped == 0 and len(samples) == 5  # the hub entry and dataset_info.json itself are not rows
     alp, alp_img, rank, chat, chat_rank = samples
@@ -74,6 +74,13 @@ def test_llamafactory_directory_with_dataset_info(assets):
     assert turns(chat) == [("system", ["You are terse."]), ("user", ["<img>", "How many sides?"])]
     assert chat.responses[0].text == "Three." and len(chat.images) == 1
     assert isinstance(chat_rank, Pair) and chat_rank.chosen.text == "No, 9 = 3*3." and chat_rank.rejected.text == "Yes."
+    # the hub entry is named in a warning, not skipped silently
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="mmredstar.data.sources"):
+        list(iter_card("llamafactory", assets / "llamafactory", limit=1))
+    assert "entry 'remote' is not a local file (someone/some_dataset)" in caplog.text
+    assert "--src hf:someone/some_dataset" in caplog.text
     # one file beside its dataset_info.json uses that file's entry
     (c,), _ = conv("llamafactory", assets / "llamafactory/chat.json")
     assert turns(c)[0] == ("system", ["You are terse."])
@@ -170,10 +177,41 @@ def test_training_and_curation_name_the_convert_command(tmp_path, assets):
         resolve_data([str(tmp_path / "sv")], root=None, work_dir=str(tmp_path))
     with pytest.raises(RecipeError, match="--card trl"):
         check_recipe("tiny/sft", {"data.train": [src]})
-    with pytest.raises(RecipeError, match="LLaMA-Factory data directory.*--card llamafactory"):
+    # a LLaMA-Factory data directory: its index is not read as rows; its files name their convert command
+    with pytest.raises(RecipeError, match=r"alpaca.json:1: .*LLaMA-Factory alpaca row.*--card llamafactory --src "):
         check_recipe("tiny/sft", {"data.train": [str(assets / "llamafactory")]})
     # the converted file trains: records load as SFT samples
     out = tmp_path / "conv.jsonl"
     convert("trl", src, out, progress=False)
     recs = load_records(resolve_data([str(out)], root=None, work_dir=str(tmp_path)), kind="sft")
     assert len(recs) == 2 and json.loads(out.read_text().splitlines()[0])["responses"][0]["text"]
+
+
+def test_split_option_wins_over_the_split_name(tmp_path, assets):
+    import datasets
+
+    rows = [{"prompt": "What is 2+2?", "completion": "4"}]
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "dd"))
+    (s,), _ = conv("trl", tmp_path / "dd")
+    assert s.split == "test" and s.provenance["file"] == "dd[test]"
+    (s,), _ = conv("trl", tmp_path / "dd", split="validation")
+    assert s.split == "validation"
+
+
+def test_the_messages_card_reads_every_chat_layout(assets):
+    """The generic card detects the layout: no preference is dropped and no row is read as something else."""
+    pairs, rep = conv("messages", assets / "trl/preference.jsonl")
+    assert [p.chosen.text for p in pairs] == ["2", "180 degrees.", "Yes."] and rep.skipped == 1
+    (dpo, sft, old), _ = conv("messages", assets / "swift")
+    assert isinstance(dpo, Pair) and dpo.rejected.text == "None of them." and old.responses[0].text == "8"
+    (alp, *_), _ = conv("messages", assets / "llamafactory/alpaca.json")
+    assert turns(alp)[-1] == ("user", ["Add the numbers.\n2 and 5"]) and alp.responses[0].text == "7"
+
+
+def test_check_names_the_convert_command_for_a_hub_dataset():
+    from mmredstar.training import check_recipe
+    from mmredstar.training.config import RecipeError
+
+    with pytest.raises(RecipeError, match=r"convert it first: mmredstar data convert --card CARD --src "
+                                          r"hf:someone/set@train --out data/someone_set_train.jsonl"):
+        check_recipe("tiny/sft", {"data.train": ["hf:someone/set@train"]})

@@ -70,6 +70,8 @@ def test_extra_args_checked_against_the_installed_classes(tmp_path):
     with pytest.raises(RecipeError, match="not a field of DPOConfig"):
         check_recipe(write(tmp_path, "dpo", "dpo_text", "  extra_args: {sync_ref_modle: false}\n"))
     assert check_recipe(write(tmp_path, "grpo", "rl_text", "  extra_args: {mask_truncated_completions: true}\n"))
+    with pytest.raises(RecipeError, match="method ppo runs its own training loop"):
+        check_recipe(write(tmp_path, "ppo", "rl_text", "  extra_args: {adam_beta2: 0.9}\n"))
 
 
 def test_extra_args_must_not_shadow_a_named_key(tmp_path):
