@@ -455,9 +455,6 @@ def check_extra_args(rec: Recipe, where: str = "") -> None:
     """Every ``train.extra_args`` name must be a field of the installed arguments class (did-you-mean otherwise)."""
     if not rec.train.extra_args:
         return
-    if rec.method in ("ppo", "reinforce_pp", "reinforce_baseline"):
-        raise RecipeError(f"{where or rec.path or '<recipe>'}: key 'train.extra_args': method {rec.method} runs on our "
-                          "own loop (training/ppo.py), which takes no TrainingArguments; use the train/rl/ppo keys")
     import dataclasses
     import difflib
 
