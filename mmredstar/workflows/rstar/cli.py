@@ -6,8 +6,10 @@ import json
 
 import click
 
+from ...clibase import Group
 
-@click.group("rstar")
+
+@click.group("rstar", cls=Group)
 def rstar():
     """rStar-Math: tree search, process preference model, self-evolution rounds."""
 
@@ -18,12 +20,9 @@ def rstar():
 @click.option("--set", "sets", multiple=True, help="Override a config key, e.g. --set rounds=3.")
 def run_cmd(config, out, sets):
     """Run every stage not yet finished for this config; write OUT/report.json."""
-    import logging
-
     from .config import RStarError, load_config
     from .stages import run_all
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         cfg = load_config(config, list(sets), out=out)
         rep = run_all(cfg)
