@@ -103,6 +103,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         raise
 
 
+@contextlib.contextmanager
+def dir_lock(out: str | os.PathLike, what: str, hint: str = "wait for it or choose another output directory"):
+    """Hold an exclusive lock on ``OUT/.lock`` while one ``what`` run writes into ``OUT`` (a second run is refused
+    with an error naming the directory; the OS releases the lock when the process ends, killed or not)."""
+    import fcntl
+
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, ".lock")
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise RuntimeError(f"{out}: another {what} run is using this output directory; {hint}") from None
+    try:
+        yield path
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        f.close()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, ensure_ascii=False, default=str)

@@ -47,7 +47,7 @@ from pathlib import Path
 from ..data.inputs import InputSpec, input_files, input_name, iter_input, iter_inputs
 from ..difficulty.sources import build_source
 from ..generate import Teacher, build_teacher
-from ..io import SampleWriter, atomic_write, count_records, read_jsonl, read_samples
+from ..io import SampleWriter, atomic_write, count_records, dir_lock, read_jsonl, read_samples
 from ..levels import in_range, parse_schedule, samples_for
 from ..schema import DataError, Response, Sample
 from ..stages import Marker, asset_sha256, fingerprint
@@ -180,32 +180,6 @@ def _apply_judgment(r: Response, j: list) -> None:
 
 
 # ----------------------------------------------------------------------------------------- the run
-class _Lock:
-    """An exclusive lock on ``OUT/.lock`` (released by the OS if the process dies)."""
-
-    def __init__(self, out: Path):
-        self.path = out / ".lock"
-        self.f = None
-
-    def __enter__(self):
-        import fcntl
-
-        self.f = open(self.path, "a+")
-        try:
-            fcntl.flock(self.f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.f.close()
-            raise RuntimeError(f"{self.path.parent}: another curate run is using this output directory; "
-                               "wait for it or choose another 'out'") from None
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-
-        fcntl.flock(self.f.fileno(), fcntl.LOCK_UN)
-        self.f.close()
-
-
 def _clean_temp(out: Path) -> int:
     n = 0
     for p in itertools.chain(out.glob(".*.tmp"), out.glob("units/*/.*.tmp")):
@@ -341,7 +315,7 @@ class Pipeline:
     def run(self, *, fresh: bool = False) -> CurateResult:
         cfg, out = self.cfg, self.out
         out.mkdir(parents=True, exist_ok=True)
-        with _Lock(out):
+        with dir_lock(out, "curate", "wait for it or choose another 'out'"):
             if fresh:
                 _fresh(out)
             _clean_temp(out)

@@ -170,6 +170,12 @@ class TrainConfig:
     """Evaluate on ``data.eval`` every this many steps; 0 = at the end only (when eval data is given)."""
     resume: bool = False
     """Resume from the last checkpoint in the output directory (weights, optimiser, scheduler, data order, RNG)."""
+    resume_changes: bool = False
+    """Let ``resume`` continue a run whose recipe differs from the one it started with (e.g. a larger
+    ``train.max_steps``); without it such a resume is refused, naming the changed keys."""
+    overwrite: bool = False
+    """Start afresh in an output directory that holds a finished run or checkpoints (they are removed first);
+    without it (and without ``resume``) such a run is refused."""
     num_threads: int | None = None
     """torch CPU threads (``torch.set_num_threads``); ``None`` = leave as is."""
     dataloader_num_workers: int = 0

@@ -417,8 +417,10 @@ def train_cell(cfg: StudyConfig, cell: Cell) -> dict:
 
     fp = cell_fingerprint(cfg, cell)
     ov = dict(cell.overrides)
-    if last_checkpoint(cell.output_dir):
+    if last_checkpoint(cell.output_dir) and not (Path(cell.output_dir) / "metrics.json").exists():
         ov["train.resume"] = True   # a killed cell continues from its last complete checkpoint
+    else:
+        ov["train.overwrite"] = True  # the cell is not done for this config: a finished run there is stale
     t0 = time.time()
     train_run(cfg.recipe, ov)
     m = read_metrics(cell.output_dir)
