@@ -384,6 +384,13 @@ def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int
         except ValueError as e:
             raise RecipeError(f"{file}:{(lines or {}).get('data.mixture', '?')}: key {e}") from None
     t = rec.train
+    for key, v, ok, need in (("lr", t.lr, t.lr > 0, "> 0"), ("epochs", t.epochs, t.epochs > 0, "> 0"),
+                             ("warmup_ratio", t.warmup_ratio, 0 <= t.warmup_ratio < 1, "in [0, 1)"),
+                             ("weight_decay", t.weight_decay, t.weight_decay >= 0, ">= 0"),
+                             ("max_grad_norm", t.max_grad_norm, t.max_grad_norm >= 0, ">= 0"),
+                             ("save_steps", t.save_steps, t.save_steps >= 0, ">= 0")):
+        if not ok:
+            raise RecipeError(f"{_config.where(file, lines or {}, 'train.' + key)}: key 'train.{key}'={v!r} must be {need}")
     if t.batch_size < 1 or t.micro_batch_size < 1:
         raise RecipeError(f"{file}: train.batch_size and train.micro_batch_size must be >= 1")
     if t.sequence_parallel > 1 and not t.deepspeed:

@@ -1,0 +1,108 @@
+"""Bad input and faults, as a careless user meets them: each is caught with the file, line and field and
+what to do, never a raw traceback or a silent wrong answer (issue 14, section 4).
+
+    .venv/bin/python -m pytest -q tests/test_faults.py
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mmredstar.cli import cli
+from mmredstar.config import ConfigError, read_yaml
+from mmredstar.io import dir_lock, iter_jsonl, read_samples
+from mmredstar.schema import DataError
+from mmredstar.training import RecipeError, check_recipe
+
+
+def _sample(i: int, question: str = "What is 1+1?") -> dict:
+    return {"id": f"s{i}", "prompt": [{"role": "user", "content": question}], "answer": "2", "answer_type": "math",
+            "responses": [{"text": "<think>1+1</think> 2"}]}
+
+
+def _write_lines(path, lines: list[bytes]) -> str:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return str(path)
+
+
+@pytest.fixture
+def bad_text(tmp_path):
+    """Line 2 holds a lone surrogate escape in the question, line 3 latin-1 bytes; lines 1 and 4 are fine."""
+    ok = [json.dumps(_sample(i)).encode() for i in (1, 4)]
+    surrogate = json.dumps(_sample(2, "a cut emoji \ud83d here")).encode()  # json.dumps writes the escape
+    assert b"\\ud83d" in surrogate
+    latin1 = json.dumps(_sample(3, "caf\u00e9"), ensure_ascii=False).encode("latin-1")
+    return _write_lines(tmp_path / "bad.jsonl", [ok[0], surrogate, latin1, ok[1]])
+
+
+def test_jsonl_reader_names_line_and_field_of_bad_text_and_reads_on(bad_text):
+    rows = list(iter_jsonl(bad_text))
+    assert [i for i, _, p in rows if p is None] == [1, 4]
+    p2, p3 = rows[1][2], rows[2][2]
+    assert p2.line == 2 and p2.field == "prompt[0].content" and "surrogate" in str(p2) and bad_text in str(p2)
+    assert p3.line == 3 and "not UTF-8" in p3.message and "b'\\xe9'" in p3.message and "iconv" in p3.hint
+    with pytest.raises(DataError, match=r"bad.jsonl:2: field 'prompt\[0\].content': a lone UTF-16 surrogate"):
+        list(read_samples(bad_text))
+    assert [s.id for s in read_samples(bad_text, on_error="skip")] == ["s1", "s4"]
+
+
+def test_data_validate_rejects_bad_text(bad_text):
+    r = CliRunner().invoke(cli, ["data", "validate", bad_text])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert "bad.jsonl:2: field 'prompt[0].content': a lone UTF-16 surrogate" in r.output
+    assert "bad.jsonl:3: field '-': not UTF-8 text" in r.output
+
+
+def test_duplicate_yaml_key_names_both_lines(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("a: 1\nb:\n  x: 1\n  y: 2\n  x: 3\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:5: duplicate key 'b.x' \(first given at line 3\)"):
+        read_yaml(str(p))
+    p.write_text("a: 1\nb: [1, 2]\n")  # no duplicates: read as before
+    assert read_yaml(str(p))[0] == {"a": 1, "b": [1, 2]}
+
+
+def test_non_utf8_yaml_names_file_and_line(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_bytes(b"a: 1\nb: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:2: not UTF-8 text"):
+        read_yaml(str(p))
+
+
+@pytest.mark.parametrize("key,value,need", [("lr", "-1e-5", "> 0"), ("warmup_ratio", "1.5", "in \\[0, 1\\)"),
+                                            ("epochs", "0", "> 0")])
+def test_check_refuses_out_of_range_train_values(key, value, need):
+    with pytest.raises(RecipeError, match=rf"command-line override train.{key}={value}\): key 'train.{key}'=.* must be {need}"):
+        check_recipe("tiny/sft", [f"train.{key}={value}"])
+
+
+def test_train_check_looks_inside_data_files(tmp_path):
+    good = [json.dumps(_sample(i)).encode() for i in range(3)]
+    bad = json.dumps({**_sample(9), "responses": "not a list"}).encode()
+    f = _write_lines(tmp_path / "d.jsonl", good + [bad])
+    with pytest.raises(RecipeError, match=r"d.jsonl:4: field 'responses'"):
+        check_recipe("tiny/sft", [f"data.train=[{f}]"])
+    pair = {**_sample(8), "chosen": {"text": "a"}, "rejected": {"text": "b"}}
+    pair.pop("responses")
+    pair = json.dumps(pair).encode()
+    f = _write_lines(tmp_path / "p.jsonl", [pair])
+    with pytest.raises(RecipeError, match=r"p.jsonl:1: an SFT recipe trains on samples; this record is a DPO pair"):
+        check_recipe("tiny/sft", [f"data.train=[{f}]"])
+    empty = tmp_path / "e.jsonl"
+    empty.write_bytes(b"")
+    with pytest.raises(RecipeError, match=r"e.jsonl: holds no records"):
+        check_recipe("tiny/sft", [f"data.train=[{empty}]"])
+    f = _write_lines(tmp_path / "ok.jsonl", good)
+    assert check_recipe("tiny/sft", [f"data.train=[{f}]"]).data.train == [f]
+
+
+def test_dir_lock_refuses_a_second_holder(tmp_path):
+    with dir_lock(tmp_path / "out", "curate"):
+        with pytest.raises(RuntimeError, match="out: another curate run is using this output directory"):
+            with dir_lock(tmp_path / "out", "curate"):
+                pass
+    with dir_lock(tmp_path / "out", "curate"):  # released: the next run gets it
+        pass
