@@ -106,3 +106,41 @@ def test_dir_lock_refuses_a_second_holder(tmp_path):
                 pass
     with dir_lock(tmp_path / "out", "curate"):  # released: the next run gets it
         pass
+
+
+# ----------------------------------------------------------------------------------------- verify
+def _flat(i: int, text: str | None = None) -> dict:
+    return {"id": i, "response": text or f"\\boxed{{{i}}}", "answer": str(i), "answer_type": "math"}
+
+
+def test_verify_refuses_out_equal_to_input(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps(_flat(1)) + "\n")
+    before = inp.read_bytes()
+    r = CliRunner().invoke(cli, ["verify", str(inp), "--out", str(tmp_path / "." / "in.jsonl"), "-q"])
+    assert r.exit_code == 2 and "is the input file" in r.output and inp.read_bytes() == before
+
+
+def test_verify_bad_text_lines_become_errors_with_line(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [json.dumps(_flat(1)).encode(), json.dumps(_flat(2, "\\boxed{2} \ud83d")).encode(),
+             b'{"id": 3, "response": "caf\xe9", "answer": "3", "answer_type": "math"}', json.dumps(_flat(4)).encode()]
+    _write_lines(inp, lines)
+    r = CliRunner().invoke(cli, ["verify", str(inp), "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["verdict"] for x in rows] == ["correct", "error", "error", "correct"]
+    assert "in.jsonl:2: field 'response': a lone UTF-16 surrogate" in rows[1]["reason"]
+    assert "in.jsonl:3" in rows[2]["reason"] and "not UTF-8" in rows[2]["reason"]
+
+
+def test_resumed_verify_reports_all_lines_and_writes_summary(tmp_path):
+    inp, out, summ = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "s.json"
+    inp.write_text("".join(json.dumps(_flat(i)) + "\n" for i in range(5)))
+    done = [dict(_flat(i), verdict="wrong", reward=0.0, extracted="x", reason="earlier run") for i in range(2)]
+    (tmp_path / "out.jsonl.partial").write_text("".join(json.dumps(d) + "\n" for d in done))
+    r = CliRunner().invoke(cli, ["verify", str(inp), "--out", str(out), "-q", "--summary", str(summ)])
+    assert r.exit_code == 0, r.output
+    assert "verified 5 responses" in r.output
+    s = json.loads(summ.read_text())
+    assert s["counts"] == {"wrong": 2, "correct": 3} and s["total"] == 5

@@ -101,6 +101,19 @@ def _resume_point(partial: str) -> int:
     return data[:keep].count(b"\n")
 
 
+def _counts_of(path: str) -> Counter:
+    """Verdict counts of the lines already written to ``path`` (flat lines and sample records alike)."""
+    counts: Counter = Counter()
+    for _, d, _ in iter_jsonl(path):
+        if not isinstance(d, dict):
+            continue
+        if "verdict" in d:
+            counts[d["verdict"]] += 1
+        elif isinstance(d.get("responses"), list):
+            counts.update(r["verdict"] for r in d["responses"] if isinstance(r, dict) and r.get("verdict"))
+    return counts
+
+
 def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = None, progress: bool = True,
                force: bool = False) -> Counter:
     """Verify every line of ``inp`` into ``out`` (see the module docstring); returns verdict counts."""
@@ -112,7 +125,7 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
     if force and os.path.exists(partial):
         os.unlink(partial)
     done = _resume_point(partial)
-    counts: Counter = Counter()
+    counts: Counter = _counts_of(partial) if done else Counter()  # a resumed run reports every line's verdict
     pending: deque = deque()      # (kind, record, n) in input order
 
     def triples():
@@ -211,6 +224,8 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def verify(inp, out, workers, mode, fast, opts, summary, force, quiet):
     """Score responses (math, choice, code, text) and write verdict, reward, extracted and reason."""
+    if os.path.realpath(out) == os.path.realpath(inp):
+        raise click.UsageError(f"--out {out} is the input file; verify writes a new file (choose another --out)")
     options = {"math_mode": mode, **({"sympy": False} if fast else {}), **_parse_opts(opts)}
     counts = run_verify(inp, out, workers=workers, options=options, progress=not quiet, force=force)
     total = sum(counts.values())
