@@ -144,3 +144,34 @@ def test_resumed_verify_reports_all_lines_and_writes_summary(tmp_path):
     assert "verified 5 responses" in r.output
     s = json.loads(summ.read_text())
     assert s["counts"] == {"wrong": 2, "correct": 3} and s["total"] == 5
+
+
+# ----------------------------------------------------------------------------------------- data convert
+def test_convert_refuses_out_equal_to_source(assets, tmp_path):
+    import shutil
+
+    src = tmp_path / "test.jsonl"
+    shutil.copy(assets / "math500/test.jsonl", src)
+    before = src.read_bytes()
+    r = CliRunner().invoke(cli, ["data", "convert", "--card", "math500", "--src", str(src), "--out", str(src)])
+    assert r.exit_code == 1 and "is the source being converted" in r.output and "Traceback" not in r.output
+    assert src.read_bytes() == before
+
+
+def test_convert_truncated_output_is_redone_and_stale_temp_files_removed(assets, tmp_path):
+    from mmredstar.data.convert import convert, sidecar_dir
+
+    src, out = assets / "math500/test.jsonl", tmp_path / "m.jsonl"
+    r1 = convert("math500", src, out, progress=False)
+    full = out.read_bytes()
+    assert r1.written == 3 and r1.outputs[str(out)][0] == len(full)
+    out.write_bytes(full[: len(full) // 2])  # cut by hand (or a copy that stopped half-way)
+    stale = [tmp_path / ".m.jsonl.abc123.tmp", tmp_path / sidecar_dir(str(out)) / ".report.json.x1.tmp"]
+    for p in stale:
+        p.write_text("left by a killed run")
+    keep = tmp_path / ".other.jsonl.q.tmp"  # another output's temp file is not ours to remove
+    keep.write_text("x")
+    r2 = convert("math500", src, out, progress=False)
+    assert not r2.up_to_date and out.read_bytes() == full
+    assert not any(p.exists() for p in stale) and keep.exists()
+    assert convert("math500", src, out, progress=False).up_to_date  # intact now: a no-op again
