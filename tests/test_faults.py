@@ -175,3 +175,15 @@ def test_convert_truncated_output_is_redone_and_stale_temp_files_removed(assets,
     assert not r2.up_to_date and out.read_bytes() == full
     assert not any(p.exists() for p in stale) and keep.exists()
     assert convert("math500", src, out, progress=False).up_to_date  # intact now: a no-op again
+
+
+# ----------------------------------------------------------------------------------------- output paths
+def test_output_path_under_a_file_is_one_clear_line(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps(_flat(1)) + "\n")
+    (tmp_path / "afile").write_text("")
+    r = CliRunner().invoke(cli, ["verify", str(inp), "--out", str(tmp_path / "afile" / "o.jsonl"), "-q"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.startswith(f"error: {tmp_path / 'afile'}") and "is an existing file, not a directory" in r.output
+    r = CliRunner().invoke(cli, ["train", "tiny/sft", f"output_dir={tmp_path / 'afile'}"])
+    assert r.exit_code == 1 and f"error: {tmp_path / 'afile'}: File exists (an existing file is in the way" in r.output
