@@ -187,3 +187,39 @@ def test_output_path_under_a_file_is_one_clear_line(tmp_path):
     assert r.output.startswith(f"error: {tmp_path / 'afile'}") and "is an existing file, not a directory" in r.output
     r = CliRunner().invoke(cli, ["train", "tiny/sft", f"output_dir={tmp_path / 'afile'}"])
     assert r.exit_code == 1 and f"error: {tmp_path / 'afile'}: File exists (an existing file is in the way" in r.output
+
+
+# ----------------------------------------------------------------------------------------- curation
+def test_curate_leaves_out_duplicate_ids_and_bad_images_naming_file_and_line(tmp_path):
+    from PIL import Image
+
+    from mmredstar.curate import run as curate_run
+    from mmredstar.io import read_samples, write_samples
+    from mmredstar.schema import ImageRef, Message, Sample
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "ok.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+
+    def img(q, path):
+        return Sample(prompt=[Message.make("user", 0, q)], answer="4", answer_type="math",
+                      images=[ImageRef(path=str(tmp_path / path))], id=f"img-{path}")
+
+    texts = [Sample.text(f"What is {i} + {i}?", str(2 * i), id=f"t{i}") for i in range(4)]
+    dup = Sample.text("Another question entirely: 9 + 9?", "18", id="t1")   # same id as line 2
+    write_samples(tmp_path / "in.jsonl", [*texts, dup, img("a", "ok.png"), img("b", "missing.png"),
+                                          img("c", "broken.png")])
+    res = curate_run({"out": str(tmp_path / "o"), "inputs": [{"path": str(tmp_path / "in.jsonl")}],
+                      "teacher": {"kind": "scripted", "error_rate": 0.0, "no_answer_rate": 0.0}}, progress=False)
+    ip = res.report["input_problems"]
+    assert ip["duplicate_ids"] == 1 and ip["bad_images"] == 2
+    ex = "\n".join(ip["examples"])
+    assert "in.jsonl:5: id 't1' was already given at " in ex and "in.jsonl:2" in ex
+    assert "in.jsonl:7: field 'images': image file not found" in ex and "in.jsonl:8: field 'images': image file is not" in ex
+    assert res.report["counts"]["input"] == 8
+    sft = list(read_samples(tmp_path / "o" / "sft.jsonl"))
+    assert len({s.id for s in sft}) == len(sft)
+    assert sorted(s.meta["prompt_id"] for s in sft) == ["img-ok.png", "t0", "t1", "t2", "t3"]
+    assert next(s for s in sft if s.meta["prompt_id"] == "t1").answer == "2"   # the first t1 was kept
+    r = CliRunner().invoke(cli, ["data", "validate", str(tmp_path / "o" / "sft.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert "Inputs left out" in (tmp_path / "o" / "report.md").read_text()

@@ -47,9 +47,18 @@ from pathlib import Path
 from ..data.inputs import InputSpec, input_files, input_name, iter_input, iter_inputs
 from ..difficulty.sources import build_source
 from ..generate import Teacher, build_teacher
-from ..io import SampleWriter, atomic_write, count_records, dir_lock, read_jsonl, read_samples
+from ..io import (
+    SampleWriter,
+    atomic_write,
+    count_records,
+    dir_lock,
+    expand_paths,
+    iter_raw_records,
+    read_jsonl,
+    read_samples,
+)
 from ..levels import in_range, parse_schedule, samples_for
-from ..schema import DataError, Response, Sample
+from ..schema import DataError, Response, Sample, unreadable_image
 from ..stages import Marker, asset_sha256, fingerprint
 from .config import CurateConfig, load_config
 from .decontaminate import NgramIndex, build_index, decontaminate
@@ -378,13 +387,16 @@ class Pipeline:
                 for s in it:
                     state["input"] += 1
                     yield s
+                if rep.input_problems:
+                    self.log(f"curate: left out {dict(rep.input_problems)} input(s) (report.json input_problems): "
+                             + "; ".join(rep.input_examples[:3]))
 
             def removed(s, hit):
                 rep.counts["decontaminated"] += 1
                 rep.decontamination[hit[0]] += 1
                 W["decontaminated"].write(s)
 
-            stream = decontaminate(counted(iter_inputs(cfg.inputs)), index, removed)
+            stream = decontaminate(counted(checked_inputs(cfg.inputs, rep)), index, removed)
             if cfg.limit is not None:
                 stream = itertools.islice(stream, cfg.limit)
             units = (Unit(i, chunk, n_input=len(chunk)) for i, chunk in enumerate(chunked(stream, cfg.unit_size)))
@@ -412,7 +424,7 @@ class Pipeline:
                     bar.update(unit.n_input)
                     bar.set_postfix(sft=rep.counts["sft"], dpo=rep.counts["dpo_pairs"], rl=rep.counts["rl_prompts"],
                                     cached=self.stats["teacher_cached"], refresh=False)
-            rep.counts["input"] = state["input"]
+            rep.counts["input"] = state["input"] + sum(rep.input_problems.values())  # left-out inputs were read too
             for name in W:
                 files[f"{name}.jsonl"] = str(out / f"{name}.jsonl")
         if bar is not None:
@@ -422,6 +434,41 @@ class Pipeline:
             files[f] = str(out / f)
         run = {"status": "complete", "prompts": rep.counts["prompts"], "responses": rep.counts["responses"]}
         return CurateResult(str(out), report, run, files)
+
+
+def _located(spec: InputSpec) -> Iterator[tuple[str, Sample]]:
+    """``(file:line or input record, sample)`` of one input."""
+    if spec.path is None:
+        name = input_name(spec)
+        for n, s in enumerate(iter_input(spec), 1):
+            yield f"input {name} record {n}", s
+        return
+    left = spec.limit
+    for f in expand_paths(spec.path):
+        for (_, line, _, _), s in zip(iter_raw_records(f), read_samples(f), strict=False):
+            if left is not None:
+                if left <= 0:
+                    return
+                left -= 1
+            yield f"{f}:{line}", s
+
+
+def checked_inputs(specs: list[InputSpec], rep: Report) -> Iterator[Sample]:
+    """The inputs' samples, less those whose id was seen before (the first is kept) and those with a missing or
+    unreadable image; each left out is counted in the report with its file and line."""
+    seen: dict[str, str] = {}
+    for spec in specs:
+        for where, s in _located(spec):
+            if s.id in seen:
+                rep.add_input_problem("duplicate_ids", f"{where}: id {s.id!r} was already given at {seen[s.id]}; "
+                                      "the first is kept (give each sample its own id)")
+                continue
+            seen[s.id] = where
+            bad = next((m for m in map(unreadable_image, s.images) if m), None)
+            if bad:
+                rep.add_input_problem("bad_images", f"{where}: field 'images': {bad}; the sample is left out")
+                continue
+            yield s
 
 
 def _jsonable(x):
