@@ -223,3 +223,20 @@ def test_curate_leaves_out_duplicate_ids_and_bad_images_naming_file_and_line(tmp
     r = CliRunner().invoke(cli, ["data", "validate", str(tmp_path / "o" / "sft.jsonl")])
     assert r.exit_code == 0, r.output
     assert "Inputs left out" in (tmp_path / "o" / "report.md").read_text()
+
+
+# ----------------------------------------------------------------------------------------- empty inputs
+def test_empty_inputs_are_reported(tmp_path, caplog):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    r = CliRunner().invoke(cli, ["data", "validate", str(empty)])
+    assert r.exit_code == 1 and "empty.jsonl: field '-': holds no records" in r.output
+    r = CliRunner().invoke(cli, ["verify", str(empty), "--out", str(tmp_path / "o.jsonl"), "-q"])
+    assert r.exit_code == 2 and "holds no lines (0 bytes): nothing to verify" in r.output
+    assert not (tmp_path / "o.jsonl").exists()
+    from mmredstar.curate import run as curate_run
+
+    with caplog.at_level("WARNING", logger="mmredstar.curate.pipeline"):
+        res = curate_run({"out": str(tmp_path / "c"), "inputs": [{"path": str(empty)}],
+                          "teacher": {"kind": "scripted"}}, progress=False)
+    assert res.report["counts"]["input"] == 0 and "empty.jsonl holds no records" in caplog.text

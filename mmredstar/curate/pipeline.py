@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import shutil
 import sys
 import threading
@@ -64,6 +65,8 @@ from .config import CurateConfig, load_config
 from .decontaminate import NgramIndex, build_index, decontaminate
 from .report import Report
 from .select import dropped, pair_dpo, response_record, rl_prompt, select_sft
+
+log = logging.getLogger(__name__)
 
 JUDGE_VERSION = 2   # 2: math judged in the strict mode by default (verify.math MATH_MODES)
 OUTPUTS = ("sft.jsonl", "dpo.jsonl", "rl.jsonl", "rejected.jsonl", "decontaminated.jsonl", "report.json",
@@ -445,12 +448,16 @@ def _located(spec: InputSpec) -> Iterator[tuple[str, Sample]]:
         return
     left = spec.limit
     for f in expand_paths(spec.path):
+        n = 0
         for (_, line, _, _), s in zip(iter_raw_records(f), read_samples(f), strict=False):
             if left is not None:
                 if left <= 0:
                     return
                 left -= 1
+            n += 1
             yield f"{f}:{line}", s
+        if n == 0:
+            log.warning("curate: input %s holds no records (an empty file?)", f)
 
 
 def checked_inputs(specs: list[InputSpec], rep: Report) -> Iterator[Sample]:

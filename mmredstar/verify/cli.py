@@ -226,6 +226,8 @@ def verify(inp, out, workers, mode, fast, opts, summary, force, quiet):
     """Score responses (math, choice, code, text) and write verdict, reward, extracted and reason."""
     if os.path.realpath(out) == os.path.realpath(inp):
         raise click.UsageError(f"--out {out} is the input file; verify writes a new file (choose another --out)")
+    if not any(True for _ in iter_jsonl(inp)):
+        raise click.UsageError(f"{inp} holds no lines ({os.path.getsize(inp)} bytes): nothing to verify")
     options = {"math_mode": mode, **({"sympy": False} if fast else {}), **_parse_opts(opts)}
     counts = run_verify(inp, out, workers=workers, options=options, progress=not quiet, force=force)
     total = sum(counts.values())
