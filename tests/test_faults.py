@@ -240,3 +240,33 @@ def test_empty_inputs_are_reported(tmp_path, caplog):
         res = curate_run({"out": str(tmp_path / "c"), "inputs": [{"path": str(empty)}],
                           "teacher": {"kind": "scripted"}}, progress=False)
     assert res.report["counts"]["input"] == 0 and "empty.jsonl holds no records" in caplog.text
+
+
+# ----------------------------------------------------------------------------------------- GeoQA
+def test_geoqa_model_typo_caught_before_any_stage(tmp_path):
+    from mmredstar.config import ConfigError
+    from mmredstar.workflows.geoqa import load_config
+
+    with pytest.raises(ConfigError, match=r"key 'model': 'tiny_vml' is no preset in models/ and no directory; "
+                                          r"did you mean 'tiny_vlm'\?"):
+        load_config("configs/geoqa/tiny.yaml", ["model=tiny_vml"])
+    out = tmp_path / "gq"
+    r = CliRunner().invoke(cli, ["geoqa", "run", "configs/geoqa/tiny.yaml", "--out", str(out), "--set", "model=tiny_vml"])
+    assert r.exit_code == 1 and "did you mean 'tiny_vlm'" in r.output and "Traceback" not in r.output
+    assert not (out / "prepare").exists()
+    assert load_config("configs/geoqa/tiny.yaml", ["model=Org/some-hub-model"]).model == "Org/some-hub-model"
+
+
+def test_geoqa_stage_with_deleted_weights_is_not_finished(tmp_path):
+    from mmredstar.workflows.geoqa import _finish_stage, _weights, load_config, run_prepare, stage_state
+
+    cfg = load_config("configs/geoqa/tiny.yaml", [f"out={tmp_path / 'gq'}"])
+    run_prepare(cfg)
+    model = tmp_path / "gq" / "prepare" / "model.safetensors"   # a stage that recorded weights, as sft/dpo do
+    model.write_bytes(b"w" * 64)
+    _finish_stage(cfg, "prepare", {}, 0.0, {"weights": _weights(model.parent)})
+    assert stage_state(cfg, "prepare") is not None
+    model.write_bytes(b"w" * 10)   # cut short
+    assert stage_state(cfg, "prepare") is None
+    model.unlink()
+    assert stage_state(cfg, "prepare") is None

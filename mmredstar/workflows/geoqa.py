@@ -207,6 +207,7 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
             load_recipe(st.recipe, _train_overrides(cfg, name, Path(cfg.out)))
         except (RecipeError, ValueError, FileNotFoundError) as e:
             raise ConfigError(f"{where(name)}: key '{name}': {e}") from None
+    _check_model(cfg.model, where("model"))
     known = {"base", "sft", "dpo"}
     for c in cfg.eval.checkpoints + cfg.eval.blank_images:
         if c not in known and "=" not in c:
@@ -216,6 +217,25 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
         if c in known and c not in cfg.eval.checkpoints:
             raise ConfigError(f"{where('eval.blank_images')}: key 'eval.blank_images': {c!r} is not in eval.checkpoints")
     return cfg
+
+
+def _check_model(model: str, at: str) -> None:
+    """``model`` must be a preset, a model directory, or a hub id (``ORG/NAME``): a typo is caught before any stage."""
+    import difflib
+
+    from ..assets import AssetError, list_assets, resolve
+    from ..config import ConfigError
+
+    if os.path.exists(model) or "/" in model:
+        return
+    try:
+        resolve("models", model)
+    except AssetError:
+        presets = list_assets("models")
+        close = difflib.get_close_matches(model, presets, n=1)
+        raise ConfigError(f"{at}: key 'model': {model!r} is no preset in models/ and no directory"
+                          + (f"; did you mean {close[0]!r}?" if close else "")
+                          + f" (presets: {', '.join(presets)}; a hub model is written ORG/NAME)") from None
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -294,7 +314,17 @@ def _stage_inputs(cfg: GeoQAConfig, stage: str) -> list[Path]:
 def stage_state(cfg: GeoQAConfig, stage: str) -> dict | None:
     """The stage's ``stage.json`` when the stage is finished for this config: same fingerprint (config and
     the files it names), same upstream markers, and its outputs there with their recorded sha256."""
-    return _marker(cfg, stage).check(stage_hash(cfg, stage), _stage_inputs(cfg, stage))
+    st = _marker(cfg, stage).check(stage_hash(cfg, stage), _stage_inputs(cfg, stage))
+    # trained weights are too large to hash on every check: each must still be there with its recorded size
+    if st is not None and any(not os.path.exists(p) or os.path.getsize(p) != n for p, n in st.get("weights", {}).items()):
+        _log(f"{stage}: its model weights are missing or changed since it finished; the stage is redone")
+        return None
+    return st
+
+
+def _weights(out: str | Path) -> dict[str, int]:
+    """``{path: size}`` of the weight files of a model directory."""
+    return {str(p): p.stat().st_size for pat in ("*.safetensors", "*.bin") for p in sorted(Path(out).glob(pat))}
 
 
 def _finish_stage(cfg: GeoQAConfig, stage: str, outputs: dict, seconds: float, extra: dict | None = None) -> dict:
@@ -446,7 +476,7 @@ def run_train(cfg: GeoQAConfig, stage: str) -> dict:
     keep = {k: m.get(k) for k in ("steps", "first_loss", "last_loss", "train_runtime", "seconds") if k in m}
     _log(f"{stage}: {keep}")
     return _finish_stage(cfg, stage, {"model": Path(out) / "config.json", "metrics": Path(out) / "metrics.json"},
-                         time.time() - t0, {"metrics": keep})
+                         time.time() - t0, {"metrics": keep, "weights": _weights(out)})
 
 
 def _checkpoint_entries(cfg: GeoQAConfig):
