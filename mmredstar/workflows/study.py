@@ -36,6 +36,7 @@ runs, then ``mmredstar study report`` for the table.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -416,7 +417,7 @@ def train_cell(cfg: StudyConfig, cell: Cell) -> dict:
     from mmredstar.training.runner import last_checkpoint, read_metrics
 
     fp = cell_fingerprint(cfg, cell)
-    ov = dict(cell.overrides)
+    ov = copy.deepcopy(cell.overrides)  # applying overrides updates nested dicts: keep the cell's (the fingerprint) as is
     if last_checkpoint(cell.output_dir) and not (Path(cell.output_dir) / "metrics.json").exists():
         ov["train.resume"] = True   # a killed cell continues from its last complete checkpoint
     else:
