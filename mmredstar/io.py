@@ -132,7 +132,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------------------------- raw JSONL
-def _surrogate_field(obj: Any, at: str = "") -> str | None:
+def surrogate_field(obj: Any, at: str = "") -> str | None:
     """The dotted field of the first string in ``obj`` holding a lone UTF-16 surrogate (``"\\ud83d"``), or None."""
     if isinstance(obj, str):
         return at or "-" if any("\ud800" <= c <= "\udfff" for c in obj) else None
@@ -143,7 +143,7 @@ def _surrogate_field(obj: Any, at: str = "") -> str | None:
     else:
         return None
     for k, v in items:
-        f = _surrogate_field(v, k)
+        f = surrogate_field(v, k)
         if f:
             return f
     return None
@@ -169,7 +169,7 @@ def iter_jsonl(path: str) -> Iterator[tuple[int, Any, Problem | None]]:
                 yield i, None, Problem(path, i, "-", f"malformed JSON: {e.msg} at column {e.colno}",
                                        "each line must be one complete JSON object")
                 continue
-            bad = _surrogate_field(obj) if "\\u" in line else None
+            bad = surrogate_field(obj) if "\\u" in line else None
             if bad:
                 yield i, None, Problem(path, i, bad, "a lone UTF-16 surrogate escape (e.g. \"\\ud83d\" without its "
                                        "pair: a cut emoji)", "write the whole character or remove the escape")
@@ -214,7 +214,7 @@ def iter_raw_records(spec) -> Iterator[tuple[str, int, Any, Problem | None]]:
                 continue
             rows = data if isinstance(data, list) else [data]
             for i, d in enumerate(rows, 1):
-                bad = _surrogate_field(d)
+                bad = surrogate_field(d)
                 yield (path, i, None, Problem(path, i, bad, "a lone UTF-16 surrogate escape (a cut emoji)",
                                               "write the whole character or remove the escape")) if bad \
                     else (path, i, d, None)

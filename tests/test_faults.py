@@ -270,3 +270,22 @@ def test_geoqa_stage_with_deleted_weights_is_not_finished(tmp_path):
     assert stage_state(cfg, "prepare") is None
     model.unlink()
     assert stage_state(cfg, "prepare") is None
+
+
+def test_convert_skips_bad_text_rows_of_json_and_jsonl_sources_with_their_line(assets, tmp_path):
+    from mmredstar.data.convert import convert
+
+    rows = [json.loads(x) for x in (assets / "math500/test.jsonl").read_text().splitlines()]
+    rows[1] = dict(rows[1], problem="cut \ud83d emoji")
+    (tmp_path / "src.json").write_text(json.dumps(rows, indent=1))           # a JSON list source
+    rep = convert("math500", tmp_path / "src.json", tmp_path / "a.jsonl", progress=False)
+    assert rep.written == len(rows) - 1 and rep.skipped == 1
+    assert "src.json:" in rep.skip_examples[0]["where"] and "surrogate" in rep.skip_examples[0]["reason"]
+    lines = [json.dumps(r).encode() for r in rows]
+    lines[2] = lines[2].replace(b"\"problem\": \"", b"\"problem\": \"\xf6", 1)       # latin-1 in a JSONL source
+    _write_lines(tmp_path / "src.jsonl", lines)
+    rep = convert("math500", tmp_path / "src.jsonl", tmp_path / "b.jsonl", progress=False)
+    assert rep.skipped == 2 and {e["where"] for e in rep.skip_examples} == {"src.jsonl:2", "src.jsonl:3"}
+    (tmp_path / "bad.json").write_bytes(b'[{"problem": "caf\xe9"}]')
+    rep = convert("math500", tmp_path / "bad.json", tmp_path / "c.jsonl", progress=False)
+    assert rep.skipped == 1 and "not UTF-8" in rep.skip_examples[0]["reason"]
