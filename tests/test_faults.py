@@ -289,3 +289,19 @@ def test_convert_skips_bad_text_rows_of_json_and_jsonl_sources_with_their_line(a
     (tmp_path / "bad.json").write_bytes(b'[{"problem": "caf\xe9"}]')
     rep = convert("math500", tmp_path / "bad.json", tmp_path / "c.jsonl", progress=False)
     assert rep.skipped == 1 and "not UTF-8" in rep.skip_examples[0]["reason"]
+
+
+# ----------------------------------------------------------------------------------------- eval score
+def test_eval_score_reports_bad_text_lines_and_scores_the_rest(tmp_path):
+    from mmredstar.evaluation.score import score_responses
+
+    data = tmp_path / "hs.jsonl"
+    data.write_text('{"id": "a", "problem": "What is 2+3?", "answer": "5"}\n'
+                    '{"id": "b", "problem": "What is 4 times 3?", "answer": "12"}\n')
+    preds = _write_lines(tmp_path / "p.jsonl", [json.dumps({"id": "a", "response": "\\boxed{5}"}).encode(),
+                                                 json.dumps({"id": "b", "response": "\\boxed{12} \ud83d"}).encode(),
+                                                 b'{"id": "b", "response": "caf\xe9"}'])
+    r = score_responses("hs_league24", preds, data=str(data))
+    assert r["n_problems"] == 2 and r["pass@1"] == pytest.approx(1 / 2)
+    assert any("p.jsonl:2: field 'response': a lone UTF-16 surrogate" in p for p in r["problems"])
+    assert any("p.jsonl:3: field '-': not UTF-8 text" in p for p in r["problems"])

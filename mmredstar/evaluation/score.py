@@ -19,10 +19,10 @@ so pass@1 is over the whole benchmark; ``pass@1_answered`` is over the answered 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from ..io import iter_jsonl
 from ..schema import Problem, Response, Sample
 from ..verify import verification_mode
 from .metrics import aggregate
@@ -46,31 +46,27 @@ def read_responses(path: str | os.PathLike) -> tuple[list[tuple[int, str, list[s
     """(line, id, texts, finish reasons) per line, and the problems of lines that cannot be used."""
     path = os.fspath(path)
     rows, problems = [], []
-    with open(path, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            if not line.strip():
+    # the shared reader: malformed JSON, non-UTF-8 bytes and lone surrogates are problems of their line
+    for ln, d, prob in iter_jsonl(path):
+        if prob is not None:
+            problems.append(prob)
+            continue
+        if not isinstance(d, dict) or d.get("id") is None:
+            problems.append(Problem(path, ln, "id", "missing", 'each line needs "id" (sample id or dataset id)'))
+            continue
+        if "responses" in d:
+            texts = d["responses"]
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or not texts:
+                problems.append(Problem(path, ln, "responses", "expected a non-empty list of strings"))
                 continue
-            try:
-                d = json.loads(line)
-            except ValueError as e:
-                problems.append(Problem(path, ln, "-", f"malformed JSON: {e}", "one JSON object per line"))
-                continue
-            if not isinstance(d, dict) or d.get("id") is None:
-                problems.append(Problem(path, ln, "id", "missing", 'each line needs "id" (sample id or dataset id)'))
-                continue
-            if "responses" in d:
-                texts = d["responses"]
-                if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or not texts:
-                    problems.append(Problem(path, ln, "responses", "expected a non-empty list of strings"))
-                    continue
-            elif isinstance(d.get("response"), str):
-                texts = [d["response"]]
-            else:
-                problems.append(Problem(path, ln, "response", "missing or not a string",
-                                        'give "response": "..." or "responses": ["...", ...]'))
-                continue
-            fr = d.get("finish_reasons") or [d.get("finish_reason")] * len(texts)
-            rows.append((ln, str(d["id"]), texts, list(fr)[:len(texts)] + [None] * (len(texts) - len(fr))))
+        elif isinstance(d.get("response"), str):
+            texts = [d["response"]]
+        else:
+            problems.append(Problem(path, ln, "response", "missing or not a string",
+                                    'give "response": "..." or "responses": ["...", ...]'))
+            continue
+        fr = d.get("finish_reasons") or [d.get("finish_reason")] * len(texts)
+        rows.append((ln, str(d["id"]), texts, list(fr)[:len(texts)] + [None] * (len(texts) - len(fr))))
     return rows, problems
 
 
