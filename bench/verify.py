@@ -3,7 +3,8 @@
     python -m bench verify [--quick]
 
 Math: the 320 conformance cases of ``../shared/conformance/verifier_cases.jsonl`` (``pred`` as the
-response, ``gold`` as the answer), pinned to ONE core, in the same run: our ``verify_response`` and
+response, ``gold`` as the answer), pinned to ONE core, in the same run: our ``verify_response`` (the
+default ``strict`` mode) and
 math-verify's own ``parse`` + ``verify`` (default settings, strings wrapped in ``$...$``). Every
 timed pass starts with all parsing caches of both cleared (ours, including the sympy helper process's,
 and math-verify's lru caches), so the ratio is for unseen answers; the median of 5 passes is reported
@@ -60,7 +61,7 @@ def _ours_pass(rows):
     out = []
     for r in rows:
         s = Sample.text("", r["gold"], "math")
-        out.append(verify_response(s, r["pred"]).verdict == "correct")
+        out.append(verify_response(s, r["pred"]).verdict == "correct")     # the default: strict mode
     return out
 
 
@@ -141,14 +142,14 @@ def math_bench(quick: bool) -> tuple[dict, list]:
         "ours_agreement": f"{ours_ok}/{n}", "ours_agreement_pct": round(100 * ours_ok / n, 2),
         "mathverify_agreement": f"{mv_ok}/{n}", "mathverify_agreement_pct": round(100 * mv_ok / n, 2),
         "ours_agreement_per_source": ours_per, "mathverify_agreement_per_source": mv_per,
-        "cores": 1, "passes": reps,
+        "cores": 1, "passes": reps, "math_mode": "strict",
     }
     table = [
-        ["math: ours (verify_response), 1 core", f"{n / t_ours:.0f}", "cases/s"],
+        ["math: ours (verify_response, strict mode), 1 core", f"{n / t_ours:.0f}", "cases/s"],
         ["math: math-verify parse+verify, 1 core", f"{n / t_mv:.0f}", "cases/s"],
-        ["math: speed-up (target >= 3x)", f"{t_mv / t_ours:.1f}", "x"],
+        ["math: speed-up (target >= 4x)", f"{t_mv / t_ours:.1f}", "x"],
         ["math: ours via mmredstar verify (JSON I/O)", f"{n / t_cli:.0f}", "cases/s"],
-        ["math: agreement ours (target >= 98%)", f"{ours_ok}/{n} ({100 * ours_ok / n:.1f}%)", ""],
+        ["math: agreement ours, strict (target >= 312/320)", f"{ours_ok}/{n} ({100 * ours_ok / n:.1f}%)", ""],
         ["math: agreement math-verify", f"{mv_ok}/{n} ({100 * mv_ok / n:.1f}%)", ""],
     ]
     return figures, table
@@ -207,8 +208,9 @@ def run(quick: bool = False) -> dict:
     mf, mt = math_bench(quick)
     cf, ct = code_bench(quick)
     notes = []
-    if mf["speedup"] < 3:
-        notes.append(f"math speed-up {mf['speedup']}x is below the 3x target")
-    if mf["ours_agreement_pct"] < 98:
-        notes.append(f"math agreement {mf['ours_agreement_pct']}% is below the 98% target")
+    if mf["speedup"] < 4:
+        notes.append(f"math speed-up {mf['speedup']}x is below the 4x target")
+    if mf["ours_agreement_pct"] < 97.5:      # strict: today's 315 minus the 3 approximations it rejects on purpose
+        notes.append(f"math agreement {mf['ours_agreement_pct']}% is below the 97.5% (312/320) target")
+    notes.append(f"code sandbox: {cf['sandbox']['summary']}")
     return {"figures": {"math": mf, "code": cf}, "table": mt + ct, "notes": notes}

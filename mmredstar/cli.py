@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .clibase import DEBUG_KEY, Group
+from .clibase import DEBUG_KEY, Group, set_verbosity
 
 # name -> ("module:attribute", one-line help). Literal on purpose: this is the command index.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -22,10 +22,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("mmredstar.modeling.cli:models", "List and inspect model presets."),
     "train": ("mmredstar.training.cli:train", "Train from a recipe: SFT, DPO, GRPO / REINFORCE++."),
     "eval": ("mmredstar.evaluation.cli:eval_group", "Run and score benchmarks; write the paper-style report."),
-    "geoqa": ("mmredstar.workflows.geoqa:geoqa", "The GeoQA pipeline: prepare | curate | sft | dpo | eval | run."),
+    "geoqa": ("mmredstar.workflows.geoqa.cli:geoqa", "The GeoQA pipeline: prepare | curate | sft | dpo | eval | run."),
     "difficulty": ("mmredstar.difficulty.cli:difficulty", "Train a difficulty scorer and score samples."),
-    "study": ("mmredstar.workflows.study:study", "Run the paper's data-scale and difficulty studies as a grid."),
+    "study": ("mmredstar.workflows.study.cli:study", "Run the paper's data-scale and difficulty studies as a grid."),
     "mcts": ("mmredstar.search.mcts:mcts_cmd", "rStar-Math tree search over code-augmented steps: save per-problem trees."),
+    "rstar": ("mmredstar.workflows.rstar.cli:rstar", "rStar-Math self-evolution: MCTS, PPM, policy rounds, report."),
     "bench": ("mmredstar.bench_cli:bench", "Run a benchmark suite (speed, memory) and record the figures."),
 }
 
@@ -56,14 +57,17 @@ class LazyGroup(Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mmredstar")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error (also: MMREDSTAR_DEBUG=1).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr (no progress messages).")
+@click.option("-v", "--verbose", count=True, help="Debug messages too.")
 @click.pass_context
-def cli(ctx, debug):
+def cli(ctx, debug, quiet, verbose):
     """mmredstar: build slow-thinking reasoning models (text and vision-language) the RedStar way.
 
     Data cards, model presets, recipes and benchmark specs are named by their bare names
     (e.g. ``geoqa``, ``tiny_vlm``, ``tiny/sft``, ``math500``) or given as paths.
     """
     ctx.meta[DEBUG_KEY] = debug
+    set_verbosity(ctx, quiet, verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

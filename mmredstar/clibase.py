@@ -6,6 +6,12 @@ below a command prints one line instead of a traceback, and no command wraps its
 ``try: ... except ...: raise click.ClickException(str(e))``. ``mmredstar --debug ...`` (or
 ``MMREDSTAR_DEBUG=1``) lets the exception through with its traceback.
 
+Messages: the package logs through ``logging.getLogger("mmredstar.<module>")`` and, as a library, has only a
+``NullHandler`` (a Python caller configures logging as they like). A command run through these classes
+installs one :class:`EchoHandler` on the ``mmredstar`` logger for its duration: each message is written as
+its bare text to stderr (``click.echo(err=True)``, through ``tqdm.write`` when tqdm is loaded so bars stay
+whole), at INFO, or WARNING with ``mmredstar --quiet``, DEBUG with ``--verbose``.
+
 What counts as a user-facing error is :data:`USER_ERRORS`: the project's own errors all derive from
 these (``ConfigError``/``RecipeError``/``SpecError``/``DataError`` are ``ValueError``s, ``AssetError``
 is a ``FileNotFoundError``, ``TeacherError``/``PipelineError``/``SandboxError`` are ``RuntimeError``s).
@@ -14,13 +20,17 @@ Programming errors (``TypeError``, ``KeyError``, ``AttributeError``...) keep the
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
+import sys
 
 import click
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError)
 DEBUG_KEY = "mmredstar.debug"
+LOG_KEY = "mmredstar.log_handler"
 
 
 class UserError(click.ClickException):
@@ -36,7 +46,55 @@ def debug_enabled(ctx: click.Context | None) -> bool:
     return bool(ctx is not None and ctx.meta.get(DEBUG_KEY))
 
 
+class EchoHandler(logging.Handler):
+    """Writes each record's message, bare, to the current stderr (what ``print(..., file=sys.stderr)`` did)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+            tqdm = sys.modules.get("tqdm")
+            if tqdm is not None and hasattr(tqdm, "tqdm"):
+                tqdm.tqdm.write(msg, file=sys.stderr)
+            else:
+                click.echo(msg, err=True)
+        except Exception:                       # logging's own convention: never raise from a handler
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def cli_logging(ctx: click.Context):
+    """The outermost command installs the handler (and INFO level) on ``mmredstar``; nested ones reuse it."""
+    if ctx.meta.get(LOG_KEY) is not None:
+        yield
+        return
+    logger = logging.getLogger("mmredstar")
+    handler = EchoHandler()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    ctx.meta[LOG_KEY] = handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        ctx.meta.pop(LOG_KEY, None)
+
+
+def set_verbosity(ctx: click.Context, quiet: bool = False, verbose: int = 0) -> None:
+    """``--quiet``: warnings and errors only; ``--verbose``: debug messages too."""
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other; give one")
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.getLogger("mmredstar").setLevel(level)
+
+
 def _invoke(invoke, ctx: click.Context):
+    with cli_logging(ctx):
+        return _invoke_inner(invoke, ctx)
+
+
+def _invoke_inner(invoke, ctx: click.Context):
     try:
         return invoke(ctx)
     except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):

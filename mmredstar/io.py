@@ -149,10 +149,11 @@ def surrogate_field(obj: Any, at: str = "") -> str | None:
     return None
 
 
-def iter_jsonl(path: str) -> Iterator[tuple[int, Any, Problem | None]]:
+def iter_jsonl(path: str, *, lone_surrogates: bool = False) -> Iterator[tuple[int, Any, Problem | None]]:
     """Yield (line number, parsed object or None, problem or None) for each non-blank line. A line that is not
     UTF-8, is not JSON, or holds a lone surrogate escape (which no UTF-8 writer can write back) is a problem of
-    that line; the lines after it are still read."""
+    that line; the lines after it are still read. ``lone_surrogates=True`` keeps such strings as they are (for
+    a reader that writes them back escaped, like ``verify``)."""
     with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
         for i, raw in enumerate(f, 1):
             try:
@@ -169,7 +170,7 @@ def iter_jsonl(path: str) -> Iterator[tuple[int, Any, Problem | None]]:
                 yield i, None, Problem(path, i, "-", f"malformed JSON: {e.msg} at column {e.colno}",
                                        "each line must be one complete JSON object")
                 continue
-            bad = surrogate_field(obj) if "\\u" in line else None
+            bad = surrogate_field(obj) if "\\u" in line and not lone_surrogates else None
             if bad:
                 yield i, None, Problem(path, i, bad, "a lone UTF-16 surrogate escape (e.g. \"\\ud83d\" without its "
                                        "pair: a cut emoji)", "write the whole character or remove the escape")

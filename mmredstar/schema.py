@@ -21,11 +21,14 @@ Validation never stops at the first problem: ``validate_record`` returns every `
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
 import hashlib
 import io
 import json
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -422,10 +425,28 @@ def record_from_dict(d: dict, *, file: str | None = None, line: int | None = Non
 
 
 # ----------------------------------------------------------------------------------------- validation
-_SAMPLE_KEYS = {"id", "source", "split", "prompt", "images", "answer", "answer_type", "choices", "tests",
-                "difficulty", "meta", "provenance", "responses", "chosen", "rejected"}
-_RESPONSE_KEYS = {"text", "finish_reason", "prompt_tokens", "completion_tokens", "gen", "verdict", "reward",
-                  "extracted", "reason", "meta"}
+def _keys(cls) -> frozenset[str]:
+    """The JSON keys of a record dataclass: its fields, less those that are not serialised (``compare=False``,
+    e.g. ``ImageRef.root``). A new field is one edit: the dataclass."""
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.compare)
+
+
+@functools.cache
+def _typed(cls, tp: type) -> tuple[str, ...]:
+    """The fields of ``cls`` annotated ``tp`` or ``tp | None`` (in field order).
+
+    >>> _typed(Response, int), _typed(Response, dict)
+    (('prompt_tokens', 'completion_tokens'), ('gen', 'meta'))
+    """
+    hints = typing.get_type_hints(cls)
+    return tuple(f.name for f in dataclasses.fields(cls) if f.compare
+                 and (hints[f.name] is tp or set(typing.get_args(hints[f.name])) == {tp, type(None)}))
+
+
+_SAMPLE_KEYS = _keys(Pair)            # a Sample's fields plus chosen / rejected
+_RESPONSE_KEYS = _keys(Response)
+_IMAGE_KEYS = _keys(ImageRef)
+_TESTS_KEYS = _keys(CodeTests)
 
 
 def _type_name(v: Any) -> str:
@@ -504,8 +525,9 @@ def validate_record(d: Any, *, file: str | None = None, line: int | None = None,
         bad("answer_type", "missing", f"set one of {list(ANSWER_TYPES)}")
     elif not isinstance(at, str) or at not in ANSWER_TYPES:
         bad("answer_type", f"unknown value {at!r}", f"use one of {list(ANSWER_TYPES)}")
-    for fld in ("id", "source", "split"):
-        opt(fld, str, "string")
+    for fld in _typed(Sample, str):
+        if fld not in ("answer", "answer_type"):          # checked above / below with their own hints
+            opt(fld, str, "string")
     if "answer" in d and d["answer"] is not None and not isinstance(d["answer"], str):
         if isinstance(d["answer"], (int, float)) and not isinstance(d["answer"], bool):
             bad("answer", f"expected string, got {_type_name(d['answer'])} {d['answer']!r}",
@@ -515,8 +537,8 @@ def validate_record(d: Any, *, file: str | None = None, line: int | None = None,
     if "difficulty" in d and d["difficulty"] is not None and (
             isinstance(d["difficulty"], bool) or not isinstance(d["difficulty"], (int, float))):
         bad("difficulty", f"expected number, got {_type_name(d['difficulty'])}", "a number on the 1-10 scale")
-    opt("meta", dict, "object")
-    opt("provenance", dict, "object")
+    for fld in _typed(Sample, dict):
+        opt(fld, dict, "object")
 
     # images
     images = d.get("images") or []
@@ -530,7 +552,7 @@ def validate_record(d: Any, *, file: str | None = None, line: int | None = None,
             if not isinstance(im, dict):
                 bad(f, f"expected object with 'path' or 'bytes', got {_type_name(im)}")
                 continue
-            extra = set(im) - {"path", "bytes"}
+            extra = set(im) - _IMAGE_KEYS
             if extra:
                 bad(f, f"unknown keys {sorted(extra)}", "an image is {'path': ...} or {'bytes': base64}")
             path, b64 = im.get("path"), im.get("bytes")
@@ -632,7 +654,7 @@ def validate_record(d: Any, *, file: str | None = None, line: int | None = None,
                 bad("tests", f"{len(ins)} inputs but {len(outs)} outputs", "one expected output per input")
             elif not ins:
                 bad("tests", "no test cases")
-            extra = set(t) - {"inputs", "outputs", "fn_name", "starter_code"}
+            extra = set(t) - _TESTS_KEYS
             if extra:
                 bad("tests", f"unknown keys {sorted(extra)}")
             if t.get("fn_name") is not None and not isinstance(t.get("fn_name"), str):
@@ -661,11 +683,11 @@ def validate_record(d: Any, *, file: str | None = None, line: int | None = None,
         rw = r.get("reward")
         if rw is not None and (isinstance(rw, bool) or not isinstance(rw, (int, float))):
             bad(f + ".reward", f"expected number, got {_type_name(rw)}")
-        for k in ("prompt_tokens", "completion_tokens"):
+        for k in _typed(Response, int):
             v = r.get(k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                 bad(f + "." + k, f"expected integer, got {_type_name(v)}")
-        for k in ("gen", "meta"):
+        for k in _typed(Response, dict):
             if r.get(k) is not None and not isinstance(r.get(k), dict):
                 bad(f + "." + k, f"expected object, got {_type_name(r.get(k))}")
 

@@ -31,11 +31,15 @@ from mmredstar.config import (  # noqa: F401  (re-exported: the config API lived
     where,
 )
 from mmredstar.config import field_docs as _field_docs
-from mmredstar.data.inputs import InputSpec  # noqa: F401  (re-exported)
+from mmredstar.data.inputs import InputSpec, check_input
 from mmredstar.generate import SamplingParams
-
+from mmredstar.trackers import check_report_to
 
 # ----------------------------------------------------------------------------------------- sections
+PAIRINGS = ("random", "shortest_chosen", "longest_rejected", "shortest_longest", "all")
+"""The DPO pairing rules (``select.dpo.pairing``; ``mmredstar.curate.select`` implements them)."""
+
+
 @dataclass
 class DecontaminateConfig:
     """Drop training prompts that overlap evaluation benchmarks (word n-gram overlap of the question text)."""
@@ -180,6 +184,10 @@ class CurateConfig:
     """Stop after this many input samples (after decontamination)."""
     progress: bool = True
     """Show a progress bar (rate and ETA)."""
+    report_to: list[str] = field(default_factory=list)
+    """Trackers that get the run's counters (``report.json``'s counts, verdicts, drop reasons, units), as a
+    training run's ``train.report_to``: ``[tensorboard]`` (event files under ``OUT/runs/``), ``[wandb]``;
+    ``[]``: none (``mmredstar.trackers``)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -204,10 +212,7 @@ def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
                           "`inputs: [{path: data/train.jsonl}]` or `[{card: geoqa, src: GeoQA3/train.pk}]`")
     for i, spec in enumerate(list(cfg.inputs) + list(cfg.decontaminate.benchmarks)):
         key = f"inputs[{i}]" if i < len(cfg.inputs) else f"decontaminate.benchmarks[{i - len(cfg.inputs)}]"
-        if (spec.path is None) == (spec.card is None):
-            raise ConfigError(f"{where(key)}: key '{key}': give either 'path' (sample files) or 'card' + 'src'")
-        if spec.card is not None and spec.src is None:
-            raise ConfigError(f"{where(key)}: key '{key}.src': a card input needs 'src' (the raw dataset files)")
+        check_input(spec, key, where)
     try:
         parse_schedule(cfg.schedule)
     except ValueError as e:
@@ -229,11 +234,13 @@ def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('teacher')}: key 'teacher': {e}") from None
     try:
+        check_report_to(cfg.report_to)
+    except ValueError as e:
+        raise ConfigError(f"{where('report_to')}: {e}") from None
+    try:
         build_source(cfg.difficulty.source, cfg.difficulty.params, check_only=True)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('difficulty')}: key 'difficulty': {e}") from None
-    from .select import PAIRINGS
-
     if cfg.select.dpo.pairing not in PAIRINGS:
         close = difflib.get_close_matches(cfg.select.dpo.pairing, list(PAIRINGS), n=1)
         raise ConfigError(f"{where('select.dpo.pairing')}: key 'select.dpo.pairing': unknown pairing "

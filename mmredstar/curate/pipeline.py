@@ -36,7 +36,6 @@ import itertools
 import json
 import logging
 import shutil
-import sys
 import threading
 import time
 from collections import deque
@@ -50,23 +49,24 @@ from ..difficulty.sources import build_source
 from ..generate import Teacher, build_teacher
 from ..io import (
     SampleWriter,
-    atomic_write,
     count_records,
     dir_lock,
     expand_paths,
     iter_raw_records,
     read_jsonl,
     read_samples,
+    write_jsonl,
 )
 from ..levels import in_range, parse_schedule, samples_for
 from ..schema import DataError, Response, Sample, unreadable_image
 from ..stages import Marker, asset_sha256, fingerprint
+from ..trackers import flatten, report_scalars
 from .config import CurateConfig, load_config
 from .decontaminate import NgramIndex, build_index, decontaminate
 from .report import Report
 from .select import dropped, pair_dpo, response_record, rl_prompt, select_sft
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 JUDGE_VERSION = 2   # 2: math judged in the strict mode by default (verify.math MATH_MODES)
 OUTPUTS = ("sft.jsonl", "dpo.jsonl", "rl.jsonl", "rejected.jsonl", "decontaminated.jsonl", "report.json",
@@ -220,7 +220,7 @@ class Pipeline:
         self.source = build_source(cfg.difficulty.source, cfg.difficulty.params)
         self.bands = parse_schedule(cfg.schedule)
         self.progress = cfg.progress if progress is None else progress
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.log = log or logger.info
         self.stats = {"units": 0, "teacher_queried": 0, "teacher_cached": 0, "judged_cached": 0,
                       "difficulty_queried": 0, "difficulty_cached": 0}
         self._stats_lock = threading.Lock()
@@ -248,9 +248,7 @@ class Pipeline:
                     self._bump("difficulty_cached")
             if res is None:
                 res = self.source.score(samples)
-                with atomic_write(path) as f:
-                    for s, (d, m) in zip(samples, res, strict=True):
-                        f.write(json.dumps({"id": s.id, "difficulty": d, "meta": m}, ensure_ascii=False) + "\n")
+                write_jsonl(path, ({"id": s.id, "difficulty": d, "meta": m} for s, (d, m) in zip(samples, res, strict=True)))
                 self._bump("difficulty_queried")
         else:
             res = self.source.score(samples)
@@ -309,9 +307,7 @@ class Pipeline:
                 self._bump("judged_cached")
                 return unit
         judge_samples(unit.samples, self.cfg.filters, self.cfg.verify, self.cfg.verify_workers)
-        with atomic_write(path) as f:
-            for s in unit.samples:
-                f.write(json.dumps({"id": s.id, "j": [_judgment(r) for r in s.responses]}, ensure_ascii=False) + "\n")
+        write_jsonl(path, ({"id": s.id, "j": [_judgment(r) for r in s.responses]} for s in unit.samples))
         return unit
 
     # -- the whole run --------------------------------------------------------------------------------
@@ -333,7 +329,7 @@ class Pipeline:
             _clean_temp(out)
             conf = _jsonable(cfg.to_dict())
             # the report's config says what determines the data, not how or where the run went
-            for k in ("out", "workers", "progress", "verify_workers"):
+            for k in ("out", "workers", "progress", "verify_workers", "report_to"):
                 conf.pop(k)
             conf["teacher"] = _jsonable(self.teacher_fp)
             conf["difficulty"]["params"] = _jsonable(self.source_fp)
@@ -346,6 +342,7 @@ class Pipeline:
             if st is not None:
                 self.log(f"{out}: already complete for this config and these inputs (use --fresh to redo)")
                 report = json.loads((out / "report.json").read_text())
+                self._report_to(report, {})
                 return CurateResult(str(out), report, {"status": "up to date"}, dict(st["outputs"]))
             t0 = time.time()
             try:
@@ -359,7 +356,19 @@ class Pipeline:
             self._log_run(result.run)
             result.run["units"] = dict(self.stats)
             marker.mark(state_key, inputs, {f: out / f for f in sorted(result.files)})
+            self._report_to(result.report, result.run)
             return result
+
+    def _report_to(self, report: dict, run: dict) -> None:
+        """The counters to the trackers of ``report_to`` (once the outputs are final)."""
+        if not self.cfg.report_to:
+            return
+        keys = ("counts", "pass_rate", "prompts_without_responses", "verdicts", "drop_reasons", "finish_reasons",
+                "decontamination")
+        scalars = flatten({k: report[k] for k in keys if k in report}, "curate/")
+        scalars.update(flatten({"units": run.get("units", {}), "seconds": run.get("seconds")}, "curate/"))
+        report_scalars(self.cfg.report_to, self.out, scalars, run_name=f"curate {self.out.name}",
+                       config=report.get("config"))
 
     def _log_run(self, d: dict) -> None:
         line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **d, "units": dict(self.stats),
@@ -457,7 +466,7 @@ def _located(spec: InputSpec) -> Iterator[tuple[str, Sample]]:
             n += 1
             yield f"{f}:{line}", s
         if n == 0:
-            log.warning("curate: input %s holds no records (an empty file?)", f)
+            logger.warning("curate: input %s holds no records (an empty file?)", f)
 
 
 def checked_inputs(specs: list[InputSpec], rep: Report) -> Iterator[Sample]:

@@ -21,9 +21,7 @@ import random
 
 from ..generate import sample_seed
 from ..schema import Pair, Response, Sample
-from .config import DPOSelect, RLSelect, SFTSelect
-
-PAIRINGS = ("random", "shortest_chosen", "longest_rejected", "shortest_longest", "all")
+from .config import PAIRINGS, DPOSelect, RLSelect, SFTSelect
 
 
 def normalize_text(text: str) -> str:

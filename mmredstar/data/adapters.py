@@ -28,8 +28,9 @@ import os
 import re
 from typing import Any
 
+from ..io import iter_jsonl, read_jsonl
 from ..schema import CodeTests, Message, Part, Response
-from .rows import RowContext, Skip
+from .rows import RowContext, Skip, _jsonable
 from .sources import llamafactory_entry
 from .text import choice_letter, get_path, scalar_to_str, split_choices, strip_instruction
 
@@ -111,16 +112,11 @@ def _answers_file(ctx: RowContext) -> dict | None:
     cache = ctx.options.setdefault("_answers_cache", {})
     if path not in cache:
         table = {}
-        with open(path, encoding="utf-8") as f:
-            for ln, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise Skip("answers_file", f"{path}:{ln}: malformed JSON ({e.msg})") from None
-                qid = d.get("question_id", d.get("id"))
-                table[str(qid)] = d.get("text", d.get("answer"))
+        for _, d, prob in iter_jsonl(path):
+            if prob is not None:
+                raise Skip("answers_file", f"{prob.file}:{prob.line}: {prob.message}")
+            qid = d.get("question_id", d.get("id"))
+            table[str(qid)] = d.get("text", d.get("answer"))
         cache[path] = table
     return cache[path]
 
@@ -174,8 +170,6 @@ def _geoqa_original(row: dict, ctx: RowContext) -> dict:
     else:
         images = ctx.images_from_value(img, name=name)
     extra = {}
-    from .convert import _jsonable
-
     for k, v in row.items():
         if k in ("image", "choices", key) or not isinstance(k, str) or k.startswith("_"):
             continue
@@ -340,11 +334,8 @@ def _spj_table(ctx: RowContext) -> dict | None:
     cache = ctx.options.setdefault("_spj_cache", {})
     if path not in cache:
         table = {}
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    d = json.loads(line)
-                    table[int(d["idx"])] = d
+        for d in read_jsonl(path):
+            table[int(d["idx"])] = d
         cache[path] = table
     return cache[path]
 

@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections import Counter
 
 import click
 
 from ..clibase import Group
+
+log = logging.getLogger(__name__)
 
 
 @click.group(cls=Group)
@@ -160,9 +163,9 @@ def convert(card_name, src, out, split, where, subset, limit, image_dir, opts, s
         click.echo(f"up to date: {out} (same card, sources and options; --overwrite redoes it)")
     click.echo(report.summary())
     if report.skipped:
-        click.echo(f"skipped rows with their reasons: {sidecar_dir(out)}/skipped.jsonl", err=True)
+        log.warning(f"skipped rows with their reasons: {sidecar_dir(out)}/skipped.jsonl")
         if not allow_skips:
-            click.echo(f"{report.skipped} row(s) could not be converted; fix them or pass --allow-skips", err=True)
+            log.error(f"{report.skipped} row(s) could not be converted; fix them or pass --allow-skips")
             sys.exit(1)
 
 

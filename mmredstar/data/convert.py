@@ -36,7 +36,7 @@ from ..schema import DataError, ImageRef, Message, Pair, Part, Response, Sample,
 from ..stages import fingerprint, sha256_file
 from ..verify.extract import last_boxed
 from .cards import Card, load_card, resolve_hook
-from .rows import RowContext, Skip
+from .rows import RowContext, Skip, _jsonable
 from .sources import HF_PREFIX, RawRow, iter_source, list_source_files, parse_hf
 from .text import (
     format_template,
@@ -321,30 +321,6 @@ def build_sample(card: Card, raw: RawRow, ctx: RowContext) -> Sample:
     return s
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (bytes, bytearray)):
-        return f"<{len(v)} bytes>"
-    if hasattr(v, "shape") and hasattr(v, "dtype"):
-        if getattr(v, "ndim", 0) == 0:
-            return v.item()
-        if v.size <= 64:
-            return v.tolist()
-        return f"<array shape={tuple(v.shape)} dtype={v.dtype}>"
-    if hasattr(v, "item"):
-        try:
-            return v.item()
-        except Exception:
-            pass
-    return str(v)
-
-
-# ----------------------------------------------------------------------------------------- many rows
 def _predicates(card: Card, where: Iterable[str | Predicate] = (), subset: str | None = None) -> list[Predicate]:
     preds = [parse_where(w) if isinstance(w, str) else w for w in where]
     if subset:

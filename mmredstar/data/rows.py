@@ -155,3 +155,29 @@ def _same_bytes(path: str, data: bytes) -> bool:
 def _safe_name(s: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(s))
     return keep.strip("._") or "image"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (bytes, bytearray)):
+        return f"<{len(v)} bytes>"
+    if hasattr(v, "shape") and hasattr(v, "dtype"):
+        if getattr(v, "ndim", 0) == 0:
+            return v.item()
+        if v.size <= 64:
+            return v.tolist()
+        return f"<array shape={tuple(v.shape)} dtype={v.dtype}>"
+    if hasattr(v, "item"):
+        try:
+            return v.item()
+        except Exception:
+            pass
+    return str(v)
+
+
+# ----------------------------------------------------------------------------------------- many rows

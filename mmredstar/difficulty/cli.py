@@ -27,11 +27,12 @@ def train_cmd(config, out, sets, fresh):
 
     Prints and writes (OUT/eval.json) the agreement with held-out labels: exact band, within one and two
     bands, MAE and Spearman rank correlation, beside the constant predictor."""
-    from .train import train
+    from .train import summary, train
 
     overrides = list(sets) + ([f"out={out}"] if out else [])
     report = train(config, overrides, fresh=fresh)
     if report:
+        click.echo(summary(report))
         click.echo(f"scorer: {report['scorer']} (eval.json, predictions.jsonl, confusion.png beside it)")
 
 

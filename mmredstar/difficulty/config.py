@@ -24,24 +24,17 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from mmredstar.config import ConfigError, load_dataclass
-from mmredstar.data.inputs import InputSpec
+from mmredstar.data.inputs import InputSpec, check_input
 
 HEADS = ("classification", "regression")
-BUILTINS = ("arithmetic",)
 
 
 @dataclass
 class LabelledInput(InputSpec):
-    """Labelled problems: sample files (``path``), a data card over its raw source (``card`` + ``src``), or a
-    generated fixture (``builtin``); the keys of a curation input (``mmredstar.data.inputs.InputSpec``)
-    plus the ones below."""
+    """Labelled problems: any input of ``mmredstar.data.inputs.InputSpec`` (sample files, a data card over its
+    raw source, a generated set such as ``builtin: arithmetic``, a named set; with ``where``, ``subset``,
+    ``limit``) plus the ones below."""
 
-    card: str | dict | None = None
-    """A data card name (``math``, ``taco``, ...), a card file, or an inline card mapping (the card's
-    front-matter keys; e.g. for Omni-MATH, which has no shipped card); used with ``src``."""
-    builtin: str | None = None
-    """A generated labelled set: ``arithmetic`` (``mmredstar.synth.arithmetic``: level = number of
-    operations; ``options: {n: 1000, seed: 0}``)."""
     label: str | None = None
     """Where the raw label is: ``None`` = ``Sample.difficulty`` (already on the 1-10 scale, as the data cards
     map it); else a sample field or a dotted path into ``meta`` (``level``, ``meta.level``, ``raw.difficulty``)."""
@@ -135,14 +128,7 @@ def check(cfg: DifficultyTrainConfig, where=lambda key: "<config>") -> None:
     for group in ("inputs", "eval_inputs"):
         for i, spec in enumerate(getattr(cfg, group)):
             key = f"{group}[{i}]"
-            given = [k for k in ("path", "card", "builtin") if getattr(spec, k) is not None]
-            if len(given) != 1:
-                raise ConfigError(f"{where(key)}: key '{key}': give exactly one of 'path' (sample files), "
-                                  f"'card' + 'src', or 'builtin' (got {given or 'none'})")
-            if spec.card is not None and spec.src is None:
-                raise ConfigError(f"{where(key)}: key '{key}.src': a card input needs 'src' (the raw dataset files)")
-            if spec.builtin is not None and spec.builtin not in BUILTINS:
-                raise ConfigError(f"{where(key)}: key '{key}.builtin': unknown {spec.builtin!r}; use one of {list(BUILTINS)}")
+            check_input(spec, key, where)
             if isinstance(spec.map, str) and spec.map not in DIFFICULTY_MAPS:
                 raise ConfigError(f"{where(key)}: key '{key}.map': unknown map {spec.map!r}; use one of "
                                   f"{list(DIFFICULTY_MAPS)} or a {{label: number}} mapping")

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mmredstar.data.inputs import input_name, iter_input
+from mmredstar.data.subset import unit_hash
+from mmredstar.levels import map_difficulty, scale10
 from mmredstar.schema import Sample
 
 from .config import LabelledInput
@@ -24,28 +27,6 @@ class Item:
     label: float
     source: str
     id: str
-
-
-def input_name(spec: LabelledInput) -> str:
-    """The name an input is reported under (its ``name``, the builtin, the card or the file name)."""
-    from mmredstar.data.inputs import input_name as curate_input_name
-
-    return spec.builtin if spec.builtin and not spec.name else curate_input_name(spec)
-
-
-def iter_input(spec: LabelledInput):
-    """Samples of one labelled input (streaming for files and cards)."""
-    if spec.builtin is not None:
-        from itertools import islice
-
-        from ..synth.arithmetic import arithmetic_problems
-
-        opts = dict(spec.options)
-        it = iter(arithmetic_problems(int(opts.pop("n", 1000)), int(opts.pop("seed", 0)), **opts))
-        return islice(it, spec.limit) if spec.limit is not None else it
-    from mmredstar.data.inputs import iter_input as curate_iter_input
-
-    return curate_iter_input(spec)
 
 
 def raw_label(s: Sample, path: str | None) -> Any:
@@ -74,8 +55,6 @@ def label_of(s: Sample, spec: LabelledInput) -> float | None:
     >>> label_of(Sample.text("q", "1", meta={"level": "Level 3"}), LabelledInput(label="level", map="math_level"))
     5.0
     """
-    from mmredstar.levels import map_difficulty, scale10
-
     v = raw_label(s, spec.label)
     if v is None:
         return None
@@ -114,8 +93,6 @@ def labelled_items(specs: list[LabelledInput], template: str = "{question}", cou
 def split_items(items: list[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
     """(train, held out): an item is held out when its seeded hash of the id falls under ``fraction``
     (independent of order; the same problem is always on the same side)."""
-    from mmredstar.data.subset import unit_hash
-
     train, held = [], []
     for it in items:
         (held if unit_hash(seed, it.id) < fraction else train).append(it)

@@ -29,7 +29,7 @@ from collections import Counter
 from itertools import islice
 from pathlib import Path
 
-from ..io import atomic_write, count_records, expand_paths, read_samples
+from ..io import atomic_write, count_records, expand_paths, read_jsonl, read_samples, write_jsonl
 from ..levels import band
 from ..stages import Marker, file_hashes, fingerprint
 
@@ -105,8 +105,7 @@ def score_file(model: str, inputs, out: str | os.PathLike, *, batch_size: int = 
             chunk_files.append(cf)
             idx += 1
             if cf.exists():
-                with open(cf, encoding="utf-8") as f:
-                    rows = [json.loads(x) for x in f if x.strip()]
+                rows = list(read_jsonl(cf))
                 if [r["id"] for r in rows] == [s.id for s in chunk]:
                     for r in rows:
                         bands[str(band(r["difficulty"]))] += 1
@@ -120,10 +119,10 @@ def score_file(model: str, inputs, out: str | os.PathLike, *, batch_size: int = 
                     torch.set_num_threads(num_threads)
                 scorer = load_scorer(model)
             res = scorer.score_samples(chunk, batch_size=batch_size)
-            with atomic_write(cf) as f:
-                for s, (d, meta) in zip(chunk, res, strict=True):
-                    f.write(json.dumps(apply_score(s, d, meta, model).to_dict(out_dir=out_dir), ensure_ascii=False) + "\n")
-                    bands[str(band(d))] += 1
+            write_jsonl(cf, (apply_score(s, d, meta, model).to_dict(out_dir=out_dir)
+                             for s, (d, meta) in zip(chunk, res, strict=True)))
+            for d, _ in res:
+                bands[str(band(d))] += 1
             scored_now += len(chunk)
             bar.update(len(chunk))
     with atomic_write(out) as f:

@@ -21,6 +21,7 @@ within 1 and 2 bands, MAE, Spearman; per source), ``predictions.jsonl`` (id, lab
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -33,6 +34,8 @@ from .config import DifficultyTrainConfig, load_config
 from .data import Item, labelled_items, split_items
 from .metrics import agreement, constant_baseline
 from .model import NUM_BANDS, SCORER_FILE, Scorer, build_scorer_model
+
+log = logging.getLogger(__name__)
 
 SCORER_VERSION = 1
 
@@ -77,7 +80,7 @@ class _Encoded:
 
 
 def _log(msg: str) -> None:
-    print(f"[difficulty] {msg}", file=sys.stderr, flush=True)
+    log.info(f"[difficulty] {msg}")
 
 
 def _snapshot(model, limit: int = 50_000_000):
@@ -118,7 +121,6 @@ def train(config, overrides: list[str] | dict | None = None, *, fresh: bool = Fa
     if not fresh and marker.check(fp, input_paths) is not None:
         _log(f"up to date: {out} (same config and inputs; fresh=True / --fresh retrains)")
         report = json.loads((out / "eval.json").read_text(encoding="utf-8"))
-        print(summary(report))
         return report
     rank, world = dist_env()
     is_main = rank == 0
@@ -213,7 +215,6 @@ def train(config, overrides: list[str] | dict | None = None, *, fresh: bool = Fa
             f.write(json.dumps({"id": it.id, "source": it.source, "label": it.label, "prediction": p, **meta}) + "\n")
     _plots(out, losses, gold, pv)
     marker.mark(fp, input_paths, {"scorer": out / SCORER_FILE, "eval": out / "eval.json", "metrics": out / "metrics.json"})
-    print(summary(report))
     return report
 
 
@@ -271,4 +272,5 @@ def _plots(out: Path, losses, gold, pred) -> None:
 if __name__ == "__main__":   # torchrun --nproc_per_node N -m mmredstar.difficulty.train CONFIG [KEY=VALUE ...]
     if len(sys.argv) < 2:
         sys.exit("usage: python -m mmredstar.difficulty.train CONFIG.yaml [KEY=VALUE ...]")
-    train(sys.argv[1], sys.argv[2:])
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(summary(train(sys.argv[1], sys.argv[2:])))

@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import click
 
 from ..clibase import Group
+
+log = logging.getLogger(__name__)
 
 
 def _opts(pairs: tuple[str, ...]) -> dict:
@@ -78,8 +81,10 @@ def show_cmd(bench):
 @click.option("--out", default="runs/eval", show_default=True, help="Output directory.")
 @click.option("--overwrite", is_flag=True, help="Discard earlier results made with other settings.")
 @click.option("--title", default=None, help="Report title.")
+@click.option("--report-to", default=None,
+              help="Trackers that get the metrics, as train.report_to: tensorboard (OUT/runs/), wandb; comma-separated.")
 def run_cmd(models, benches, backend, backend_opts, n, limit, data, sets, blank_images, batch_size, out, overwrite,
-            title):
+            title, report_to):
     """Generate, verify and score; per-sample JSONL (resumable) and OUT/report.{json,md,png}."""
     from .report import render_markdown
     from .runner import evaluate
@@ -89,7 +94,7 @@ def run_cmd(models, benches, backend, backend_opts, n, limit, data, sets, blank_
         bopts["batch_size"] = batch_size
     rep = evaluate(models, benches, out=out, backend=backend, backend_options=bopts, data=data, n=n,
                    limit=limit, spec_overrides=_opts(sets) or None, blank=blank_images, overwrite=overwrite,
-                   title=title)
+                   title=title, report_to=report_to)
     click.echo(render_markdown(rep))
     click.echo(f"wrote {out}/report.json, report.md, report.png and per-sample files under {out}/<model>/<bench>/")
 
@@ -114,9 +119,9 @@ def score_cmd(bench, responses, data, out, label):
         if m != "pass@1" and m in r:
             click.echo(f"  {m}: {100 * r[m]:.2f}%")
     if r["n_unknown"]:
-        click.echo(f"  {r['n_unknown']} line(s) with ids the benchmark does not have: {r['unknown_ids'][:10]}", err=True)
+        log.warning(f"  {r['n_unknown']} line(s) with ids the benchmark does not have: {r['unknown_ids'][:10]}")
     for p in r["problems"][:20]:
-        click.echo(f"  problem: {p}", err=True)
+        log.warning(f"  problem: {p}")
     if out:
         click.echo(f"wrote {out}/report.json, report.md")
 

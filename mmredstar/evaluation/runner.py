@@ -41,6 +41,7 @@ from pathlib import Path
 
 from .. import stages
 from ..schema import ImageRef, Sample
+from ..trackers import check_report_to, flatten, report_scalars
 from ..verify import verification_mode
 from .metrics import aggregate
 from .spec import BenchSpec, load_bench_samples, load_spec, render_prompt
@@ -102,8 +103,14 @@ def backend_spec(backend: str, model: str, options: dict | None = None) -> dict:
 
     >>> backend_spec("transformers", "tiny_vlm", {"batch_size": 8})
     {'kind': 'transformers', 'model': 'tiny_vlm', 'batch_size': 8}
+
+    ``code_steps`` and ``ppm_search`` are the code-augmented step backends (``mmredstar.evaluation.search``).
     """
-    return {"kind": backend, "model": model, **(options or {})}
+    return {"kind": SEARCH_BACKENDS.get(backend, backend), "model": model, **(options or {})}
+
+
+SEARCH_BACKENDS = {"code_steps": "mmredstar.evaluation.search:CodeStepsTeacher",
+                   "ppm_search": "mmredstar.evaluation.search:PPMSearchTeacher"}
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -276,7 +283,7 @@ def evaluate(models: str | Sequence[str | ModelEntry | dict], benches: str | Seq
              data: str | dict | None = None, samples: dict | None = None, n: int | None = None,
              limit: int | None = None, spec_overrides: dict | None = None, blank: bool = False,
              chunk_size: int | None = None, overwrite: bool = False, progress: bool = True,
-             title: str | None = None) -> dict:
+             title: str | None = None, report_to: str | Sequence[str] | None = None) -> dict:
     """Evaluate every model on every benchmark; writes per-sample files and ``OUT/report.{json,md,png}``.
 
     models: ``"a,b"``, ``"label=path,..."`` or a list (strings, dicts, ``ModelEntry``); ``blank=True`` runs
@@ -287,10 +294,13 @@ def evaluate(models: str | Sequence[str | ModelEntry | dict], benches: str | Seq
     n / spec_overrides: override the spec's samples per prompt / any spec key (``{"max_new_tokens": 64}``).
     limit: the first N items of each benchmark.
     chunk_size: prompts generated and written together (default: 64, or the backend's ``batch_size`` if larger).
+    report_to: trackers that get every result's metrics (``eval/<label>/<bench>/<metric>``), as a training
+        run's ``train.report_to``: ``["tensorboard"]`` (event files under ``OUT/runs/``), ``["wandb"]``.
     Returns the report (what ``report.json`` holds)."""
     from ..generate import build_teacher
     from .report import write_report
 
+    report_to = check_report_to(report_to)           # before any model is loaded
     entries = parse_models(models)
     if blank:
         entries = [dataclasses.replace(e, blank_images=True, label=e.label + "-blank") for e in entries]
@@ -326,8 +336,24 @@ def evaluate(models: str | Sequence[str | ModelEntry | dict], benches: str | Seq
             results.append(r)
         if teacher is not None:
             teacher.close()
-    return write_report(out, results, title=title, seconds=time.time() - t0)
+    rep = write_report(out, results, title=title, seconds=time.time() - t0)
+    if report_to:
+        report_scalars(report_to, out, result_scalars(results), run_name=f"eval {Path(out).name}",
+                       config={"models": [e.model for e in entries], "benches": [s.name for s in specs]})
+    return rep
 
 
-__all__ = ["evaluate", "evaluate_samples", "ModelEntry", "parse_models", "backend_spec", "blank_images",
+def result_scalars(results: Sequence[dict]) -> dict[str, float]:
+    """Each result's numeric fields as ``eval/<label>/<bench>/<field>`` (what ``report_to`` gets).
+
+    >>> result_scalars([{"label": "sft", "bench": "geoqa", "pass@1": 0.5, "n_items": 12, "model": "runs/sft"}])
+    {'eval/sft/geoqa/pass@1': 0.5, 'eval/sft/geoqa/n_items': 12.0}
+    """
+    out: dict[str, float] = {}
+    for r in results:
+        out.update(flatten({k: v for k, v in r.items() if k not in ("label", "bench", "verification")}, f"eval/{r['label']}/{r['bench']}/"))
+    return out
+
+
+__all__ = ["evaluate", "evaluate_samples", "result_scalars", "ModelEntry", "parse_models", "backend_spec", "blank_images",
            "read_items", "fingerprint", "default_label"]

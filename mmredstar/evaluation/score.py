@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..io import iter_jsonl
+from ..io import iter_jsonl, write_json, write_jsonl
 from ..schema import Problem, Response, Sample
 from ..verify import verification_mode
 from .metrics import aggregate
@@ -74,8 +74,6 @@ def score_responses(bench: str | BenchSpec, responses: str | os.PathLike, *, dat
                     out: str | os.PathLike | None = None, label: str | None = None) -> dict:
     """Score a responses file against a benchmark; returns the result (and writes it under ``out`` when given:
     ``OUT/<label>/<bench>/samples.jsonl``, ``result.json``, ``OUT/report.{json,md,png}``)."""
-    from ..io import write_json, write_jsonl
-
     spec = load_spec(bench)
     samples = load_bench_samples(spec, data)
     idx = id_index(samples)

@@ -27,6 +27,8 @@ from typing import Any
 
 from ..assets import REPO_ROOT, AssetError, list_assets, resolve
 from ..config import ConfigError, to_plain
+from ..data.convert import ConvertReport
+from ..data.inputs import InputSpec, iter_input
 from ..schema import Message, Part, Sample
 
 TEMPLATE_KEY = "{question}"
@@ -216,36 +218,19 @@ def load_bench_samples(spec: BenchSpec, data: str | os.PathLike | None = None, *
     """The benchmark's samples (in source order): the source converted through the spec's card (subset, where,
     options), or a sample file read as is. ``limit`` keeps the first N. Missing data raises a ``FileNotFoundError``
     that says where the spec looked and how to get the file."""
-    from ..data import iter_card
-    from ..data.where import matches
-    from ..io import read_samples
-
     src = spec.data_path(data)
     if src is None or not os.path.exists(src):
         how = f" {spec.get_data}" if spec.get_data else ""
         looked = f"no file at {src}" if src else "the spec names no default data"
         raise FileNotFoundError(f"benchmark '{spec.name}': {looked}; pass --data PATH (the source file in the "
                                 f"format of card {_card_name(spec)!r}, or a converted sample file).{how}")
-    out: list[Sample] = []
-    if is_sample_file(src):
-        filters = list(spec.where)
-        if spec.subset:
-            from ..data import load_card
-
-            filters += load_card(spec.card).subset_filters(spec.subset)
-        for s in read_samples(src):
-            if filters and not matches(s, filters):
-                continue
-            out.append(s)
-            if limit is not None and len(out) >= limit:
-                break
-        return out
-    from ..data import ConvertReport
-
+    if is_sample_file(src):   # a converted sample file: the spec's where and the card's subset still apply
+        inp = InputSpec(path=src, card=spec.card, subset=spec.subset, where=list(spec.where or ()), limit=limit)
+    else:
+        inp = InputSpec(card=spec.card, src=src, split=spec.split, where=list(spec.where or ()), subset=spec.subset,
+                        limit=limit, image_dir=spec.image_dir, options=dict(spec.options or {}))
     report = ConvertReport(card=_card_name(spec), src=src)
-    for s in iter_card(spec.card, src, split=spec.split, where=spec.where or (), subset=spec.subset,
-                       limit=limit, image_dir=spec.image_dir, options=spec.options or None, report=report):
-        out.append(s)
+    out = list(iter_input(inp, report=report))
     if report.skipped:
         import warnings
 

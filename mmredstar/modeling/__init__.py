@@ -15,7 +15,7 @@ import importlib
 
 _EXPORTS = {
     "ModelPreset": "presets", "load_preset": "presets", "list_presets": "presets", "preset_summary": "presets",
-    "load_model": "loading", "build_model": "loading", "text_config_of": "loading", "apply_rope": "loading",
+    "load_model": "loading", "build_model": "loading", "text_config_of": "loading", "apply_rope": "rope",
     "Processor": "processor", "IGNORE_INDEX": "processor",
     "generate": "generation",
     "param_groups": "groups", "parts": "groups",

@@ -369,7 +369,7 @@ def build_vlm(ours: dict, state: dict, *, image_token_id: int, dtype=None, attn_
     """A ``VisionLanguageModel`` holding exactly ``state``: raises if any weight is missing or unused."""
     from transformers import AutoConfig
 
-    from mmredstar.modeling.loading import apply_rope
+    from mmredstar.modeling.rope import apply_rope
     from mmredstar.modeling.vlm import VisionLanguageModel, VLMConfig
 
     tc = dict(ours["text_config"])

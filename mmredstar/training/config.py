@@ -69,10 +69,11 @@ class ModelConfig:
 class DataConfig:
     """What to train on and how to shape it into sequences."""
 
-    train: list[str] = field(default_factory=list)
-    """Training data: sample files, globs, directories or named sets (``train/_sets.yaml``). SFT files hold
-    samples with one response (the target); DPO files hold pairs; RL files hold prompts."""
-    eval: list[str] = field(default_factory=list)
+    train: list[str | dict] = field(default_factory=list)
+    """Training data: sample files, globs, directories, named sets (``train/_sets.yaml``), ``builtin:NAME``, or
+    input mappings (``mmredstar.data.inputs.InputSpec`` keys: ``{card: math, src: MATH/train, where: [...],
+    limit: N}``). SFT files hold samples with one response (the target); DPO files hold pairs; RL files hold prompts."""
+    eval: list[str | dict] = field(default_factory=list)
     """Optional held-out data in the same form; evaluated every ``train.eval_steps``."""
     root: str | None = None
     """Directory that named sets' relative paths are resolved against; default ``$MMREDSTAR_DATA`` or ``./data``."""
@@ -467,6 +468,9 @@ def check_extra_args(rec: Recipe, where: str = "") -> None:
     """Every ``train.extra_args`` name must be a field of the installed arguments class (did-you-mean otherwise)."""
     if not rec.train.extra_args:
         return
+    if rec.method in ("ppo", "reinforce_pp", "reinforce_baseline"):
+        raise RecipeError(f"{where or rec.path or '<recipe>'}: key 'train.extra_args': method {rec.method} runs on our "
+                          "own loop (training/ppo.py), which takes no TrainingArguments; use the train/rl/ppo keys")
     import dataclasses
     import difflib
 

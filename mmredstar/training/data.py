@@ -1,8 +1,10 @@
 """Training data: resolve what a recipe names into files, read the records, write the data manifest.
 
-A recipe's ``data.train`` entries are, in order of lookup: ``builtin:NAME`` (a generated fixture set,
-see ``fixtures.py``); a named set from ``train/_sets.yaml`` (relative paths resolved against
-``data.root``, default ``$MMREDSTAR_DATA`` or ``./data``); a file, directory or glob. The manifest
+A recipe's ``data.train`` entries are inputs of ``mmredstar.data.inputs`` (the one input reader):
+``builtin:NAME`` (a generated fixture set, ``mmredstar/synth/builtins.py``); a named set from
+``train/_sets.yaml`` (relative paths resolved against ``data.root``, default ``$MMREDSTAR_DATA`` or
+``./data``); a file, directory or glob; or a mapping (``{card: math, src: MATH/train, where: [...],
+limit: 1000}``), read once into ``OUTPUT_DIR/data/inputs/``. The manifest
 (``data_manifest.json`` beside the weights) lists each file with its sha256, size and record count.
 
     from mmredstar.training.data import resolve_data, load_records, write_manifest
@@ -15,14 +17,24 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmredstar.assets import asset_dir, load_yaml
-from mmredstar.io import expand_paths, iter_raw_records, write_json
+from mmredstar.assets import asset_dir
+from mmredstar.data.inputs import (
+    GENERATED,
+    SET_KINDS,
+    SETS_FILE,
+    as_input,
+    data_root,  # noqa: F401  (re-exported)
+    input_files,
+    input_name,
+    kind_of,
+    named_sets,  # noqa: F401  (re-exported)
+)
+from mmredstar.io import iter_raw_records, write_json
 from mmredstar.schema import DataError, Pair, Problem, Sample, record_from_dict
 from mmredstar.stages import sha256_file
+from mmredstar.synth.builtins import BUILTIN_SETS
 
-SETS_FILE = "_sets.yaml"
-SET_KEYS = {"kind", "path", "builtin", "records", "description", "source", "make"}
-KINDS = ("sft", "dpo", "rl")
+KINDS = SET_KINDS
 
 
 @dataclass
@@ -34,81 +46,32 @@ class DataFile:
     set_name: str | None = None
 
 
-def named_sets() -> dict[str, dict]:
-    """Every named data set (``train/_sets.yaml``): name -> {kind, path | builtin, records, description, source}."""
-    try:
-        p = asset_dir("train") / SETS_FILE
-    except FileNotFoundError:
-        return {}
-    if not p.exists():
-        return {}
-    sets = load_yaml(p)
-    for name, spec in sets.items():
-        if not isinstance(spec, dict):
-            raise ValueError(f"{p}: set '{name}': expected a mapping with kind/path, got {spec!r}")
-        unknown = set(spec) - SET_KEYS
-        if unknown:
-            raise ValueError(f"{p}: set '{name}': unknown keys {sorted(unknown)}; allowed: {sorted(SET_KEYS)}")
-        if spec.get("kind") not in KINDS:
-            raise ValueError(f"{p}: set '{name}': 'kind' must be one of {list(KINDS)}")
-        if bool(spec.get("path")) == bool(spec.get("builtin")):
-            raise ValueError(f"{p}: set '{name}': give exactly one of 'path' (files) or 'builtin' (generated)")
-    return sets
-
-
-def data_root(root: str | None) -> str:
-    return root or os.environ.get("MMREDSTAR_DATA") or "data"
-
-
-def describe_spec(spec: str) -> tuple[str, str | None]:
-    """How a data entry will be looked up: ("builtin" | "set" | "path", set name).
+def describe_spec(spec: str | dict) -> tuple[str, str | None]:
+    """How a data entry will be looked up: ("builtin" | "set" | "path" | "card", builtin or set name).
 
     Raises ValueError for an unknown ``builtin:`` name. Used by recipe validation (no files touched)."""
-    from ..synth.builtins import BUILTIN_SETS
-
-    if spec.startswith("builtin:"):
-        name = spec.split(":", 1)[1]
-        if name not in BUILTIN_SETS:
-            raise ValueError(f"unknown built-in set {name!r}; known: {list(BUILTIN_SETS)}")
-        return "builtin", name
-    if spec in named_sets():
-        return "set", spec
-    return "path", None
+    s = as_input(spec)
+    k = kind_of(s)
+    if k == "builtin" and s.builtin not in BUILTIN_SETS + GENERATED:
+        raise ValueError(f"unknown built-in set {s.builtin!r}; known: {list(BUILTIN_SETS + GENERATED)}")
+    return k, s.builtin if k == "builtin" else s.set
 
 
-def resolve_data(specs: list[str], *, root: str | None, work_dir: str) -> list[DataFile]:
-    """Files for the recipe's data entries (built-in sets are written under ``work_dir``)."""
-    from ..synth.builtins import write_builtin
+def spec_label(spec: str | dict) -> str:
+    """The recipe's name for a data entry (the string itself, or the input's name for a mapping)."""
+    return spec if isinstance(spec, str) else input_name(spec)
 
-    sets = named_sets()
+
+def resolve_data(specs: list[str | dict], *, root: str | None, work_dir: str) -> list[DataFile]:
+    """Files for the recipe's data entries: any input of ``mmredstar.data.inputs`` (a path, ``builtin:NAME``,
+    a named set, or a mapping with ``card`` + ``src``, ``where``, ``subset``, ``limit``...). Generated sets and
+    filtered or converted inputs are written under ``work_dir`` (and hashed into the manifest like any file)."""
     out: list[DataFile] = []
     for spec in specs:
-        kind, name = describe_spec(spec)
-        if kind == "builtin":
-            out.append(DataFile(write_builtin(name, work_dir), spec, name))
-            continue
-        if kind == "set":
-            s = sets[spec]
-            if s.get("builtin"):
-                out.append(DataFile(write_builtin(s["builtin"], work_dir), spec, spec))
-                continue
-            p = s["path"]
-            full = p if os.path.isabs(p) else os.path.join(data_root(root), p)
-            try:
-                files = expand_paths(full)
-            except DataError:
-                raise DataError(Problem(full, None, "data", f"named set '{spec}' is not on disk",
-                                        f"create it ({s.get('make') or 'mmredstar curate ...'}) or set data.root / "
-                                        "$MMREDSTAR_DATA to the folder holding it")) from None
-            out.extend(DataFile(f, spec, spec) for f in files)
-            continue
-        try:
-            files = expand_paths(spec)
-        except DataError as e:
-            known = ", ".join(sorted(sets)[:20])
-            raise DataError(Problem(spec, None, "data", str(e.problems[0].message),
-                                    f"give a sample file, directory or glob, 'builtin:NAME', or a named set ({known})")) from None
-        out.extend(DataFile(f, spec, None) for f in files)
+        s = as_input(spec)
+        kind, name = describe_spec(s)
+        set_name = s.set if kind == "set" else (name if kind == "builtin" else None)
+        out.extend(DataFile(f, spec_label(spec), set_name) for f in input_files(s, root=root, work_dir=work_dir))
     return out
 
 
@@ -132,7 +95,8 @@ def load_records(files: list[DataFile], *, kind: str, image_root: str | None = N
                     raise DataError(Problem(path, line, "responses",
                                             f"an SFT sample needs exactly one response (the target), has "
                                             f"{len(rec.responses)}",
-                                            "select one response per sample (mmredstar curate select) or split them"))
+                                            "keep one response per sample (curation's SFT output has one: select.sft.max_per_prompt) "
+                                            "or split them into one sample per response"))
             elif kind == "dpo":
                 if not isinstance(rec, Pair):
                     raise DataError(Problem(path, line, "chosen", "a DPO file holds pairs (chosen + rejected)",

@@ -120,7 +120,9 @@ def train(rec) -> str:
     from .runner import load_data, load_model_for, prepare
 
     ctx = prepare(rec)
-    pairs, eval_pairs = load_data(ctx, "dpo")
+    records, eval_records = load_data(ctx, "dpo")   # (record, file, line) triples
+    pairs = [r for r, _, _ in records]
+    eval_pairs = [r for r, _, _ in eval_records or []]
     lm, processor = load_model_for(rec)
     t = rec.train
     model, m = train_ppm(lm, processor, pairs, eval_pairs, lr=t.lr, epochs=t.epochs, max_steps=t.max_steps,

@@ -216,7 +216,10 @@ def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------- the run
-def _linear_lambda(kind: str, total: int, delay: int = 0):
+def _lr_lambda(kind: str, total: int, delay: int = 0):
+    """LR factor per optimiser step: 0 during ``delay`` (the actor's critic warm-up), then ``kind`` (linear decay
+    to 0, cosine, or constant) over the remaining steps."""
+
     def f(t: int) -> float:
         if t < delay:
             return 0.0
@@ -255,13 +258,14 @@ def train(rec: Recipe) -> str:
         raise ValueError(f"train.micro_batch_size={micro} must divide the per-process mini-batch {local_mini}")
     gas = local_mini // micro
     ds = deepspeed_config(t.deepspeed)
-    plugin = None
+    plugin, zero3 = None, False
     if ds:
         with open(ds, encoding="utf-8") as f:
             cfg = json.load(f)
         cfg.update(train_micro_batch_size_per_gpu=micro, gradient_accumulation_steps=gas,
                    gradient_clipping=t.max_grad_norm)
         cfg["train_batch_size"] = micro * gas * world
+        zero3 = cfg.get("zero_optimization", {}).get("stage") == 3
         plugin = DeepSpeedPlugin(hf_ds_config=cfg)
     acc = Accelerator(gradient_accumulation_steps=gas, deepspeed_plugin=plugin,
                       mixed_precision="bf16" if use_bf16(t.bf16) else "no", cpu=not torch.cuda.is_available())
@@ -274,7 +278,9 @@ def train(rec: Recipe) -> str:
             out_emb.weight.requires_grad_(False)  # the critic's LM head is never used
     model = PolicyValue(actor, critic_net)
     if t.gradient_checkpointing:
-        actor.gradient_checkpointing_enable()
+        for net in (actor, critic_net):
+            if net is not None:
+                net.gradient_checkpointing_enable()
     ref = None
     if r.beta:
         ref, _ = load_model_for(rec)
@@ -294,9 +300,9 @@ def train(rec: Recipe) -> str:
     total = t.max_steps if t.max_steps > 0 else max(1, int(t.epochs * steps_per_epoch))
     updates = p.ppo_epochs * (B * n // mini)
     warm = p.critic_warmup_steps if method == "ppo" else 0
-    lambdas = [_linear_lambda(t.lr_scheduler, total * updates, warm * updates)]
+    lambdas = [_lr_lambda(t.lr_scheduler, total * updates, warm * updates)]
     if method == "ppo":
-        lambdas.append(_linear_lambda(t.lr_scheduler, total * updates))
+        lambdas.append(_lr_lambda(t.lr_scheduler, total * updates))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambdas)
     acc.register_for_checkpointing(sched)
 
@@ -308,7 +314,7 @@ def train(rec: Recipe) -> str:
                            max_new_tokens=r.max_completion_length, blank_images=rec.data.blank_images,
                            suppress_ids=image_ids, model_path=init_path(rec) or rec.model.name, url=p.rollout_url,
                            server_model=p.rollout_model, sync_dir=p.rollout_sync_dir, engine=p.vllm_engine,
-                           prompts_per_call=p.rollout_prompts_per_call)
+                           prompts_per_call=p.rollout_prompts_per_call, synced_gpus=zero3 and world > 1)
     reward_fn = reward_function(r.reward, r.reward_options)
     reduce = (lambda x: acc.reduce(x.to(acc.device), "sum").cpu()) if world > 1 else None
 
@@ -470,7 +476,8 @@ def _save_checkpoint(acc, ctx, step: int, history: list[dict], limit: int | None
 
 
 def _save_final(acc, model, out: str) -> None:
-    """The actor as a model directory (``load_model(out)`` reloads it); the critic under ``out/critic/``."""
+    """The actor as a model directory (``load_model(out)`` reloads it); the critic under ``out/critic/``
+    (``value_head.safetensors`` and, for a separate critic, its backbone as a model directory)."""
     from safetensors.torch import save_file
 
     state = acc.get_state_dict(model)
@@ -478,7 +485,11 @@ def _save_final(acc, model, out: str) -> None:
     if acc.is_main_process:
         actor = {k[len("actor."):]: v for k, v in state.items() if k.startswith("actor.")}
         inner.actor.save_pretrained(out, state_dict=actor)
-        crit = {k: v.contiguous() for k, v in state.items() if not k.startswith("actor.")}
-        os.makedirs(os.path.join(out, "critic"), exist_ok=True)
-        save_file(crit, os.path.join(out, "critic", "value_model.safetensors"))
+        d = os.path.join(out, "critic")
+        os.makedirs(d, exist_ok=True)
+        head = {k: v.contiguous() for k, v in state.items() if k.startswith("value_head.")}
+        save_file(head, os.path.join(d, "value_head.safetensors"))
+        if inner.critic is not None:  # a separate critic: its backbone as a model directory beside the head
+            inner.critic.save_pretrained(d, state_dict={k[len("critic."):]: v for k, v in state.items()
+                                                        if k.startswith("critic.")})
     acc.wait_for_everyone()

@@ -38,6 +38,37 @@ from .vlm_fused import is_vlm, vlm_aware_fused_head
 SEQ = ("input_ids", "labels", "attention_mask", "position_ids", "image_spans")
 
 
+TRL_HOOKS: dict[str, tuple[str, ...]] = {
+    "_tokenize_prompts": ("prompts",),
+    "_calculate_rewards": ("inputs", "prompts", "completions", "completion_ids_list"),
+    "_generate_and_score_completions": ("inputs",),
+    "_get_per_token_logps_and_entropies": ("model", "input_ids", "attention_mask", "logits_to_keep", "batch_size",
+                                           "pixel_values", "num_images", "num_tiles"),
+}
+"""The private ``trl.GRPOTrainer`` methods ``MMGRPOTrainer`` overrides or calls, with the parameters it relies on.
+``pyproject`` admits ``trl>=1.0,<2``; ``tests/training/test_trl_hooks.py`` fails, naming the method, on a TRL that
+renamed one or changed its parameters."""
+
+
+def missing_trl_hooks() -> list[str]:
+    """What ``TRL_HOOKS`` expects and the installed ``trl.GRPOTrainer`` lacks (empty when compatible)."""
+    import inspect
+
+    from trl import GRPOTrainer
+
+    problems = []
+    for name, params in TRL_HOOKS.items():
+        fn = getattr(GRPOTrainer, name, None)
+        if not callable(fn):
+            problems.append(f"trl.GRPOTrainer.{name} does not exist")
+            continue
+        have = inspect.signature(fn).parameters
+        lost = [p for p in params if p not in have]
+        if lost:
+            problems.append(f"trl.GRPOTrainer.{name}{inspect.signature(fn)} has no parameter(s) {lost}")
+    return problems
+
+
 def reward_function(name: str, options: dict):
     """The TRL reward function a recipe names: ``rule`` or ``module:factory`` (called with ``options``)."""
     if name == "rule":

@@ -80,9 +80,10 @@ class HFRollout(_Base):
     With one prompt per call each prompt's responses depend only on (seed, step, prompt id), whatever the
     process layout; more prompts per call are faster and seeded by the call's first prompt."""
 
-    def __init__(self, processor, *, prompts_per_call: int = 1, **kw):
+    def __init__(self, processor, *, prompts_per_call: int = 1, synced_gpus: bool = False, **kw):
         super().__init__(processor, **kw)
         self.prompts_per_call = max(1, int(prompts_per_call))
+        self.synced_gpus = synced_gpus  # ZeRO-3: every rank runs every forward (shards are gathered together)
 
     def generate(self, model, samples: list[Sample], *, step: int, seed: int) -> Rollout:
         device = next(model.parameters()).device
@@ -98,6 +99,8 @@ class HFRollout(_Base):
             kw.update(temperature=None, top_p=None, top_k=None)
         if self.suppress_ids:
             kw["suppress_tokens"] = self.suppress_ids
+        if self.synced_gpus:
+            kw["synced_gpus"] = True
         try:
             for c0 in range(0, len(samples), self.prompts_per_call):
                 chunk = list(range(c0, min(c0 + self.prompts_per_call, len(samples))))
@@ -124,7 +127,11 @@ class HFRollout(_Base):
 
 
 class VLLMRollout(_Base):
-    """vLLM's offline engine in this process (GPU), weights pushed from the actor after each update."""
+    """vLLM's offline engine colocated with training (GPU), weights pushed from the actor after each update.
+
+    Set up as TRL's colocate mode does (``distributed_executor_backend="external_launcher"``: one engine per
+    training process, same seed within a process); ``sync`` loads the actor's parameters into the engine's
+    model (gathered one by one under ZeRO-3) and resets the prefix cache."""
 
     def __init__(self, processor, *, model_path: str, engine: dict | None = None, **kw):
         super().__init__(processor, **kw)
@@ -133,13 +140,25 @@ class VLLMRollout(_Base):
         except ImportError as e:
             raise ImportError("ppo.rollout=vllm needs vLLM on a GPU (pip install 'mmredstar[vllm]'); "
                               "use ppo.rollout=hf on CPU") from e
-        opts = {"gpu_memory_utilization": 0.3, "enable_sleep_mode": False, **(engine or {})}
+        rank = int(os.environ.get("RANK", 0))
+        opts = {"gpu_memory_utilization": 0.3, "distributed_executor_backend": "external_launcher", "seed": rank,
+                "max_num_batched_tokens": 4096, **(engine or {})}
+        if int(os.environ.get("WORLD_SIZE", 1)) == 1:
+            opts.pop("distributed_executor_backend")
         self.llm = LLM(model=model_path, **opts)
 
     def sync(self, model) -> None:
-        state = {k: v.detach() for k, v in model.state_dict().items()}
-        runner = self.llm.llm_engine.model_executor.driver_worker.worker.model_runner  # vLLM v0-style path
-        runner.model.load_weights(state.items())
+        target = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
+        for name, param in model.named_parameters():
+            if zero3:
+                import deepspeed
+
+                with deepspeed.zero.GatheredParameters([param]):
+                    target.load_weights([(name, param.data)])
+            else:
+                target.load_weights([(name, param.data)])
+        self.llm.reset_prefix_cache()
 
     def generate(self, model, samples: list[Sample], *, step: int, seed: int) -> Rollout:
         from vllm import SamplingParams as VSP
@@ -148,14 +167,17 @@ class VLLMRollout(_Base):
 
         cfg = VLLMConfig(model="policy")
         tok = self.llm.get_tokenizer()
-        inputs = [build_vllm_input(s, tok, cfg) for s in samples]
+        feats = [self.encode(s) for s in samples]
+        # text: our processor's prompt ids exactly (the ids the update scores); images: vLLM's own chat input
+        inputs = [build_vllm_input(s, tok, cfg) if s.images else {"prompt_token_ids": list(f["input_ids"])}
+                  for s, f in zip(samples, feats, strict=True)]
         sps = [VSP(n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_new_tokens,
                    seed=sample_seed(seed, s.id, step), stop_token_ids=self.stop_ids) for s in samples]
         outs = self.llm.generate(inputs, sps, use_tqdm=False)
         ro = Rollout()
-        for i, (s, o) in enumerate(zip(samples, outs, strict=True)):
-            ro.features.append(self.encode(s))
-            p = list(ro.features[-1]["input_ids"])
+        for i, (f, o) in enumerate(zip(feats, outs, strict=True)):
+            ro.features.append(f)
+            p = list(f["input_ids"])
             for c in o.outputs:
                 ids, reason = self._cut(list(c.token_ids))
                 ro.sample_index.append(i)
@@ -205,10 +227,10 @@ class ServerRollout(_Base):
 
 def make_rollout(backend: str, processor, *, model_path: str | None = None, url: str | None = None,
                  server_model: str | None = None, sync_dir: str | None = None, engine: dict | None = None,
-                 prompts_per_call: int = 1, **kw):
+                 prompts_per_call: int = 1, synced_gpus: bool = False, **kw):
     """The rollout backend a recipe names (``hf`` | ``vllm`` | ``server``)."""
     if backend == "hf":
-        return HFRollout(processor, prompts_per_call=prompts_per_call, **kw)
+        return HFRollout(processor, prompts_per_call=prompts_per_call, synced_gpus=synced_gpus, **kw)
     if backend == "vllm":
         if not model_path:
             raise ValueError("ppo.rollout=vllm needs the policy's weights on disk (model.name or init_from)")

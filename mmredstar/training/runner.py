@@ -77,7 +77,7 @@ def prepare(rec: Recipe) -> RunContext:
     if rec.train.resume:
         ctx.resume_from = last_checkpoint(out)
         if ctx.resume_from is None and ctx.is_main:
-            print(f"[train] resume requested but {out} holds no complete checkpoint: starting from scratch")
+            log.info(f"[train] resume requested but {out} holds no complete checkpoint: starting from scratch")
     if os.environ.get("TQDM_DISABLE") is None and not rec.train.progress:
         os.environ["TQDM_DISABLE"] = "1"
     return ctx
@@ -252,7 +252,7 @@ def init_path(rec: Recipe) -> str | None:
         if dist_env()[1] > 1:
             raise ValueError(f"model.init_from={src!r}: {out} holds no trained model yet and model.init_build "
                              f"runs in one process only; run `mmredstar train {src}` first")
-        print(f"[train] model.init_from={src}: {out} holds no trained model yet; training it first")
+        log.info(f"[train] model.init_from={src}: {out} holds no trained model yet; training it first")
         from . import run
 
         run(other)
@@ -479,7 +479,7 @@ def finish(trainer, ctx: RunContext, processor, timer=None, extra: dict | None =
         m["series"] = series
         write_json(os.path.join(out, "metrics.json"), m)
         _plot(series, os.path.join(out, "loss.png"), f"{ctx.rec.name or ''} ({method})")
-        print(f"[train] {method}: {m['steps']} steps, loss {m['first_loss']} -> {m['last_loss']}; saved to {out}")
+        log.info(f"[train] {method}: {m['steps']} steps, loss {m['first_loss']} -> {m['last_loss']}; saved to {out}")
     _barrier(ctx)
     return out
 

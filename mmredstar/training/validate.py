@@ -11,6 +11,8 @@ from pathlib import Path
 
 from mmredstar.assets import AssetError, list_assets, resolve
 
+from ..data.inputs import as_input, check_input
+from ..synth.builtins import BUILTIN_SETS
 from .config import Recipe, RecipeError, load_recipe
 from .data import KINDS, describe_spec, named_sets, shipped_sets_path
 
@@ -39,6 +41,7 @@ def check(name_or_path, overrides=None) -> Recipe:
             load_recipe(rec.model.init_from)
         except (RecipeError, AssetError, FileNotFoundError) as e:
             raise RecipeError(f"{path}:{_line(lines, 'init_from')}: key 'model.init_from': {e}") from None
+
     def at(needle: str) -> str:  # file:line of a value, or the command-line override that set it
         n = _line(lines, needle)
         return f"{path}:{n}" if n != "?" else (f"{path} (command-line override)" if overrides else f"{path}:?")
@@ -50,25 +53,33 @@ def check(name_or_path, overrides=None) -> Recipe:
         try:
             kind, name = describe_spec(spec)
         except ValueError as e:
-            raise RecipeError(f"{at(spec)}: key 'data': {e}") from None
+            raise RecipeError(f"{at('data')}: key 'data': {e}") from None
+        if isinstance(spec, dict):   # an input mapping (card + src, where, limit, ...)
+            try:
+                check_input(as_input(spec), "data", lambda key: at("data"))
+            except ValueError as e:
+                raise RecipeError(str(e)) from None
+            if kind not in ("set", "builtin"):
+                continue
+        label = spec if isinstance(spec, str) else str(name)
         if kind == "set":
             if sets[name]["kind"] != want:
-                raise RecipeError(f"{at(spec)}: data set {spec!r} is a {sets[name]['kind']} set, "
+                raise RecipeError(f"{at(label)}: data set {label!r} is a {sets[name]['kind']} set, "
                                   f"but method {rec.method} trains on {want} data")
         elif kind == "builtin":
-            if not name.startswith(want + "_"):
-                raise RecipeError(f"{at(spec)}: built-in set {name!r} is not {want} data")
-        elif spec.startswith("hf:"):
+            if name in BUILTIN_SETS and not name.startswith(want + "_"):
+                raise RecipeError(f"{at(label)}: built-in set {name!r} is not {want} data")
+        elif isinstance(spec, str) and spec.startswith("hf:"):
             from mmredstar.schema import convert_command
 
             raise RecipeError(f"{at(spec)}: data {spec!r}: a hub dataset is read through its card; convert it first: "
                               f"{convert_command('CARD', spec)}"
                               " (CARD: trl, sharegpt, llamafactory, swift, messages or a dataset's card; "
                               "`mmredstar data cards` lists them)")
-        elif not os.path.exists(spec) and not any(c in spec for c in "*?["):
+        elif kind == "path" and isinstance(spec, str) and not os.path.exists(spec) and not any(c in spec for c in "*?["):
             raise RecipeError(f"{at(spec)}: data {spec!r} is neither a named set "
                               f"({shipped_sets_path()}), 'builtin:NAME', nor an existing path")
-        else:
+        elif isinstance(spec, str):
             problem = _probe_data(spec, want)
             if problem:
                 raise RecipeError(f"{at(spec)}: data {spec!r}: {problem}")

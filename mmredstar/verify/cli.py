@@ -101,35 +101,74 @@ def _resume_point(partial: str) -> int:
     return data[:keep].count(b"\n")
 
 
-def _counts_of(path: str) -> Counter:
-    """Verdict counts of the lines already written to ``path`` (flat lines and sample records alike)."""
-    counts: Counter = Counter()
-    for _, d, _ in iter_jsonl(path):
-        if not isinstance(d, dict):
-            continue
-        if "verdict" in d:
-            counts[d["verdict"]] += 1
-        elif isinstance(d.get("responses"), list):
-            counts.update(r["verdict"] for r in d["responses"] if isinstance(r, dict) and r.get("verdict"))
-    return counts
+def check_paths(inp: str, out: str) -> None:
+    """Refuse, with what to do, an output that would overwrite the input or cannot be written."""
+    if os.path.exists(out) and os.path.samefile(inp, out) or os.path.realpath(inp) == os.path.realpath(out):
+        raise ValueError(f"--out {out} is the input file: write the verdicts elsewhere (the input would be lost)")
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out} is a directory: give a file name, e.g. {os.path.join(out, 'scored.jsonl')}")
+    parent = os.path.dirname(os.path.abspath(out))
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise ValueError(f"--out {out}: {parent} is a file, not a directory")
+    if not os.path.isdir(parent):
+        raise ValueError(f"--out {out}: the directory {parent} does not exist (create it first)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: the directory {parent} is not writable by this user")
+    if os.path.getsize(inp) == 0:
+        raise ValueError(f"{inp} is empty (0 bytes): nothing to verify")
+    if not inp.endswith(".gz"):
+        with open(inp, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{inp}:{n}: not UTF-8 ({e.reason} at column {e.start + 1}); re-encode the "
+                                     "file as UTF-8 (e.g. iconv -f latin1 -t utf-8 IN > IN.utf8.jsonl)") from None
+
+
+def _line_text(line: dict) -> str:
+    """One output line; a lone surrogate (e.g. ``"\\ud83d"`` in the input) is written \\u-escaped."""
+    s = json.dumps(line, ensure_ascii=False)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        s = json.dumps(line)
+    return s + "\n"
+
+
+def _counts_of(partial: str, n: int) -> Counter:
+    """Verdict counts of the first ``n`` lines already written (a resumed run reports all lines)."""
+    c: Counter = Counter()
+    for k, (_, d, _) in enumerate(iter_jsonl(partial, lone_surrogates=True)):
+        if k >= n:
+            break
+        if isinstance(d, dict) and "verdict" in d:
+            c[d["verdict"]] += 1
+        elif isinstance(d, dict):
+            for r in d.get("responses") or []:
+                if isinstance(r, dict) and r.get("verdict"):
+                    c[r["verdict"]] += 1
+    return c
 
 
 def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = None, progress: bool = True,
                force: bool = False) -> Counter:
-    """Verify every line of ``inp`` into ``out`` (see the module docstring); returns verdict counts."""
+    """Verify every line of ``inp`` into ``out`` (see the module docstring); returns verdict counts (of
+    every line, the resumed ones included). Raises ValueError for an output it must not or cannot write."""
     from tqdm import tqdm
 
+    check_paths(inp, out)
     options = dict(options or {})
     mode = verification_mode(options)["math_mode"]
     partial = out + ".partial"
     if force and os.path.exists(partial):
         os.unlink(partial)
     done = _resume_point(partial)
-    counts: Counter = _counts_of(partial) if done else Counter()  # a resumed run reports every line's verdict
+    counts: Counter = _counts_of(partial, done) if done else Counter()
     pending: deque = deque()      # (kind, record, n) in input order
 
     def triples():
-        for lineno, d, prob in iter_jsonl(inp):
+        for lineno, d, prob in iter_jsonl(inp, lone_surrogates=True):  # written back escaped
             if lineno <= done_lines[0]:
                 continue
             where = f"{inp}:{lineno}"
@@ -177,7 +216,7 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
         def flush_empty():
             # samples without responses get no verdicts: write them through when they reach the head
             while pending and pending[0][0] == "sample" and pending[0][2] == 0:
-                f.write(json.dumps(pending.popleft()[1].to_dict(), ensure_ascii=False) + "\n")
+                f.write(_line_text(pending.popleft()[1].to_dict()))
                 bar.update(1)
 
         for v in verdicts:
@@ -198,7 +237,7 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
                     meta = line.get("meta") if isinstance(line.get("meta"), dict) else {}
                     line["math_mode"] = meta.get("math_mode") or mode
                 counts[v.verdict] += 1
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            f.write(_line_text(line))
             f.flush()
             bar.update(1)
         flush_empty()
@@ -224,12 +263,11 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def verify(inp, out, workers, mode, fast, opts, summary, force, quiet):
     """Score responses (math, choice, code, text) and write verdict, reward, extracted and reason."""
-    if os.path.realpath(out) == os.path.realpath(inp):
-        raise click.UsageError(f"--out {out} is the input file; verify writes a new file (choose another --out)")
-    if not any(True for _ in iter_jsonl(inp)):
-        raise click.UsageError(f"{inp} holds no lines ({os.path.getsize(inp)} bytes): nothing to verify")
     options = {"math_mode": mode, **({"sympy": False} if fast else {}), **_parse_opts(opts)}
-    counts = run_verify(inp, out, workers=workers, options=options, progress=not quiet, force=force)
+    try:
+        counts = run_verify(inp, out, workers=workers, options=options, progress=not quiet, force=force)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
     total = sum(counts.values())
     click.echo(f"verified {total} responses -> {out} (math mode {verification_mode(options)['math_mode']})")
     for k in ("correct", "wrong", "no_answer", "error"):

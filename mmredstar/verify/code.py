@@ -208,6 +208,26 @@ def run_tests(code: str, tests: CodeTests, *, limits: Limits | None = None, stop
     return rep
 
 
+MAX_OUTPUT_BYTES = 8 * 1024 * 1024
+"""The sandbox captures at most this much of a program's output (``_runner.MAX_OUT``)."""
+
+
+def _oversized_test(tests: CodeTests, lim: Limits) -> str | None:
+    """Why a test cannot be judged here (an input larger than the sandbox's /tmp holds, an expected output
+    larger than the output it captures), or None."""
+    cap_in = lim.tmp_mb * 1024 * 1024 // 2
+    for i, (x, y) in enumerate(zip(tests.inputs, tests.outputs, strict=False)):
+        nx = len(_as_text(x).encode("utf-8", "surrogatepass")) if tests.fn_name is None else len(json.dumps(x, default=str))
+        ny = len(_as_text(y).encode("utf-8", "surrogatepass")) if not isinstance(y, (list, dict)) else len(json.dumps(y))
+        if nx > cap_in:
+            return (f"test {i + 1}/{len(tests)}: its input is {nx / 2 ** 20:.1f} MiB, more than the sandbox can take "
+                    f"({cap_in / 2 ** 20:.0f} MiB, half of tmp_mb); it cannot be judged here")
+        if ny > MAX_OUTPUT_BYTES:
+            return (f"test {i + 1}/{len(tests)}: its expected output is {ny / 2 ** 20:.1f} MiB, more than the sandbox "
+                    f"captures ({MAX_OUTPUT_BYTES / 2 ** 20:.0f} MiB); it cannot be judged here")
+    return None
+
+
 def verify_code(sample: Sample, text: str, finish_reason: str | None = None, **options) -> Verdict:
     """Verify a response to a code sample by running its program against ``sample.tests``."""
     if sample.tests is None or not len(sample.tests):
@@ -223,6 +243,9 @@ def verify_code(sample: Sample, text: str, finish_reason: str | None = None, **o
         return Verdict("wrong", 0.0, code, "the program does not parse (SyntaxError)")
     lim = Limits(**{k: options[k] for k in ("per_test", "total", "memory_mb", "fsize_mb", "nofile", "nproc", "tmp_mb")
                     if k in options})
+    too_big = _oversized_test(sample.tests, lim)
+    if too_big:
+        return Verdict("error", -1.0, code, too_big)
     try:
         rep = run_tests(code, sample.tests, limits=lim, float_tol=float(options.get("float_tol", 1e-6)),
                         isolation=options.get("isolation"))

@@ -376,7 +376,7 @@ def verify_math(sample: Sample, text: str, finish_reason: str | None = None, **o
 
 
 def verify_numeric(sample: Sample, text: str, finish_reason: str | None = None, **options) -> Verdict:
-    """A numeric answer: like math, with numbers compared within ``rel_tol`` and no sympy."""
+    """A numeric answer: like math (same mode and tolerance), without the sympy fallback."""
     return verify_math(sample, text, finish_reason, **{"sympy": False, **options})
 
 

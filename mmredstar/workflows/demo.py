@@ -13,12 +13,15 @@ A rerun skips finished stages; ``--fresh`` starts over.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 
 import click
 
 from ..clibase import Command
+
+log = logging.getLogger(__name__)
 
 DEMO_CONFIG = "geoqa/demo"
 """The demo's pipeline config, ``configs/geoqa/demo.yaml``."""
@@ -31,13 +34,14 @@ DEMO_CONFIG = "geoqa/demo"
 @click.option("--fresh", is_flag=True, help="Delete DIR first and run every stage.")
 def demo(out, config, sets, fresh):
     """The end-to-end demo (the README's main job): a GeoQA pipeline run with the tiny VLM and the scripted teacher."""
-    from .geoqa import _load, run_all, summary_table
+    from .geoqa import run_all, summary_table
+    from .geoqa.cli import _load
 
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
     cfg = _load(config, out, sets)
-    click.echo(f"mmredstar demo: `mmredstar geoqa run {cfg.path} --out {out}` (prepare -> curate -> verify -> SFT "
-               "-> DPO -> eval); a few minutes on a CPU.", err=True)
+    log.info(f"mmredstar demo: `mmredstar geoqa run {cfg.path} --out {out}` (prepare -> curate -> verify -> SFT "
+             "-> DPO -> eval); a few minutes on a CPU.")
     t0 = time.time()
     rep = run_all(cfg)
     click.echo("")

@@ -364,6 +364,6 @@ def test_cli_check_and_errors(tmp_path):
     keys = subprocess.run([sys.executable, "-m", "mmredstar.cli", "curate", "--keys"], capture_output=True, text=True,
                           env=env)
     assert "select.dpo.pairing (str)" in keys.stdout and "teacher (dict)" in keys.stdout
-    assert "teacher.base_url (str)" in keys.stdout and "difficulty.params.votes (int)" in keys.stdout
+    assert "teacher.base_url (str | list[str])" in keys.stdout and "difficulty.params.votes (int)" in keys.stdout
     assert "\n    \n" not in keys.stdout                        # every key has its documentation
 

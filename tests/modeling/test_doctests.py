@@ -10,7 +10,7 @@ import importlib
 
 import pytest
 
-MODULES = ["tokenizer", "tiling", "processor", "presets", "loading", "groups", "vlm"]
+MODULES = ["tokenizer", "tiling", "processor", "presets", "rope", "groups", "vlm"]
 
 
 @pytest.mark.parametrize("name", MODULES)

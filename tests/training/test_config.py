@@ -57,8 +57,8 @@ def test_bad_type_names_key_and_line(tmp_path):
 
 
 def test_bad_method_and_missing_model(tmp_path):
-    p = _write(tmp_path, "method: ppo\nmodel: tiny_text\ndata: [x]\n")
-    with pytest.raises(RecipeError, match="ppo"):
+    p = _write(tmp_path, "method: ppo2\nmodel: tiny_text\ndata: [x]\n")
+    with pytest.raises(RecipeError, match="ppo2"):
         load_recipe(p)
     p = _write(tmp_path, "method: sft\ndata: [x]\n", "m.yaml")
     with pytest.raises(RecipeError, match="'model' is missing"):

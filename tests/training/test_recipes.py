@@ -13,7 +13,8 @@ from mmredstar.training.data import named_sets
 from mmredstar.training.validate import check
 
 RECIPES = list_assets("train")
-REQUIRED = ["tiny/sft", "tiny/dpo", "tiny/grpo", "tiny/vlm_sft", "tiny/vlm_dpo", "qwen2_5/7B_sft_4k",
+REQUIRED = ["tiny/sft", "tiny/dpo", "tiny/grpo", "tiny/vlm_sft", "tiny/vlm_dpo", "tiny/reinforce_pp", "tiny/ppo",
+            "tiny/vlm_grpo", "tiny/vlm_ppo", "qwen2_5/14B_ppo", "qwen2_5/7B_sft_4k",
             "qwen2_5/7B_sft_8k", "qwen2_5/7B_sft_16k", "qwen2_5/7B_sft_32k", "qwen2_5/7B_sft_1000k",
             "qwen2_5/14B_sft_4k", "qwen2_5/14B_sft_1000k", "qwen2_5_math/7B_sft_pi16k",
             "qwen2_5/32B_sft_16k_ulysses", "qwen2_5/32B_dpo", "qwen2_5/14B_dpo", "qwen2_5/14B_reinforce_pp",
@@ -40,6 +41,16 @@ def test_paper_dpo_settings():
         assert rec.dpo.beta in (0.3, 0.5)
     rl = check("qwen2_5/14B_reinforce_pp")
     assert (rl.method, rl.rl.num_generations, rl.rl.temperature, rl.train.lr) == ("reinforce_pp", 2, 1.0, 5e-7)
+    assert (rl.train.epochs, rl.train.batch_size * rl.rl.num_generations, rl.ppo.mini_batch_size) == (5, 1024, 1024)
+    # paper Table 9: 5 episodes, actor lr 5e-7, critic lr 5e-6, batch 1024, 2 responses per prompt, temperature 1.0,
+    # 2 critic warm-up steps, linear decay
+    ppo = check("qwen2_5/14B_ppo")
+    assert (ppo.method, ppo.train.epochs, ppo.train.lr, ppo.ppo.critic_lr, ppo.ppo.mini_batch_size, ppo.rl.num_generations,
+            ppo.rl.temperature, ppo.ppo.critic_warmup_steps, ppo.train.lr_scheduler) == (
+        "ppo", 5, 5e-7, 5e-6, 1024, 2, 1.0, 2, "linear")
+    for name in ("tiny/grpo", "tiny/reinforce_pp", "tiny/ppo", "tiny/vlm_grpo", "tiny/vlm_ppo"):
+        tiny = check(name)  # every tiny RL recipe starts from a tiny SFT recipe's output, built on demand
+        assert tiny.model.init_from in ("tiny/sft", "tiny/vlm_sft") and tiny.model.init_build, name
     pi = check("qwen2_5_math/7B_sft_pi16k")
     from mmredstar.modeling import load_preset
 

@@ -12,6 +12,9 @@ from mmredstar.training.runner import read_metrics
 
 TOY = "rl.reward=tests.training.rewards:low_token_share"
 RANDOM = "model.init_from=null"  # these tests start from the random-init preset, not the recipes' SFT model
+GRPO_SMALL = ["train.batch_size=8", "train.micro_batch_size=8", "rl.num_generations=2"]  # 4 prompts x 2 per step
+RPP_SMALL = ["train.batch_size=4", "train.micro_batch_size=8", "rl.num_generations=2", "ppo.mini_batch_size=8",
+             "ppo.rollout_prompts_per_call=4"]  # the same 4 prompts x 2 per step on our loop
 
 
 def _avg(series, first: bool, k: int = 5) -> float:
@@ -27,14 +30,14 @@ def _weights(out):
 
 
 def test_grpo_mean_reward_rises_text(tmp_path):
-    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", TOY, RANDOM, "train.max_steps=30", "train.lr=1e-2",
+    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", TOY, RANDOM, *GRPO_SMALL, "train.max_steps=30", "train.lr=1e-2",
                                        "rl.max_completion_length=16", "train.progress=false"]))
     r = m["series"]["reward"]
     assert len(r) == 30 and _avg(r, False) > _avg(r, True) + 0.2, r
 
 
 def test_reinforce_pp_mean_reward_rises_text(tmp_path):
-    m = read_metrics(run("tiny/reinforce_pp", [f"output_dir={tmp_path / 'r'}", TOY, RANDOM, "train.max_steps=30",
+    m = read_metrics(run("tiny/reinforce_pp", [f"output_dir={tmp_path / 'r'}", TOY, RANDOM, *RPP_SMALL, "train.max_steps=30",
                                                "train.lr=1e-2", "rl.max_completion_length=16", "train.progress=false"]))
     assert "global batch" in m["rl"]["advantages"]
     r = m["series"]["reward"]
@@ -43,6 +46,8 @@ def test_reinforce_pp_mean_reward_rises_text(tmp_path):
 
 def test_grpo_mean_reward_rises_vlm(tmp_path):
     m = read_metrics(run("tiny/vlm_grpo", [f"output_dir={tmp_path / 'v'}", TOY, RANDOM, "train.max_steps=16",
+                                           "train.batch_size=4", "train.micro_batch_size=4", "rl.num_generations=2",
+                                           "rl.max_completion_length=16",
                                            "train.lr=1e-2", "train.progress=false"]))
     assert m["rl"]["vlm"]
     r = m["series"]["reward"]
@@ -50,7 +55,7 @@ def test_grpo_mean_reward_rises_vlm(tmp_path):
 
 
 def test_rule_reward_runs_end_to_end(tmp_path):
-    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'rule'}", RANDOM, "train.max_steps=2",
+    m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'rule'}", RANDOM, *GRPO_SMALL, "train.max_steps=2",
                                        "train.progress=false"]))
     assert m["steps"] == 2 and all(-1.0 <= v <= 1.0 for _, v in m["series"]["reward"])
 
@@ -59,8 +64,8 @@ def test_global_vs_group_advantages(tmp_path):
     """Rewards constant within each prompt's group: GRPO has nothing to learn, REINFORCE++ does."""
     parity = "rl.reward=tests.training.rewards:answer_parity"
     common = [parity, RANDOM, "train.max_steps=3", "train.lr=1e-2", "rl.max_completion_length=8", "train.progress=false"]
-    g = run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", *common])
-    r = run("tiny/reinforce_pp", [f"output_dir={tmp_path / 'r'}", *common])
+    g = run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", *common, *GRPO_SMALL])
+    r = run("tiny/reinforce_pp", [f"output_dir={tmp_path / 'r'}", *common, *RPP_SMALL])
     from mmredstar.modeling import load_model
 
     init = load_model("tiny_text", seed=0)[0].state_dict()
@@ -76,7 +81,8 @@ def test_rule_reward_rises_after_sft_warmup(tmp_path):
     sft = run("tiny/sft", [f"output_dir={tmp_path / 'sft'}", "train.max_steps=60", "train.lr=5e-3",
                            "train.progress=false"])
     m = read_metrics(run("tiny/grpo", [f"output_dir={tmp_path / 'g'}", f"model={sft}", RANDOM, "train.max_steps=40",
-                                       "train.lr=2e-3", "rl.max_completion_length=32", "rl.num_generations=4",
+                                       "train.lr=2e-3", "rl.max_completion_length=32", "rl.num_generations=4", "train.batch_size=8",
+                                       "train.micro_batch_size=8",
                                        "train.progress=false"]))
     r = m["series"]["reward"]
     assert _avg(r, False, 10) > _avg(r, True, 10) + 0.1, r

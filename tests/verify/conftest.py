@@ -15,7 +15,8 @@ from mmredstar.verify.exec import sandbox as sb
 
 
 def sandbox_processes() -> list[int]:
-    """Live processes owned by a sandbox uid (what an escape would look like)."""
+    """Live processes owned by a sandbox uid this test process used (what an escape would look like;
+    other jobs on the machine run sandboxes of their own in the same uid range)."""
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -24,7 +25,7 @@ def sandbox_processes() -> list[int]:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("Uid:"):
-                        if sb.UID_RANGE[0] <= int(line.split()[1]) < sb.UID_RANGE[1]:
+                        if int(line.split()[1]) in sb.ISSUED_UIDS:        # ours, not other jobs' sandboxes
                             out.append(int(pid))
                         break
         except (OSError, ValueError):

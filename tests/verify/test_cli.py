@@ -116,3 +116,63 @@ def test_the_math_mode_is_chosen_and_recorded(tmp_path):
         s = json.loads(summ.read_text())
         assert s["verification"]["math_mode"] == mode and s["sandbox"]["isolation"]
         assert f"math mode {mode}" in res.output and "code sandbox:" in res.output
+
+
+def test_bad_input_and_unusable_outputs_are_refused_with_what_to_do(tmp_path):
+    r = CliRunner()
+    inp = tmp_path / "in.jsonl"
+    _write(inp, [{"response": "4", "answer": "4", "answer_type": "math"}])
+    before = inp.read_bytes()
+    res = r.invoke(cli, ["verify", str(inp), "-o", str(inp), "-q"])
+    assert res.exit_code != 0 and "is the input file" in res.output and inp.read_bytes() == before
+    (tmp_path / "afile").write_text("x")
+    res = r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "afile" / "x.jsonl"), "-q"])
+    assert res.exit_code != 0 and "is a file, not a directory" in res.output and "Traceback" not in res.output
+    res = r.invoke(cli, ["verify", str(inp), "-o", str(tmp_path / "nodir" / "x.jsonl"), "-q"])
+    assert res.exit_code != 0 and "does not exist" in res.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    res = r.invoke(cli, ["verify", str(empty), "-o", str(tmp_path / "e.jsonl"), "-q"])
+    assert res.exit_code != 0 and "empty (0 bytes)" in res.output
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"response": "4", "answer": "4", "answer_type": "math"}\n'
+                      b'{"response": "caf\xe9 4", "answer": "4", "answer_type": "math"}\n')
+    res = r.invoke(cli, ["verify", str(latin), "-o", str(tmp_path / "l.jsonl"), "-q"])
+    assert res.exit_code != 0 and f"{latin}:2: not UTF-8" in res.output and "iconv" in res.output
+
+
+def test_a_lone_surrogate_is_verified_and_written(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text('{"response": "so \\ud83d the answer is 2", "answer": "2", "answer_type": "math"}\n'
+                   '{"response": "4", "answer": "4", "answer_type": "math"}\n')
+    res = CliRunner().invoke(cli, ["verify", str(inp), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    rows = _read(out)
+    assert [x["verdict"] for x in rows] == ["correct", "correct"] and rows[0]["response"] == "so \ud83d the answer is 2"
+
+
+def test_a_resumed_run_reports_every_line_and_writes_its_summary(tmp_path):
+    inp, out, summ = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "s.json"
+    _write(inp, [{"response": "4", "answer": "4", "answer_type": "math"},
+                 {"response": "5", "answer": "4", "answer_type": "math"},
+                 {"response": "4", "answer": "4", "answer_type": "math"}])
+    first = {"response": "4", "answer": "4", "answer_type": "math", "verdict": "correct", "reward": 1.0,
+             "extracted": "4", "reason": "earlier run"}
+    (tmp_path / "out.jsonl.partial").write_text(json.dumps(first) + "\n")          # a killed earlier run
+    res = CliRunner().invoke(cli, ["verify", str(inp), "-o", str(out), "-q", "--summary", str(summ)])
+    assert res.exit_code == 0, res.output
+    assert "verified 3 responses" in res.output
+    s = json.loads(summ.read_text())
+    assert s["counts"] == {"correct": 2, "wrong": 1} and s["total"] == 3
+
+
+def test_a_test_too_large_to_judge_is_an_error_not_wrong():
+    from mmredstar.schema import CodeTests
+    from mmredstar.verify import verify_response
+
+    big = "1\n" * (35 * 1024 * 1024)                      # 70 MiB of input
+    s = Sample(prompt=[], answer_type="code", tests=CodeTests([big], ["1"]))
+    v = verify_response(s, "```python\nprint(1)\n```")
+    assert v.verdict == "error" and "cannot be judged" in v.reason and v.reward == -1.0
+    s = Sample(prompt=[], answer_type="code", tests=CodeTests(["1"], ["x" * (9 * 1024 * 1024)]))
+    assert verify_response(s, "```python\nprint(1)\n```").verdict == "error"

@@ -2,14 +2,15 @@
 
 Started by ``mmredstar.verify.exec.sandbox`` (never by hand) as::
 
-    unshare --net --pid --mount --ipc --uts --fork --kill-child --mount-proc \\
-        python -I mmredstar/verify/exec/_runner.py --uid U --gid G ...
+    unshare [--user --map-root-user] --net --pid --mount --ipc --uts --fork --kill-child --mount-proc \\
+        python -I mmredstar/verify/exec/_runner.py --uid U --gid G [--userns] ...
 
 As root inside the fresh namespaces it makes the mount tree private, remounts ``/`` read-only (this
 namespace only), mounts small private tmpfs on /tmp, /var/tmp and /dev/shm and empty ones over the
 hidden folders (binding back only the interpreter's directories), and creates its working
 directory in its /tmp. The runner itself never runs candidate code: each test's forked child drops to the
-unprivileged sandbox uid/gid (no supplementary groups, no_new_privs, not dumpable) and sets the
+unprivileged sandbox uid/gid (``--userns``: keeps uid 0 of the user namespace = the caller, and drops every
+capability instead) (no supplementary groups, no_new_privs, not dumpable) and sets the
 resource limits before it executes anything, so the candidate can neither signal nor read the runner.
 Without namespaces (``--no-ns``) the same happens minus the namespaces and mounts.
 
@@ -53,8 +54,8 @@ def _mount(libc, src, target, fstype, flags, data):
         raise OSError(e, f"mount {target}: {os.strerror(e)}")
 
 
-SYSTEM_DIRS = {"/", "/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/etc", "/proc", "/sys", "/dev",
-               "/tmp", "/var", "/run", "/boot"}
+SYSTEM_DIRS = {"/", "/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/etc", "/proc", "/dev", "/tmp"}
+"""Never covered: what a Python program needs (the parent hides every other top-level folder)."""
 
 
 PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
@@ -65,7 +66,11 @@ def setup_namespace(tmp_mb, hide):
     folders, the interpreter's own directories bound back read-only (``cover_and_expose``)."""
     libc = _libc()
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE, None)
-    _mount(libc, None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+    try:
+        _mount(libc, None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+    except OSError:
+        if not ARGS.userns:       # in a user namespace the host's flags may be locked: permissions still hold
+            raise
     covers = {d: f"size={tmp_mb}m,mode=1777" for d in PRIVATE_TMP if os.path.isdir(d)}
     for h in hide:
         if h not in SYSTEM_DIRS and os.path.isdir(h):
@@ -108,8 +113,10 @@ def cover_and_expose(libc, covers):
             covers.setdefault(anc, "size=1m,mode=755")
             exposed.append(p)
     # stage the directories to expose on a scratch tmpfs outside every covered folder, cover, bind back
-    stage = next((d for d in ("/run", "/opt", "/dev") if os.path.isdir(d) and d not in covers
-                  and not any(_under(p, d) for p in exposed)), None) if exposed else None
+    # (a covered folder may serve: it is covered last, after the stage is gone)
+    stage = next((d for d in ("/run", "/opt", "/mnt", "/srv", "/media", "/dev") if os.path.isdir(d)
+                  and not os.path.islink(d) and not any(_under(p, d) or p == d for p in exposed)
+                  and not any(_under(c, d) for c in covers)), None) if exposed else None
     if exposed and stage is None:
         raise OSError("sandbox: no scratch folder to stage the interpreter's directories on")
     staged = []
@@ -121,17 +128,54 @@ def cover_and_expose(libc, covers):
             _mount(libc, p, st, None, MS_BIND | MS_REC, None)
             staged.append((st, p))
     for folder, opts in covers.items():
-        _mount(libc, "tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+        if folder != stage:
+            _mount(libc, "tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, opts)
     for st, p in staged:
         os.makedirs(p, mode=0o755, exist_ok=True)
         _mount(libc, st, p, None, MS_BIND | MS_REC, None)
         _mount(libc, None, p, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
     if stage:
         libc.umount2(stage.encode(), 2)          # MNT_DETACH: the scratch tmpfs and its staging binds go
+        if stage in covers:
+            _mount(libc, "tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, covers[stage])
+
+
+PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 28, 47, 4
+SECURE_ALL_LOCKED = 0x2f      # NOROOT, NOROOT_LOCKED, NO_SETUID_FIXUP, NO_SETUID_FIXUP_LOCKED, KEEP_CAPS_LOCKED
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities():
+    """Give up every capability for good (user-namespace mode, where the candidate stays uid 0 of the
+    namespace): bounding set, ambient set, securebits (uid 0 regains nothing on exec), then the
+    effective / permitted / inheritable sets. Without capabilities it cannot unmount the covers."""
+    libc = _libc()
+    for cap in range(64):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    if libc.prctl(PR_SET_SECUREBITS, SECURE_ALL_LOCKED, 0, 0, 0) != 0:
+        raise RuntimeError(f"could not lock securebits: {os.strerror(ctypes.get_errno())}")
+    hdr = _CapHeader(0x20080522, 0)
+    data = (_CapData * 2)()
+    if libc.capset(ctypes.byref(hdr), data) != 0:
+        raise RuntimeError(f"could not drop capabilities: {os.strerror(ctypes.get_errno())}")
+    with open("/proc/self/status") as f:
+        eff = next(ln.split()[1] for ln in f if ln.startswith("CapEff:"))
+    if int(eff, 16) != 0:
+        raise RuntimeError("capabilities remain after dropping them")
 
 
 def drop_privileges(uid, gid):
-    if os.getuid() == 0:
+    if ARGS is not None and ARGS.userns:
+        drop_capabilities()
+    elif os.getuid() == 0:
         os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
@@ -150,8 +194,10 @@ def set_limits(a, per_test, dropped):
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_CPU, int(per_test) + 1),
     ]
-    if dropped:                       # counts every process of the uid: only meaningful for our own uid
+    if dropped or a.userns:           # a uid of its own (a fresh uid, or uid 0 of its user namespace)
         lim.append((resource.RLIMIT_NPROC, a.nproc))
+    elif a.nproc_base is not None:    # the caller's own uid: its other processes count too
+        lim.append((resource.RLIMIT_NPROC, a.nproc_base + a.nproc))
     for what, val in lim:
         try:
             resource.setrlimit(what, (val, val))
@@ -187,7 +233,7 @@ def _child(code, mode, fn_name, test_input, in_fd, out_w, err_w, res_w, per_test
         os.dup2(res_w, 3)
         os.closerange(4, 4096)            # the runner's report stream must not reach candidate code
         res_w = 3
-        dropped = os.getuid() == 0
+        dropped = os.getuid() == 0 and not ARGS.userns
         drop_privileges(ARGS.uid, ARGS.gid)   # untrusted code never runs as root
         set_limits(ARGS, per_test, dropped)
         sys.stdin = os.fdopen(0, "r", closefd=False)
@@ -360,6 +406,8 @@ def main():
     ap.add_argument("--uid", type=int, required=True)
     ap.add_argument("--gid", type=int, required=True)
     ap.add_argument("--no-ns", action="store_true")
+    ap.add_argument("--userns", action="store_true", help="inside a user namespace: drop capabilities, keep the uid")
+    ap.add_argument("--nproc-base", type=int, default=None, help="tasks the caller's uid already has (--no-ns)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--tmp-mb", type=int, default=64)
     ap.add_argument("--memory-mb", type=int, default=1024)

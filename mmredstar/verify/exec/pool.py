@@ -1,6 +1,6 @@
 """A worker-process pool for verification with a hard time limit per item, order preserved.
 
-Each worker (``worker.Worker``: a fresh ``python -m mmredstar.verify.exec.worker`` process) runs
+Each worker (``worker.Worker``: a fresh ``python -m mmredstar.verify.exec`` process) runs
 ``verify_response``; the parent watches every task's deadline and kills and replaces a worker that
 overruns it (a comparison stuck in C code, a sandbox that will not die), giving that item verdict
 ``error``. A worker that dies likewise costs only its item. Results come back in input order; input

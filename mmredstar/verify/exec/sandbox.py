@@ -1,24 +1,36 @@
-"""Run untrusted code in a sandboxed subprocess: namespaces, a dropped uid, resource limits.
+"""Run untrusted code in a sandboxed subprocess: namespaces, an allow-list of what it sees, limits.
 
-One sandbox per candidate program: ``unshare`` gives it new network (no interfaces up: no network),
-pid, mount, ipc and uts namespaces; inside, the runner (``_runner.py``) remounts ``/`` read-only,
-puts private tmpfs on /tmp, /var/tmp and /dev/shm, covers the folders where projects and data live
-(``hidden_dirs()``: the caller's top-level folder such as /work, /home, /root, /mnt, ...) with empty
-tmpfs and binds back only the interpreter's own directories, so candidate code cannot read the
-project's files or test data; each test's child drops to a fresh unprivileged uid/gid (root
-ignores RLIMIT_NPROC, so untrusted code never runs as root), sets no_new_privs, and runs each test in
-a forked child under RLIMIT_AS / CPU / FSIZE / NOFILE / NPROC with a per-test wall-clock limit. The
-environment is scrubbed. On timeout the parent kills the sandbox's process group; the runner is
-pid 1 of its pid namespace, so every process the candidate started dies with it. The sandbox also
-dies with the thread that started it (``setpriv --pdeathsig KILL``), so a verification worker killed
-for overrunning its hard limit takes its sandbox along. Where cgroups are writable (v1 ``memory`` and
-``pids``), one cgroup per sandbox also caps the memory of all its processes together (``memory_mb`` +
-256 MiB) and their number, so a swarm of processes under the per-process RLIMIT_AS cannot exhaust
-the machine.
+One sandbox per candidate program. Isolation, strongest first (``isolation_mode()``; ``describe()``
+says which protections are in force, and every weaker fallback is logged as a warning):
 
-Where namespaces are unavailable (no ``unshare``, or not permitted), ``isolation="rlimits"`` is used
-with a warning: the dropped uid (when running as root), the resource limits and a private working
-directory, but no network isolation and no private /tmp. ``MMREDSTAR_SANDBOX=rlimits`` forces it.
+- ``namespaces`` (as root): ``unshare`` gives it new network (no interfaces up: no network), pid,
+  mount, ipc and uts namespaces; each test's child drops to a fresh unprivileged uid/gid (root ignores
+  RLIMIT_NPROC, so untrusted code never runs as root).
+- ``userns`` (an ordinary user, e.g. on a cluster): the same namespaces inside a new user namespace
+  (``unshare --user --map-root-user``); the candidate runs as the calling user with every capability
+  dropped (bounding set, ambient, effective, permitted; securebits locked) and no_new_privs, so it
+  cannot undo the mounts, and RLIMIT_NPROC counts only the sandbox's own processes.
+- ``rlimits`` (no usable namespaces): resource limits, a private working directory and (as root) the
+  dropped uid only: the candidate has the network and reads what the caller can read. Loud warning.
+
+Inside the namespaces the runner (``_runner.py``) remounts ``/`` read-only and shows the candidate an
+**allow-list**: the system folders (/usr, /bin, /lib*, /sbin, /etc, /dev, a fresh /proc), the
+interpreter and its libraries (bound back read-only), its own scratch directory and private tmpfs on
+/tmp, /var/tmp and /dev/shm; every other top-level folder (/home, /root, the project, /scratch,
+/lustre, /fsx, /gpfs, /opt, /mnt, /srv, /var, /run, /sys, ...) is an empty tmpfs (``hidden_dirs()``).
+Each test runs in a forked child under RLIMIT_AS / CPU / FSIZE / NOFILE / NPROC with a per-test
+wall-clock limit; the environment is scrubbed. On timeout the parent kills the sandbox's process
+group; the runner is pid 1 of its pid namespace, so every process the candidate started dies with it.
+The sandbox also dies with the thread that started it (``setpriv --pdeathsig KILL``), so a verification
+worker killed for overrunning its hard limit takes its sandbox along.
+
+Memory and process caps across ALL of a candidate's processes (RLIMIT_AS bounds each one alone): one
+cgroup per sandbox (``memory_mb`` + 256 MiB, ``nproc`` + 16 processes) where a writable cgroup is
+available: cgroup v2 (``memory.max``, ``pids.max``; under ``$MMREDSTAR_CGROUP`` or this process's own
+delegated cgroup), else v1 ``memory`` + ``pids`` under ``/sys/fs/cgroup/<controller>/mmredstar`` (as root,
+or delegated to the user by ``chown``), else none (the per-process rlimits still apply; logged).
+
+``MMREDSTAR_SANDBOX=namespaces|userns|rlimits`` forces a mode.
 
     python -c "from mmredstar.verify.exec.sandbox import run_program; print(list(run_program('print(input())', ['hi'])))"
 """
@@ -28,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import random
 import selectors
@@ -43,9 +56,17 @@ from dataclasses import asdict, dataclass
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_runner.py")
 UNSHARE = ["unshare", "--net", "--pid", "--mount", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc"]
+USERNS = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--mount", "--ipc", "--uts", "--fork",
+          "--kill-child", "--mount-proc"]
+MODES = ("namespaces", "userns", "rlimits")
+VISIBLE = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev", "/proc", "/tmp")
+"""The top-level folders a candidate sees (read-only but /tmp, which is private); all others are hidden."""
+log = logging.getLogger(__name__)
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp",
              "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
 UID_RANGE = (2_000_000, 3_000_000)
+ISSUED_UIDS: set[int] = set()
+"""The sandbox uids this process has used (tests check that none of them has a process left)."""
 
 
 class SandboxError(RuntimeError):
@@ -65,36 +86,57 @@ class Limits:
     tmp_mb: int = 64           # size of the private /tmp (namespaces only)
 
 
+def _works(cmd: list[str]) -> tuple[bool, str]:
+    try:
+        r = subprocess.run(cmd + ["true"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    return r.returncode == 0, r.stderr.decode(errors="replace").strip()[:200]
+
+
+def _warn(msg: str) -> None:
+    log.warning(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
 @functools.lru_cache(maxsize=1)
 def isolation_mode() -> str:
-    """``"namespaces"`` when ``unshare`` works here, else ``"rlimits"`` (with a warning)."""
+    """``"namespaces"`` (root), ``"userns"`` (an ordinary user with user namespaces), else ``"rlimits"``
+    (loudly: no network isolation, the candidate reads what this user can read)."""
     forced = os.environ.get("MMREDSTAR_SANDBOX")
-    if forced in ("namespaces", "rlimits"):
+    if forced in MODES:
         return forced
     if shutil.which("unshare") is None:
         why = "the 'unshare' program is missing"
     else:
-        try:
-            r = subprocess.run(UNSHARE + ["true"], capture_output=True, timeout=20)
-            if r.returncode == 0:
+        whys = []
+        if os.getuid() == 0:
+            ok, why = _works(UNSHARE)
+            if ok:
                 return "namespaces"
-            why = r.stderr.decode(errors="replace").strip()[:200]
-        except (OSError, subprocess.TimeoutExpired) as e:
-            why = str(e)
-    warnings.warn(f"code sandbox: namespaces unavailable ({why}); falling back to resource limits and a "
-                  "dropped uid only: no network isolation, no private /tmp", RuntimeWarning, stacklevel=2)
+            whys.append(f"namespaces: {why}")
+        ok, why = _works(USERNS)
+        if ok:
+            if os.getuid() == 0:
+                _warn(f"code sandbox: root namespaces unavailable ({whys[0]}); using a user namespace")
+            return "userns"
+        whys.append(f"user namespaces: {why}")
+        why = "; ".join(whys)
+    _warn(f"code sandbox: namespaces unavailable ({why}); falling back to resource limits only: candidate code "
+          "has the network and can read whatever this user can read (home, tokens, shared scratch)")
     return "rlimits"
 
 
 def hidden_dirs() -> list[str]:
-    """Top-level folders the sandbox covers (namespaces only): where projects and data live (the
-    caller's working directory, this package, home folders); the interpreter is bound back inside."""
-    out = {"/home", "/root", "/mnt", "/media", "/srv", "/data", "/workspace"}
-    for p in (os.getcwd(), os.path.dirname(os.path.abspath(__file__)), os.path.expanduser("~")):
-        parts = os.path.realpath(p).strip("/").split("/")
-        if parts and parts[0]:
-            out.add("/" + parts[0])
-    return sorted(d for d in out if os.path.isdir(d))
+    """Top-level folders the candidate does not see (namespace modes): every folder of ``/`` but the
+    allow-list ``VISIBLE``; the interpreter's own directories are bound back inside, read-only."""
+    out = []
+    for name in os.listdir("/"):
+        d = "/" + name
+        if d in VISIBLE or os.path.islink(d) or not os.path.isdir(d):
+            continue
+        out.append(d)
+    return sorted(out)
 
 
 def _fresh_ids() -> tuple[int, int]:
@@ -112,13 +154,17 @@ def run_program(code: str, inputs: list, *, mode: str = "stdio", fn_name: str | 
     """
     lim = limits or Limits()
     iso = isolation or isolation_mode()
-    uid, gid = _fresh_ids()
+    if iso not in MODES:
+        raise SandboxError(f"isolation {iso!r} is not one of {', '.join(MODES)}")
+    uid, gid = _fresh_ids() if iso != "userns" else (0, 0)       # userns: the caller's own uid, no capabilities
+    if uid:
+        ISSUED_UIDS.add(uid)
     args = ["--uid", str(uid), "--gid", str(gid), "--per-test", str(lim.per_test), "--total", str(lim.total),
             "--memory-mb", str(lim.memory_mb), "--fsize-mb", str(lim.fsize_mb), "--nofile", str(lim.nofile),
             "--nproc", str(lim.nproc), "--tmp-mb", str(lim.tmp_mb)]
     for d in hidden_dirs():
         args += ["--hide", d]
-    cgroups = make_cgroups(uid, lim)
+    cgroups = make_cgroups(uid if iso != "userns" else random.SystemRandom().randrange(*UID_RANGE), lim)
     for cg in cgroups:
         args += ["--cgroup", cg]
     workdir = None
@@ -126,13 +172,16 @@ def run_program(code: str, inputs: list, *, mode: str = "stdio", fn_name: str | 
     prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
     if iso == "namespaces":
         cmd = prefix + UNSHARE + [sys.executable, "-I", RUNNER] + args
+    elif iso == "userns":
+        cmd = prefix + USERNS + [sys.executable, "-I", RUNNER, "--userns"] + args
     else:
         workdir = tempfile.mkdtemp(prefix="mmredstar-sandbox-")
         if os.getuid() == 0:
             os.chown(workdir, uid, gid)
         else:
-            warnings.warn("code sandbox: not running as root, so untrusted code runs as this user",
-                          RuntimeWarning, stacklevel=2)
+            _warn_once("code sandbox: not running as root and without namespaces, so untrusted code runs as "
+                       "this user, with its network and its files")
+            args += ["--nproc-base", str(tasks_of(os.getuid()))]
         cmd = prefix + [sys.executable, "-I", RUNNER, "--no-ns", "--workdir", workdir] + args
     job = json.dumps({"code": code, "inputs": list(inputs), "mode": mode, "fn_name": fn_name})
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -176,27 +225,106 @@ def run_program(code: str, inputs: list, *, mode: str = "stdio", fn_name: str | 
     finally:
         sel.close()
         _kill(proc)
-        if iso != "namespaces" and os.getuid() == 0:
+        if iso == "rlimits" and os.getuid() == 0:
             kill_uid(uid)
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         remove_cgroups(cgroups)
 
 
-CGROUP_ROOTS = {"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids", "v2": "/sys/fs/cgroup/unified"}
+CGROUP_ROOTS = {"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids"}
+"""cgroup v1 controller mounts; the sandboxes' cgroups live in ``<root>/mmredstar/`` (root, or a user it
+was delegated to with ``chown``)."""
+
+
+def _v2_mount() -> str | None:
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and parts[2] == "cgroup2":
+                    return parts[1]
+    except OSError:
+        pass
+    return None
+
+
+def _v2_parent() -> str | None:
+    """A cgroup v2 directory this process may create sandbox cgroups in, with memory and pids enabled
+    for its children: ``$MMREDSTAR_CGROUP``, else this process's own cgroup (delegated subtrees: systemd
+    user sessions, Slurm / Kubernetes jobs). None when there is none."""
+    mnt = _v2_mount()
+    if mnt is None:
+        return None
+    cands = [os.environ["MMREDSTAR_CGROUP"]] if os.environ.get("MMREDSTAR_CGROUP") else []
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = next((ln.split("::", 1)[1].strip() for ln in f if ln.startswith("0::")), None)
+        if own is not None:
+            cands.append(os.path.join(mnt, own.lstrip("/")))
+    except OSError:
+        pass
+    for d in cands:
+        try:
+            with open(os.path.join(d, "cgroup.controllers")) as f:
+                avail = set(f.read().split())
+            if not {"memory", "pids"} <= avail or not os.access(d, os.W_OK):
+                continue
+            with open(os.path.join(d, "cgroup.subtree_control")) as f:
+                on = set(f.read().split())
+            if not {"memory", "pids"} <= on:
+                with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                    f.write("+memory +pids")          # refused where d itself holds processes: next one
+            return d
+        except OSError:
+            continue
+    return None
+
+
+def _v1_parent(kind: str) -> str | None:
+    d = os.path.join(CGROUP_ROOTS[kind], "mmredstar")
+    if os.path.isdir(d):
+        return d if os.access(d, os.W_OK) else None
+    return d if os.access(CGROUP_ROOTS[kind], os.W_OK) else None
+
+
+def cgroup_support() -> str | None:
+    """``"v2"`` / ``"v1"`` when per-sandbox memory + pids cgroups can be made here, else None."""
+    if _v2_parent():
+        return "v2"
+    if all(_v1_parent(k) for k in CGROUP_ROOTS):
+        return "v1"
+    return None
 
 
 def make_cgroups(uid: int, lim: Limits) -> list[str]:
     """Per-sandbox cgroups bounding the memory of ALL its processes together (RLIMIT_AS bounds each one
-    alone) and their number: v1 ``memory`` + ``pids`` controllers where writable, else none (the
-    rlimits still apply). Returns the directories the runner joins."""
-    out = []
+    alone) and their number: cgroup v2 (one directory, ``memory.max`` + ``pids.max``), else v1
+    ``memory`` + ``pids`` controllers, else none (the rlimits still apply; logged once). Returns the
+    directories the runner joins."""
     total = (lim.memory_mb + 256) * 1024 * 1024
-    for kind, files in (("memory", {"memory.limit_in_bytes": total}), ("pids", {"pids.max": lim.nproc + 16})):
-        root = CGROUP_ROOTS[kind]
-        if not os.access(root, os.W_OK):
+    npids = lim.nproc + 16
+    parent = _v2_parent()
+    if parent:
+        d = os.path.join(parent, f"mmredstar-sandbox-{uid}")
+        try:
+            os.makedirs(d, exist_ok=True)
+            for f, v in (("memory.max", total), ("pids.max", npids)):
+                with open(os.path.join(d, f), "w") as fh:
+                    fh.write(str(v))
+            with contextlib.suppress(OSError), open(os.path.join(d, "memory.swap.max"), "w") as fh:
+                fh.write("0")                       # no swapping around the limit
+            return [d]
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+            log.debug("cgroup v2 under %s unusable: %s", parent, e)
+    out = []
+    for kind, files in (("memory", {"memory.limit_in_bytes": total}), ("pids", {"pids.max": npids})):
+        base = _v1_parent(kind)
+        if base is None:
             continue
-        d = os.path.join(root, "mmredstar", f"sandbox-{uid}")
+        d = os.path.join(base, f"sandbox-{uid}")
         try:
             os.makedirs(d, exist_ok=True)
             for f, v in files.items():
@@ -211,7 +339,36 @@ def make_cgroups(uid: int, lim: Limits) -> list[str]:
                 os.rmdir(d)
             continue
         out.append(d)
+    if len(out) < 2:
+        _warn_once("code sandbox: no writable cgroup (v2 with memory+pids, or v1 "
+                   f"{' and '.join(r + '/mmredstar' for r in CGROUP_ROOTS.values())}): memory and process counts are capped per "
+                   "process only (RLIMIT_AS, RLIMIT_NPROC), not across all of a candidate's processes")
     return out
+
+
+_WARNED: set = set()
+
+
+def _warn_once(msg: str) -> None:
+    if msg not in _WARNED:
+        _WARNED.add(msg)
+        _warn(msg)
+
+
+def tasks_of(uid: int) -> int:
+    """Tasks (processes and threads) owned by ``uid``: what RLIMIT_NPROC counts."""
+    n = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                st = {k: v for k, _, v in (ln.partition(":") for ln in f)}
+            if int(st["Uid"].split()[0]) == uid:
+                n += int(st.get("Threads", "1").strip() or 1)
+        except (OSError, ValueError, KeyError):
+            continue
+    return n
 
 
 def remove_cgroups(dirs: list[str]) -> None:
@@ -263,7 +420,22 @@ def _kill(proc: subprocess.Popen) -> None:
             f.close()  # type: ignore[union-attr]
 
 
-def describe() -> dict:
-    """What the sandbox does on this machine (for reports and benchmarks)."""
-    return {"isolation": isolation_mode(), "limits": asdict(Limits()), "root": os.getuid() == 0,
-            "cgroups": [k for k in ("memory", "pids") if os.access(CGROUP_ROOTS[k], os.W_OK)]}
+def describe(isolation: str | None = None) -> dict:
+    """Which protections are in force on this machine (the verify report and benchmarks print it)."""
+    iso = isolation or isolation_mode()
+    cg = cgroup_support()
+    root = os.getuid() == 0
+    d = {"isolation": iso, "root": root, "limits": asdict(Limits()),
+         "network": "none (own network namespace)" if iso != "rlimits" else "the host's (no isolation)",
+         "filesystem": ("allow-list: system folders and the interpreter read-only, own scratch dir and /tmp"
+                        if iso != "rlimits" else "everything this user can read (no isolation)"),
+         "identity": {"namespaces": "a fresh unprivileged uid", "userns": "this user, without capabilities",
+                      "rlimits": "a fresh unprivileged uid" if root else "this user"}[iso],
+         "cgroups": cg,
+         "memory_cap": "all of a candidate's processes together (cgroup)" if cg else "per process (RLIMIT_AS)",
+         "process_cap": "all of a candidate's processes (cgroup pids + RLIMIT_NPROC)" if cg else "RLIMIT_NPROC",
+         "processes_outliving": "killed with the pid namespace" if iso != "rlimits" else
+                                ("killed by uid" if root else "killed by process group only")}
+    d["summary"] = (f"{iso}: network {d['network'].split(' ')[0]}, files {d['filesystem'].split(':')[0]}, "
+                    f"runs as {d['identity']}, memory cap {d['memory_cap'].split(' (')[0]}")
+    return d

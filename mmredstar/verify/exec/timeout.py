@@ -57,3 +57,9 @@ def call_with_limit(fn, *args, seconds: float, hard: bool = True, **kwargs):
     except EOFError:
         _local.helper = None
         raise LimitExceeded("helper process died") from None
+    except LimitExceeded:
+        # interrupted mid-computation (its soft limit fired inside sympy / math-verify, whose caches may
+        # now hold half-built entries): never reuse that interpreter
+        helper.kill()
+        _local.helper = None
+        raise

@@ -1,6 +1,6 @@
 """A reusable worker subprocess that runs module-level functions; the parent may kill it any time.
 
-Started as ``python -m mmredstar.verify.exec.worker`` (a fresh interpreter: safe from any thread, and it
+Started as ``python -m mmredstar.verify.exec`` (its ``__main__`` calls ``main`` here) (a fresh interpreter: safe from any thread, and it
 never re-runs the caller's ``__main__`` the way multiprocessing's spawn/forkserver do). Requests and
 replies are length-prefixed pickles over its stdin/stdout; anything the called code prints goes to
 stderr. Used for hard time limits (``exec.timeout.call_with_limit``) and the verification pool.
@@ -54,7 +54,7 @@ class Worker:
 
     def __init__(self):
         env = dict(os.environ)
-        self.proc = subprocess.Popen([sys.executable, "-m", "mmredstar.verify.exec.worker"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "mmredstar.verify.exec"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, close_fds=True)
         self.task = None
         self.deadline = 0.0

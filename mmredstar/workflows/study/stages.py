@@ -1,221 +1,21 @@
-"""Data-composition studies as a grid: the paper's data-scale (Table 1) and difficulty (Table 2) experiments.
-
-    mmredstar study plan configs/study/redstar_table1_table2.yaml    # the cells and the exact cluster commands
-    mmredstar study run configs/study/tiny.yaml                      # every stage on CPU (a couple of minutes)
-    mmredstar study run CONFIG.yaml --only scale                     # one grid; finished cells are skipped
-    mmredstar study report CONFIG.yaml                               # rebuild the table from finished evals
-
-Python::
-
-    from mmredstar.workflows.study import run, load_config, expand
-    report = run("configs/study/tiny.yaml", ["out=runs/s"])          # -> the study.json content
-
-One config names a base model, a training recipe, the data pool (a curated SFT set, or built-in data) and
-the grids. ``expand`` turns it into cells: ``scale`` (one per size of the nested ladder, e.g. 4k, 8k, 16k,
-32k, all) and ``difficulty`` (one per band, e.g. levels 3 / 4-6 / 7-9, optionally cut to one size). Each
-cell is an ordinary training run (``mmredstar.training.run(recipe, overrides)`` with ``data.train`` = the
-cell's subset and its own ``output_dir``) and is evaluated with the evaluation runner on the config's
-benchmarks. ``run`` goes through the stages, each resumable:
-
-1. pool: ``pool.path`` (files, globs or a named set of ``train/_sets.yaml``), or built-in data
-   (``pool.builtin``: generated arithmetic problems by level -> curation with the scripted teacher ->
-   ``sft.jsonl``, optionally with a trained difficulty scorer as the curation difficulty source);
-   ``pool.rescore`` re-scores the pool's difficulty with a trained scorer first.
-2. subsets (``mmredstar.data.subset``): ``OUT/subsets/scale/<size>.jsonl`` and
-   ``OUT/subsets/difficulty/<band>[_<size>].jsonl``, each with its manifest.
-3. train: ``OUT/cells/<grid>/<cell>/`` (a cell whose ``cell.json`` matches its recipe, overrides and subset
-   hash is skipped; a killed cell resumes from its last checkpoint).
-4. eval: ``OUT/eval/<grid>-<cell>/<bench>/`` (+ ``base``, the untrained model), resumable per item.
-5. the table: ``OUT/study.json``, ``OUT/study.md`` (rows = cells, columns = benchmarks + AVG, pass@1 %)
-   and ``OUT/study.png`` (accuracy vs data scale; accuracy per difficulty band).
-
-On a cluster, ``plan`` prints the same steps as commands: the subset builds, one
-``accelerate launch ... -m mmredstar.training RECIPE data.train=[...] output_dir=...`` per cell, the eval
-runs, then ``mmredstar study report`` for the table.
-"""
+"""The study's stages: cells, pool, subsets, training, evaluation, the table; ``run``, ``report_only``, ``plan_text``."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
+import logging
 import os
 import shlex
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import click
+from ...data.inputs import data_root, input_name, named_sets
+from ...stages import Marker, asset_sha256, fingerprint
+from .config import STUDY_VERSION, StudyConfig, load_config
 
-from ..clibase import Group
-from ..stages import Marker, asset_sha256, fingerprint
-
-STUDY_VERSION = 1
-
-
-# ----------------------------------------------------------------------------------------- config
-@dataclass
-class BuiltinPool:
-    """Built-in data: generated arithmetic problems (level = number of operations) curated with the scripted teacher."""
-
-    problems: int = 400
-    """Generated problems (levels in turn; ``mmredstar.synth.arithmetic``)."""
-    seed: int = 0
-    """Generator seed."""
-    levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
-    """Levels (MATH-style; difficulty 2L-1 on the 1-10 scale)."""
-    curate: dict = field(default_factory=dict)
-    """Curation config keys (``mmredstar curate --keys``) over the defaults: scripted teacher writing from each
-    problem's reference working, error rate rising with difficulty, 2-4 samples per prompt by difficulty."""
-    scorer: str | None = None
-    """A difficulty-scorer training config (``configs/difficulty/tiny.yaml``): it is trained first (into
-    ``OUT/pool/scorer``) and used as curation's difficulty source (``trained``), so the bands come from it."""
-
-
-@dataclass
-class PoolConfig:
-    """The data the subsets are drawn from."""
-
-    path: str | list[str] | None = None
-    """The curated SFT pool: sample files, globs, or a named set of ``train/_sets.yaml`` (e.g. ``redstar_math_1000k``)."""
-    root: str | None = None
-    """Directory named sets are resolved against (default ``$MMREDSTAR_DATA`` or ``./data``)."""
-    builtin: BuiltinPool | None = None
-    """Built-in data instead of ``path`` (CPU runs and tests)."""
-    rescore: str | None = None
-    """A trained difficulty scorer directory: re-score the pool (``mmredstar difficulty score``) before banding."""
-
-
-@dataclass
-class ScaleGrid:
-    """Table 1: the same recipe on nested subsets of growing size."""
-
-    enabled: bool = True
-    """Run this grid."""
-    sizes: list = field(default_factory=lambda: [4000, 8000, 16000, 32000, "all"])
-    """The ladder: numbers (``4000``, ``"4k"``) and ``all``."""
-
-
-@dataclass
-class DifficultyGrid:
-    """Table 2: the same recipe on subsets of different difficulty."""
-
-    enabled: bool = True
-    """Run this grid."""
-    bands: dict = field(default_factory=lambda: {"L3": "3", "L4-6": "4-6", "L7-9": "7-9"})
-    """Cell name -> inclusive difficulty bands (``Sample.difficulty`` rounded half up)."""
-    size: int | str | None = None
-    """Cut every band to this many records (equal-size comparison); ``None``: every record of the band."""
-
-
-@dataclass
-class EvalConfig:
-    """The benchmarks every cell is evaluated on (``mmredstar.evaluation``)."""
-
-    benches: list = field(default_factory=list)
-    """Benchmark specs: names under ``eval/`` (``math_hard``, ``aime24``...) or paths, or inline
-    ``{name: X, spec: {...BenchSpec keys...}}``."""
-    data: dict = field(default_factory=dict)
-    """``{bench: path}``: where a benchmark's data is (overrides the spec's default)."""
-    builtin_test: dict | None = None
-    """Built-in held-out problems for the built-in pool: ``{problems: 40, seed: 1, levels: [1, 2], max_new_tokens: 64}``
-    adds the benchmark ``arith_heldout`` (problems that are not in the pool)."""
-    backend: str = "transformers"
-    """Generation backend (``transformers``, ``vllm``, ``openai``)."""
-    backend_options: dict = field(default_factory=dict)
-    """Backend options (e.g. ``{batch_size: 32}``, ``{tensor_parallel_size: 4}``)."""
-    n: int | None = None
-    """Samples per prompt (``None``: each spec's)."""
-    limit: int | None = None
-    """Evaluate the first N items of each benchmark."""
-    spec_overrides: dict = field(default_factory=dict)
-    """Any spec key for every benchmark (e.g. ``{max_new_tokens: 64}``)."""
-    include_base: bool = True
-    """Also evaluate the untrained base model (row ``base``)."""
-    chunk_size: int = 64
-    """Items per resumable chunk."""
-
-
-@dataclass
-class StudyConfig:
-    """One study: a base model, a recipe, a data pool, the grids and the benchmarks."""
-
-    description: str = ""
-    """What the study reproduces."""
-    model: str | None = None
-    """The base model (a preset or a path); ``None``: the recipe's. Every cell starts from it."""
-    recipe: str = "qwen2_5/7B_sft_4k"
-    """The training recipe every cell runs (``train/``), with ``data.train`` and ``output_dir`` set per cell."""
-    overrides: dict = field(default_factory=dict)
-    """Dotted recipe overrides for every cell (``{train.epochs: 3, train.num_threads: 1}``)."""
-    pool: PoolConfig = field(default_factory=PoolConfig)
-    """The data the subsets are drawn from."""
-    seed: int = 0
-    """Seed of the subsets (same seed, same ids; smaller sets inside larger ones)."""
-    scale: ScaleGrid = field(default_factory=ScaleGrid)
-    """Table 1 (data scale)."""
-    difficulty: DifficultyGrid = field(default_factory=DifficultyGrid)
-    """Table 2 (difficulty)."""
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    """The evaluation runs."""
-    out: str = "runs/study"
-    """Output directory (pool, subsets, cells, eval, study.{json,md,png})."""
-    launch: str = "accelerate launch --num_processes 8 -m mmredstar.training"
-    """The training launcher ``plan`` prints for each cell (any launcher that runs ``mmredstar.training``)."""
-    threads: int | None = None
-    """torch CPU threads in this process (tiny runs: 1)."""
-    progress: bool = True
-    """Progress bars."""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> StudyConfig:
-    """A checked ``StudyConfig`` from a YAML path (or a name under ``configs/``, e.g. ``study/tiny``) or a dict."""
-    from mmredstar.config import load_dataclass
-
-    cfg, _, where = load_dataclass(StudyConfig, path_or_dict, overrides)
-    _check(cfg, where)
-    return cfg
-
-
-def _check(cfg: StudyConfig, where) -> None:
-    from mmredstar.config import ConfigError
-    from mmredstar.data.subset import parse_size, parse_sizes
-    from mmredstar.levels import parse_bands
-
-    if (cfg.pool.path is None) == (cfg.pool.builtin is None):
-        raise ConfigError(f"{where('pool')}: key 'pool': give exactly one of 'path' (the curated SFT pool) or 'builtin'")
-    if not (cfg.scale.enabled or cfg.difficulty.enabled):
-        raise ConfigError(f"{where('scale')}: both grids are disabled; enable scale or difficulty")
-    try:
-        if cfg.scale.enabled:
-            parse_sizes(cfg.scale.sizes)
-    except ValueError as e:
-        raise ConfigError(f"{where('scale.sizes')}: key 'scale.sizes': {e}") from None
-    try:
-        if cfg.difficulty.enabled:
-            parse_bands(cfg.difficulty.bands)
-            if cfg.difficulty.size is not None:
-                parse_size(cfg.difficulty.size)
-    except ValueError as e:
-        raise ConfigError(f"{where('difficulty')}: key 'difficulty': {e}") from None
-    try:
-        from mmredstar.assets import resolve
-
-        resolve("train", cfg.recipe)
-    except Exception as e:  # noqa: BLE001
-        raise ConfigError(f"{where('recipe')}: key 'recipe': {e}") from None
-    if not cfg.eval.benches and cfg.eval.builtin_test is None:
-        raise ConfigError(f"{where('eval')}: key 'eval.benches': name at least one benchmark (or eval.builtin_test)")
-    for i, b in enumerate(cfg.eval.benches):
-        if isinstance(b, dict) and (set(b) - {"name", "spec"} or "name" not in b or not isinstance(b.get("spec"), dict)):
-            raise ConfigError(f"{where(f'eval.benches[{i}]')}: key 'eval.benches[{i}]': write a spec name, or "
-                              "{name: X, spec: {card: ..., data: ..., prompt: ...}}")
-        elif not isinstance(b, (str, dict)):
-            raise ConfigError(f"{where(f'eval.benches[{i}]')}: key 'eval.benches[{i}]': a spec name or a mapping")
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------- cells
@@ -276,7 +76,7 @@ def expand(cfg: StudyConfig) -> list[Cell]:
 
 
 def _log(msg: str) -> None:
-    print(f"[study] {msg}", file=sys.stderr, flush=True)
+    log.info(f"[study] {msg}")
 
 
 # ----------------------------------------------------------------------------------------- stage 1: pool
@@ -331,11 +131,12 @@ def prepare_pool(cfg: StudyConfig) -> list[str]:
             os.replace(fresh, problems)
         scorer_dir = None
         if b.scorer:
+            from mmredstar.difficulty.train import summary
             from mmredstar.difficulty.train import train as train_scorer
 
             scorer_dir = str(pool_dir / "scorer")
             _log(f"pool: training the difficulty scorer {b.scorer} -> {scorer_dir}")
-            train_scorer(b.scorer, {"out": scorer_dir, "progress": cfg.progress})
+            _log(summary(train_scorer(b.scorer, {"out": scorer_dir, "progress": cfg.progress})))
         _log(f"pool: curating {len(ss)} generated problems with the scripted teacher -> {pool_dir / 'curate'}")
         res = curate_run(_curate_config(cfg, str(problems), pool_dir / "curate", scorer_dir))
         files = [str(Path(res.out) / "sft.jsonl")]
@@ -435,9 +236,7 @@ def bench_specs(cfg: StudyConfig, pool_files: list[str] | None):
     """(spec, data path or None) for every benchmark of the study."""
     from mmredstar.evaluation.spec import load_spec, spec_from_dict
 
-    ov = dict(cfg.eval.spec_overrides)
-    if cfg.eval.n is not None:
-        ov["n"] = cfg.eval.n
+    ov = cfg.eval.spec_overrides()
     out = []
     for b in cfg.eval.benches:
         if isinstance(b, dict):
@@ -474,14 +273,14 @@ def run_eval(cfg: StudyConfig, cells: list[Cell], pool_files: list[str], retrain
     out = Path(cfg.out) / "eval"
     results = []
     for label, model in eval_entries(cfg, cells):
-        bspec = backend_spec(cfg.eval.backend, model, cfg.eval.backend_options)
+        bspec = backend_spec(cfg.eval.backend, model, cfg.eval.backend_options_for())
         teacher = None
         try:
             for spec, d in specs:
                 teacher = teacher or build_teacher(bspec)
                 results.append(evaluate_samples(ModelEntry(model=model, label=label), spec, samples[spec.name],
                                                 out / label / spec.name, teacher=teacher, backend=bspec,
-                                                chunk_size=cfg.eval.chunk_size, overwrite=label in retrained,
+                                                chunk_size=cfg.eval.chunk_size or 64, overwrite=label in retrained,
                                                 progress=cfg.progress, data=spec.data_path(d)))
         finally:
             if teacher is not None:
@@ -708,11 +507,10 @@ def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
         pool = str(Path(cfg.out) / "pool" / "curate" / "sft.jsonl")
         pool_note = "(built-in data: `mmredstar study run CONFIG --train-only` builds it here)"
     else:
-        from mmredstar.training.data import data_root, named_sets
-
         specs = cfg.pool.path if isinstance(cfg.pool.path, list) else [cfg.pool.path]
         sets = named_sets()
-        pool = " ".join(os.path.join(data_root(cfg.pool.root), sets[s]["path"]) if s in sets else s for s in specs)
+        pool = " ".join(input_name(s) if not isinstance(s, str) else
+                        os.path.join(data_root(cfg.pool.root), sets[s]["path"]) if s in sets else s for s in specs)
         pool_note = ""
     lines = [f"# {cfg.description or 'study'}", f"# recipe {cfg.recipe}, base model {cfg.model or '(the recipe s)'}, "
              f"seed {cfg.seed}; {len(cells)} cells", "", "# cells"]
@@ -735,9 +533,9 @@ def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
     lines += ["", "# 3. evaluation (rows: " + ", ".join(lab for lab, _ in eval_entries(cfg, cells)) + ")"]
     models = ",".join(f"{lab}={m}" for lab, m in eval_entries(cfg, cells))
     common = (f" --backend {cfg.eval.backend}"
-              + "".join(f" --backend-opt {_q(f'{k}={v}')}" for k, v in cfg.eval.backend_options.items())
+              + "".join(f" --backend-opt {_q(f'{k}={v}')}" for k, v in cfg.eval.backend_options_for().items())
               + (f" --n {cfg.eval.n}" if cfg.eval.n else "") + (f" --limit {cfg.eval.limit}" if cfg.eval.limit else "")
-              + "".join(f" --set {_q(f'{k}={v}')}" for k, v in cfg.eval.spec_overrides.items())
+              + "".join(f" --set {_q(f'{k}={v}')}" for k, v in cfg.eval.overrides.items())
               + f" --out {Path(cfg.out) / 'eval'}")
     for b in cfg.eval.benches:
         if isinstance(b, dict):
@@ -751,46 +549,3 @@ def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
     lines += ["", "# 4. the table (study.md / study.json / study.png)",
               f"mmredstar study report {config_path or 'CONFIG.yaml'}"]
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------- CLI
-@click.group(cls=Group)
-def study():
-    """Data-composition studies: the paper's data-scale and difficulty grids, trained and evaluated."""
-
-
-def _overrides(sets, out):
-    return list(sets) + ([f"out={out}"] if out else [])
-
-
-@study.command("run")
-@click.argument("config")
-@click.option("--out", default=None, help="Output directory (overrides the config's 'out').")
-@click.option("--set", "sets", multiple=True, help="Override a config key, e.g. --set eval.limit=20.")
-@click.option("--only", multiple=True, help="Run only these grids or cells (scale, difficulty, scale-4k, L7-9...).")
-@click.option("--train-only", is_flag=True, help="Build the pool and subsets and train; no evaluation.")
-def run_cmd(config, out, sets, only, train_only):
-    """Build the subsets, train every cell, evaluate each, and write the table (finished work is skipped)."""
-    rep = run(config, _overrides(sets, out), only=tuple(only) or None, train_only=train_only)
-    if not train_only:
-        click.echo(render_markdown(rep))
-
-
-@study.command("plan")
-@click.argument("config")
-@click.option("--out", default=None, help="Output directory (overrides the config's 'out').")
-@click.option("--set", "sets", multiple=True, help="Override a config key.")
-def plan_cmd(config, out, sets):
-    """Print the expanded cells and the exact commands to run each stage on a cluster."""
-    cfg = load_config(config, _overrides(sets, out))
-    click.echo(plan_text(cfg, config))
-
-
-@study.command("report")
-@click.argument("config")
-@click.option("--out", default=None, help="Output directory (overrides the config's 'out').")
-@click.option("--set", "sets", multiple=True, help="Override a config key.")
-def report_cmd(config, out, sets):
-    """Rebuild study.{json,md,png} from the evaluation results under OUT/eval."""
-    rep = report_only(config, _overrides(sets, out))
-    click.echo(render_markdown(rep))
