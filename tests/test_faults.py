@@ -108,6 +108,15 @@ def test_dir_lock_refuses_a_second_holder(tmp_path):
         pass
 
 
+def test_seen_ids_across_the_buffer_merge():
+    from mmredstar.curate.pipeline import _SeenIds
+
+    seen = _SeenIds(buffer=8)
+    assert all(seen.add(f"id{i}") for i in range(50))          # merged into the sorted array several times
+    assert not any(seen.add(f"id{i}") for i in range(50))      # every one found again, buffered or merged
+    assert seen.add("new") and len(seen.sorted) == 48 and len(seen.recent) == 3
+
+
 # ----------------------------------------------------------------------------------------- verify
 def _flat(i: int, text: str | None = None) -> dict:
     return {"id": i, "response": text or f"\\boxed{{{i}}}", "answer": str(i), "answer_type": "math"}
@@ -214,7 +223,7 @@ def test_curate_leaves_out_duplicate_ids_and_bad_images_naming_file_and_line(tmp
     ip = res.report["input_problems"]
     assert ip["duplicate_ids"] == 1 and ip["bad_images"] == 2
     ex = "\n".join(ip["examples"])
-    assert "in.jsonl:5: id 't1' was already given at " in ex and "in.jsonl:2" in ex
+    assert "in.jsonl:5: id 't1' was given before in the inputs; the first is kept" in ex
     assert "in.jsonl:7: field 'images': image file not found" in ex and "in.jsonl:8: field 'images': image file is not" in ex
     assert res.report["counts"]["input"] == 8
     sft = list(read_samples(tmp_path / "o" / "sft.jsonl"))

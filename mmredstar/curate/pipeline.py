@@ -469,17 +469,46 @@ def _located(spec: InputSpec) -> Iterator[tuple[str, Sample]]:
             logger.warning("curate: input %s holds no records (an empty file?)", f)
 
 
+class _SeenIds:
+    """Which sample ids came before, at 8 bytes an id (a 64-bit hash in a sorted numpy array plus a small
+    buffer), so that 200k-prompt runs stay within the pipeline's memory bound."""
+
+    def __init__(self, buffer: int = 4096):
+        import numpy as np
+
+        self._np = np
+        self.sorted = np.empty(0, dtype=np.uint64)
+        self.recent: set[int] = set()
+        self.buffer = buffer
+
+    def add(self, key: str) -> bool:
+        """Record ``key``; False when it was seen before."""
+        import hashlib
+
+        h = int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+        if h in self.recent:
+            return False
+        i = int(self._np.searchsorted(self.sorted, h))
+        if i < len(self.sorted) and int(self.sorted[i]) == h:
+            return False
+        self.recent.add(h)
+        if len(self.recent) >= self.buffer:
+            new = self._np.fromiter(self.recent, dtype=self._np.uint64, count=len(self.recent))
+            self.sorted = self._np.union1d(self.sorted, new)
+            self.recent.clear()
+        return True
+
+
 def checked_inputs(specs: list[InputSpec], rep: Report) -> Iterator[Sample]:
     """The inputs' samples, less those whose id was seen before (the first is kept) and those with a missing or
     unreadable image; each left out is counted in the report with its file and line."""
-    seen: dict[str, str] = {}
+    seen = _SeenIds()
     for spec in specs:
         for where, s in _located(spec):
-            if s.id in seen:
-                rep.add_input_problem("duplicate_ids", f"{where}: id {s.id!r} was already given at {seen[s.id]}; "
+            if not seen.add(s.id):
+                rep.add_input_problem("duplicate_ids", f"{where}: id {s.id!r} was given before in the inputs; "
                                       "the first is kept (give each sample its own id)")
                 continue
-            seen[s.id] = where
             bad = next((m for m in map(unreadable_image, s.images) if m), None)
             if bad:
                 rep.add_input_problem("bad_images", f"{where}: field 'images': {bad}; the sample is left out")
