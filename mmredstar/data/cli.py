@@ -45,6 +45,10 @@ def validate(files, image_root, no_images, max_problems):
     total, problems = 0, []
     for f in files:
         n, ps = validate_file(f, image_root=image_root, check_images=not no_images, max_problems=max_problems)
+        if n == 0 and not ps:
+            from ..schema import Problem
+
+            ps = [Problem(f, None, "-", "holds no records (an empty file?)", "check that it was written completely")]
         total += n
         problems.extend(ps)
     for p in problems:

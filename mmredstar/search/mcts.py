@@ -337,7 +337,9 @@ def load_config(path_or_data, overrides: list[str] | None = None) -> MCTSConfig:
 def _cli():
     import click
 
-    @click.command("mcts")
+    from ..clibase import Command
+
+    @click.command("mcts", cls=Command)
     @click.argument("config")
     @click.option("--out", required=True, help="Output directory (trees.jsonl, mcts_summary.json).")
     @click.option("--set", "sets", multiple=True, help="Override a config key, e.g. --set k=8.")

@@ -164,6 +164,7 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
             load_recipe(st.recipe, _train_overrides(cfg, name, Path(cfg.out)))
         except (RecipeError, ValueError, FileNotFoundError) as e:
             raise ConfigError(f"{where(name)}: key '{name}': {e}") from None
+    _check_model(cfg.model, where("model"))
     known = {"base", "sft", "dpo"}
     for c in cfg.eval.checkpoints + cfg.eval.blank_images:
         if c not in known and "=" not in c:
@@ -173,6 +174,26 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
         if c in known and c not in cfg.eval.checkpoints:
             raise ConfigError(f"{where('eval.blank_images')}: key 'eval.blank_images': {c!r} is not in eval.checkpoints")
     return cfg
+
+
+def _check_model(model: str, at: str) -> None:
+    """``model`` must be a preset, a model directory, or a hub id (``ORG/NAME``): a typo is caught before any stage."""
+    import difflib
+    import os
+
+    from ...assets import AssetError, list_assets, resolve
+    from ...config import ConfigError
+
+    if os.path.exists(model) or "/" in model:
+        return
+    try:
+        resolve("models", model)
+    except AssetError:
+        presets = list_assets("models")
+        close = difflib.get_close_matches(model, presets, n=1)
+        raise ConfigError(f"{at}: key 'model': {model!r} is no preset in models/ and no directory"
+                          + (f"; did you mean {close[0]!r}?" if close else "")
+                          + f" (presets: {', '.join(presets)}; a hub model is written ORG/NAME)") from None
 
 
 # ----------------------------------------------------------------------------------------- derived configs

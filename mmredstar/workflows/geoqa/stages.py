@@ -85,7 +85,17 @@ def _stage_inputs(cfg: GeoQAConfig, stage: str) -> list[Path]:
 def stage_state(cfg: GeoQAConfig, stage: str) -> dict | None:
     """The stage's ``stage.json`` when the stage is finished for this config: same fingerprint (config and
     the files it names), same upstream markers, and its outputs there with their recorded sha256."""
-    return _marker(cfg, stage).check(stage_hash(cfg, stage), _stage_inputs(cfg, stage))
+    st = _marker(cfg, stage).check(stage_hash(cfg, stage), _stage_inputs(cfg, stage))
+    # trained weights are too large to hash on every check: each must still be there with its recorded size
+    if st is not None and any(not os.path.exists(p) or os.path.getsize(p) != n for p, n in st.get("weights", {}).items()):
+        _log(f"{stage}: its model weights are missing or changed since it finished; the stage is redone")
+        return None
+    return st
+
+
+def _weights(out: str | Path) -> dict[str, int]:
+    """``{path: size}`` of the weight files of a model directory."""
+    return {str(p): p.stat().st_size for pat in ("*.safetensors", "*.bin") for p in sorted(Path(out).glob(pat))}
 
 
 def _finish_stage(cfg: GeoQAConfig, stage: str, outputs: dict, seconds: float, extra: dict | None = None) -> dict:
@@ -204,7 +214,7 @@ def run_train(cfg: GeoQAConfig, stage: str) -> dict:
     keep = {k: m.get(k) for k in ("steps", "first_loss", "last_loss", "train_runtime", "seconds") if k in m}
     _log(f"{stage}: {keep}")
     return _finish_stage(cfg, stage, {"model": Path(out) / "config.json", "metrics": Path(out) / "metrics.json"},
-                         time.time() - t0, {"metrics": keep})
+                         time.time() - t0, {"metrics": keep, "weights": _weights(out)})
 
 
 def _checkpoint_entries(cfg: GeoQAConfig):

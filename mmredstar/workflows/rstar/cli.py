@@ -20,12 +20,9 @@ def rstar():
 @click.option("--set", "sets", multiple=True, help="Override a config key, e.g. --set rounds=3.")
 def run_cmd(config, out, sets):
     """Run every stage not yet finished for this config; write OUT/report.json."""
-    import logging
-
     from .config import load_config
     from .stages import run_all
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = load_config(config, list(sets), out=out)
     rep = run_all(cfg)
     keys = ("greedy", "majority", "ppm_search", "pairwise_accuracy", "rounds")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -218,9 +219,11 @@ def cell_done(cfg: StudyConfig, cell: Cell) -> bool:
 def train_cell(cfg: StudyConfig, cell: Cell) -> dict:
     """Train one cell (an ordinary ``mmredstar.training.run``); writes ``cell.json``; returns its metrics."""
     fp = cell_fingerprint(cfg, cell)
-    ov = dict(cell.overrides)
-    if last_checkpoint(cell.output_dir):
+    ov = copy.deepcopy(cell.overrides)  # applying overrides updates nested dicts: keep the cell's (the fingerprint) as is
+    if last_checkpoint(cell.output_dir) and not (Path(cell.output_dir) / "metrics.json").exists():
         ov["train.resume"] = True   # a killed cell continues from its last complete checkpoint
+    else:
+        ov["train.overwrite"] = True  # the cell is not done for this config: a finished run there is stale
     t0 = time.time()
     train_run(cfg.recipe, ov)
     m = read_metrics(cell.output_dir)
