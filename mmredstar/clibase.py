@@ -14,20 +14,22 @@ whole), at INFO, or WARNING with ``mmredstar --quiet``, DEBUG with ``--verbose``
 
 What counts as a user-facing error is :data:`USER_ERRORS`: the project's own errors all derive from
 these (``ConfigError``/``RecipeError``/``SpecError``/``DataError`` are ``ValueError``s, ``AssetError``
-is a ``FileNotFoundError``, ``TeacherError``/``PipelineError``/``SandboxError`` are ``RuntimeError``s).
+is a ``FileNotFoundError``, ``TeacherError``/``PipelineError``/``SandboxError`` are ``RuntimeError``s; an
+``ImportError`` names an optional dependency that is not installed).
 Programming errors (``TypeError``, ``KeyError``, ``AttributeError``...) keep their traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
 
 import click
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError, ImportError)
 DEBUG_KEY = "mmredstar.debug"
 LOG_KEY = "mmredstar.log_handler"
 
@@ -101,7 +103,27 @@ def _invoke_inner(invoke, ctx: click.Context):
     except USER_ERRORS as e:
         if debug_enabled(ctx):
             raise
-        raise UserError(str(e) or type(e).__name__) from None
+        raise UserError(_message(e)) from None
+
+
+# what to do about an OS error on a path (the message names the path first)
+_OS_HINTS = {
+    errno.ENOTDIR: "a part of this path is an existing file, not a directory; choose another path",
+    errno.EEXIST: "an existing file is in the way of a directory; move it or choose another path",
+    errno.EISDIR: "this is a directory; give a file name",
+    errno.EACCES: "no permission; choose a writable location or change its permissions",
+    errno.EPERM: "not permitted; choose a writable location or change its permissions",
+    errno.EROFS: "a read-only file system; choose a writable location",
+    errno.ENOSPC: "the disk is full; free space or choose another location",
+}
+
+
+def _message(e: BaseException) -> str:
+    """The one line shown for a user error; an OS error on a path says which path and what to do."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror and not isinstance(e, FileNotFoundError):
+        hint = _OS_HINTS.get(e.errno)
+        return f"{e.filename}: {e.strerror}" + (f" ({hint})" if hint else "")
+    return str(e) or type(e).__name__
 
 
 class Command(click.Command):

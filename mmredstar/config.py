@@ -28,6 +28,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from mmredstar.assets import AssetError, resolve
+
 
 class ConfigError(ValueError):
     """A config key or value is wrong; the message names the file, line and key and says what to do."""
@@ -52,6 +54,24 @@ def key_lines(node, prefix: str = "", out: dict | None = None) -> dict[str, int]
         for i, v in enumerate(node.value):
             out[f"{prefix[:-1]}[{i}]"] = v.start_mark.line + 1
             key_lines(v, f"{prefix[:-1]}[{i}].", out)
+    return out
+
+
+def duplicate_keys(node, prefix: str = "") -> list[tuple[str, int, int]]:
+    """``(dotted key, first line, repeated line)`` for each key given twice in one mapping of a composed YAML
+    tree (``yaml.safe_load`` would silently keep the last value)."""
+    out: list[tuple[str, int, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                if k.value in seen:
+                    out.append((f"{prefix}{k.value}", seen[k.value], k.start_mark.line + 1))
+                seen.setdefault(k.value, k.start_mark.line + 1)
+            out += duplicate_keys(v, f"{prefix}{getattr(k, 'value', k)}.")
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out += duplicate_keys(v, f"{prefix[:-1]}[{i}].")
     return out
 
 
@@ -350,7 +370,6 @@ def read_yaml(path_or_data: str | os.PathLike | dict, *, kind: str = "configs",
     (``configs/``, ``train/``, ``eval/``), or a dict (file ``<config>``, no lines)."""
     if isinstance(path_or_data, dict):
         return dict(path_or_data), "<config>", {}
-    from mmredstar.assets import AssetError, resolve
 
     path = os.fspath(path_or_data)
     if not os.path.exists(path):
@@ -358,14 +377,23 @@ def read_yaml(path_or_data: str | os.PathLike | dict, *, kind: str = "configs",
             path = os.fspath(resolve(kind, path))
         except AssetError as e:
             raise error(f"{path_or_data}: config not found ({e})") from None
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = Path(path).read_bytes()[:e.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r}); save the file as UTF-8") from None
     try:
         data = yaml.safe_load(text)
-        lines = key_lines(yaml.compose(text)) if data else {}
+        tree = yaml.compose(text) if data else None
+        lines = key_lines(tree) if data else {}
+        dups = duplicate_keys(tree)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise error(f"{path}{line}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    if dups:
+        key, first, again = dups[0]
+        raise error(f"{path}:{again}: duplicate key {key!r} (first given at line {first}); keep one of the two")
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -103,6 +103,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         raise
 
 
+@contextlib.contextmanager
+def dir_lock(out: str | os.PathLike, what: str, hint: str = "wait for it or choose another output directory"):
+    """Hold an exclusive lock on ``OUT/.lock`` while one ``what`` run writes into ``OUT`` (a second run is refused
+    with an error naming the directory; the OS releases the lock when the process ends, killed or not)."""
+    import fcntl
+
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, ".lock")
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise RuntimeError(f"{out}: another {what} run is using this output directory; {hint}") from None
+    try:
+        yield path
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        f.close()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
@@ -110,23 +132,50 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------------------------- raw JSONL
-def _open_text(path: str):
-    if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
+def surrogate_field(obj: Any, at: str = "") -> str | None:
+    """The dotted field of the first string in ``obj`` holding a lone UTF-16 surrogate (``"\\ud83d"``), or None."""
+    if isinstance(obj, str):
+        return at or "-" if any("\ud800" <= c <= "\udfff" for c in obj) else None
+    if isinstance(obj, dict):
+        items = ((f"{at}.{k}" if at else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, list):
+        items = ((f"{at}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for k, v in items:
+        f = surrogate_field(v, k)
+        if f:
+            return f
+    return None
 
 
-def iter_jsonl(path: str) -> Iterator[tuple[int, Any, Problem | None]]:
-    """Yield (line number, parsed object or None, problem or None) for each non-blank line."""
-    with _open_text(path) as f:
-        for i, line in enumerate(f, 1):
+def iter_jsonl(path: str, *, lone_surrogates: bool = False) -> Iterator[tuple[int, Any, Problem | None]]:
+    """Yield (line number, parsed object or None, problem or None) for each non-blank line. A line that is not
+    UTF-8, is not JSON, or holds a lone surrogate escape (which no UTF-8 writer can write back) is a problem of
+    that line; the lines after it are still read. ``lone_surrogates=True`` keeps such strings as they are (for
+    a reader that writes them back escaped, like ``verify``)."""
+    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield i, None, Problem(path, i, "-", f"not UTF-8 text: byte {raw[e.start:e.start + 1]!r} at column "
+                                       f"{e.start + 1}", "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8")
+                continue
             if not line.strip():
                 continue
             try:
-                yield i, json.loads(line), None
+                obj = json.loads(line)
             except json.JSONDecodeError as e:
                 yield i, None, Problem(path, i, "-", f"malformed JSON: {e.msg} at column {e.colno}",
                                        "each line must be one complete JSON object")
+                continue
+            bad = surrogate_field(obj) if "\\u" in line and not lone_surrogates else None
+            if bad:
+                yield i, None, Problem(path, i, bad, "a lone UTF-16 surrogate escape (e.g. \"\\ud83d\" without its "
+                                       "pair: a cut emoji)", "write the whole character or remove the escape")
+                continue
+            yield i, obj, None
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[Any]:
@@ -160,9 +209,16 @@ def iter_raw_records(spec) -> Iterator[tuple[str, int, Any, Problem | None]]:
             except json.JSONDecodeError as e:
                 yield path, e.lineno, None, Problem(path, e.lineno, "-", f"malformed JSON: {e.msg}")
                 continue
+            except UnicodeDecodeError as e:
+                yield path, None, None, Problem(path, None, "-", f"not UTF-8 text (byte offset {e.start})",
+                                                "re-encode the file as UTF-8")
+                continue
             rows = data if isinstance(data, list) else [data]
             for i, d in enumerate(rows, 1):
-                yield path, i, d, None
+                bad = surrogate_field(d)
+                yield (path, i, None, Problem(path, i, bad, "a lone UTF-16 surrogate escape (a cut emoji)",
+                                              "write the whole character or remove the escape")) if bad \
+                    else (path, i, d, None)
         else:
             for i, d, prob in iter_jsonl(path):
                 yield path, i, d, prob
@@ -194,7 +250,7 @@ def count_records(spec) -> int:
 
             n += pq.ParquetFile(path).metadata.num_rows
         else:
-            with _open_text(path) as f:
+            with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
                 n += sum(1 for line in f if line.strip())
     return n
 

@@ -728,6 +728,18 @@ def _decodes_file(path: str) -> bool:
         return False
 
 
+def unreadable_image(im: ImageRef) -> str | None:
+    """Why an image of a loaded sample cannot be used (missing file, not a decodable image), or None."""
+    if im.bytes is not None:
+        return None if _decodes(im.bytes) else "embedded image bytes are not a readable image"
+    path = im.resolved_path()
+    if path is None:
+        return "an image with neither a path nor bytes"
+    if not os.path.exists(path):
+        return f"image file not found: {path}"
+    return None if _decodes_file(path) else f"image file is not a readable image: {path}"
+
+
 # ----------------------------------------------------------------------------------------- building
 def _build_response(r: dict) -> Response:
     return Response(

@@ -7,6 +7,9 @@
 
 Resuming is the default: finished work units in ``OUT/units/`` are reused and never re-queried.
 ``--fresh`` deletes them (and the outputs) first.
+
+    mmredstar curate CONFIG --shard 0/4 ... --shard 3/4     # one shard per job/node (OUT/shards/shard-i-of-N)
+    mmredstar curate merge CONFIG                           # join them: the files one run would write
 """
 
 from __future__ import annotations
@@ -16,9 +19,16 @@ import sys
 import click
 
 from ..clibase import Command
+from .config import field_docs, load_config
+from .pipeline import Pipeline
+from .shard import MergeDispatch
 
 
-@click.command(name="curate", cls=Command)
+class CurateCommand(MergeDispatch, Command):
+    """``mmredstar curate``; ``mmredstar curate merge ...`` runs ``curate.shard.merge_cmd``."""
+
+
+@click.command(name="curate", cls=CurateCommand)
 @click.argument("config", required=False)
 @click.option("--resume/--fresh", default=True, show_default=True,
               help="Reuse finished work units (default) or delete them and the outputs and start over.")
@@ -30,10 +40,12 @@ from ..clibase import Command
 @click.option("--progress/--no-progress", default=None, help="Show the progress bar (default: the config's 'progress').")
 @click.option("--check", is_flag=True, help="Load and check the config (teacher and difficulty options too), run nothing.")
 @click.option("--keys", is_flag=True, help="List every config key with its type and documentation.")
-def curate(config, resume, out, workers, limit, sets, progress, check, keys):
-    """Sample a teacher, filter, verify, and write SFT / DPO / RL sets from CONFIG (a YAML file or a name under configs/)."""
-    from .config import field_docs, load_config
+@click.option("--shard", default=None, metavar="i/N",
+              help="Run shard i of N (0-based) into OUT/shards/shard-i-of-N; then `mmredstar curate merge CONFIG`.")
+def curate(config, resume, out, workers, limit, sets, progress, check, keys, shard):
+    """Sample a teacher, filter, verify, and write SFT / DPO / RL sets from CONFIG (a YAML file or a name under configs/).
 
+    `mmredstar curate merge CONFIG` joins the shards of a --shard i/N split into OUT."""
     if keys:
         from mmredstar.registry import lookup
 
@@ -66,9 +78,13 @@ def curate(config, resume, out, workers, limit, sets, progress, check, keys):
     if check:
         click.echo(f"{config}: OK (teacher {cfg.teacher.get('kind')}, difficulty {cfg.difficulty.source}, out {cfg.out})")
         return
-    from .pipeline import Pipeline
 
-    result = Pipeline(cfg, progress=progress).run(fresh=not resume)
+    if shard is not None:
+        from .shard import parse_shard, run_shard
+
+        result = run_shard(cfg, *parse_shard(shard), fresh=not resume, progress=progress)
+    else:
+        result = Pipeline(cfg, progress=progress).run(fresh=not resume)
     c = result.report["counts"]
     click.echo(f"{result.out}: {c['input']} prompts in, {c['decontaminated']} decontaminated, {c['prompts']} to the teacher, "
                f"{c['responses']} responses ({c['verified_correct']} verified) -> {c['sft']} SFT, {c['dpo_pairs']} DPO pairs, "

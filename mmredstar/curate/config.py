@@ -35,6 +35,10 @@ from mmredstar.data.inputs import InputSpec, check_input
 from mmredstar.generate import SamplingParams
 from mmredstar.trackers import check_report_to
 
+from ..difficulty.sources import build_source
+from ..generate import teacher_config
+from ..levels import parse_schedule
+
 # ----------------------------------------------------------------------------------------- sections
 PAIRINGS = ("random", "shortest_chosen", "longest_rejected", "shortest_longest", "all")
 """The DPO pairing rules (``select.dpo.pairing``; ``mmredstar.curate.select`` implements them)."""
@@ -203,10 +207,6 @@ def config_from_dict(data: dict, *, file: str = "<config>", lines: dict | None =
 
 def check_config(cfg: CurateConfig, where=lambda key: "<config>") -> None:
     """Semantic checks beyond types: each raises ``ConfigError`` naming the key and what to do."""
-    from ..difficulty.sources import build_source
-    from ..generate import teacher_config
-    from ..levels import parse_schedule
-
     if not cfg.inputs:
         raise ConfigError(f"{where('inputs')}: key 'inputs': no inputs; add e.g. "
                           "`inputs: [{path: data/train.jsonl}]` or `[{card: geoqa, src: GeoQA3/train.pk}]`")

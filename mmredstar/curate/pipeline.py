@@ -47,11 +47,22 @@ from pathlib import Path
 from ..data.inputs import InputSpec, input_files, input_name, iter_input, iter_inputs
 from ..difficulty.sources import build_source
 from ..generate import Teacher, build_teacher
-from ..io import SampleWriter, count_records, read_jsonl, read_samples, write_jsonl
+from ..io import (
+    SampleWriter,
+    count_records,
+    dir_lock,
+    expand_paths,
+    iter_raw_records,
+    read_jsonl,
+    read_samples,
+    write_jsonl,
+)
 from ..levels import in_range, parse_schedule, samples_for
-from ..schema import DataError, Response, Sample
+from ..schema import DataError, Response, Sample, unreadable_image
 from ..stages import Marker, asset_sha256, fingerprint
 from ..trackers import flatten, report_scalars
+from ..verify import verify_many
+from ..verify.filters import run_filters
 from .config import CurateConfig, load_config
 from .decontaminate import NgramIndex, build_index, decontaminate
 from .report import Report
@@ -150,9 +161,6 @@ def judge_samples(samples: list[Sample], filters, verify_opts: dict, workers: in
     A response a filter drops gets ``meta.stage = "filter"`` and ``reason = "filter: <name>: <why>"`` and is
     not verified; the others get ``verdict``, ``reward``, ``extracted``, ``reason`` from
     ``mmredstar.verify`` (``verify_many``: ``workers`` > 1 verifies in a process pool)."""
-    from ..verify import verify_many
-    from ..verify.filters import run_filters
-
     todo = []
     for s in samples:
         for r in s.responses:
@@ -183,32 +191,6 @@ def _apply_judgment(r: Response, j: list) -> None:
 
 
 # ----------------------------------------------------------------------------------------- the run
-class _Lock:
-    """An exclusive lock on ``OUT/.lock`` (released by the OS if the process dies)."""
-
-    def __init__(self, out: Path):
-        self.path = out / ".lock"
-        self.f = None
-
-    def __enter__(self):
-        import fcntl
-
-        self.f = open(self.path, "a+")
-        try:
-            fcntl.flock(self.f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.f.close()
-            raise RuntimeError(f"{self.path.parent}: another curate run is using this output directory; "
-                               "wait for it or choose another 'out'") from None
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-
-        fcntl.flock(self.f.fileno(), fcntl.LOCK_UN)
-        self.f.close()
-
-
 def _clean_temp(out: Path) -> int:
     n = 0
     for p in itertools.chain(out.glob(".*.tmp"), out.glob("units/*/.*.tmp")):
@@ -244,6 +226,8 @@ class Pipeline:
         self.teacher_fp = self.teacher.fingerprint()
         self.source_fp = self.source.fingerprint()
         self.judge_fp = {"filters": cfg.filters, "verify": cfg.verify, "version": JUDGE_VERSION}
+        self.unit_filter: Callable[[int], bool] | None = None
+        """Run only the work units whose index it accepts (``curate --shard``; see ``curate.shard``)."""
 
     def _bump(self, k: str) -> None:
         with self._stats_lock:
@@ -340,7 +324,7 @@ class Pipeline:
     def run(self, *, fresh: bool = False) -> CurateResult:
         cfg, out = self.cfg, self.out
         out.mkdir(parents=True, exist_ok=True)
-        with _Lock(out):
+        with dir_lock(out, "curate", "wait for it or choose another 'out'"):
             if fresh:
                 _fresh(out)
             _clean_temp(out)
@@ -416,16 +400,20 @@ class Pipeline:
                 for s in it:
                     state["input"] += 1
                     yield s
+                if rep.input_problems:
+                    self.log(f"curate: left out {dict(rep.input_problems)} input(s) (report.json input_problems): "
+                             + "; ".join(rep.input_examples[:3]))
 
             def removed(s, hit):
                 rep.counts["decontaminated"] += 1
                 rep.decontamination[hit[0]] += 1
                 W["decontaminated"].write(s)
 
-            stream = decontaminate(counted(iter_inputs(cfg.inputs)), index, removed)
+            stream = decontaminate(counted(checked_inputs(cfg.inputs, rep)), index, removed)
             if cfg.limit is not None:
                 stream = itertools.islice(stream, cfg.limit)
-            units = (Unit(i, chunk, n_input=len(chunk)) for i, chunk in enumerate(chunked(stream, cfg.unit_size)))
+            units = (Unit(i, chunk, n_input=len(chunk)) for i, chunk in enumerate(chunked(stream, cfg.unit_size))
+                     if self.unit_filter is None or self.unit_filter(i))
             for unit in ordered_map(self.stage_teacher, units, cfg.workers):
                 self.stage_judge(unit)
                 self.stats["units"] += 1
@@ -450,7 +438,7 @@ class Pipeline:
                     bar.update(unit.n_input)
                     bar.set_postfix(sft=rep.counts["sft"], dpo=rep.counts["dpo_pairs"], rl=rep.counts["rl_prompts"],
                                     cached=self.stats["teacher_cached"], refresh=False)
-            rep.counts["input"] = state["input"]
+            rep.counts["input"] = state["input"] + sum(rep.input_problems.values())  # left-out inputs were read too
             for name in W:
                 files[f"{name}.jsonl"] = str(out / f"{name}.jsonl")
         if bar is not None:
@@ -460,6 +448,74 @@ class Pipeline:
             files[f] = str(out / f)
         run = {"status": "complete", "prompts": rep.counts["prompts"], "responses": rep.counts["responses"]}
         return CurateResult(str(out), report, run, files)
+
+
+def _located(spec: InputSpec) -> Iterator[tuple[str, Sample]]:
+    """``(file:line or input record, sample)`` of one input."""
+    if spec.path is None:
+        name = input_name(spec)
+        for n, s in enumerate(iter_input(spec), 1):
+            yield f"input {name} record {n}", s
+        return
+    left = spec.limit
+    for f in expand_paths(spec.path):
+        n = 0
+        for (_, line, _, _), s in zip(iter_raw_records(f), read_samples(f), strict=False):
+            if left is not None:
+                if left <= 0:
+                    return
+                left -= 1
+            n += 1
+            yield f"{f}:{line}", s
+        if n == 0:
+            logger.warning("curate: input %s holds no records (an empty file?)", f)
+
+
+class _SeenIds:
+    """Which sample ids came before, at 8 bytes an id (a 64-bit hash in a sorted numpy array plus a small
+    buffer), so that 200k-prompt runs stay within the pipeline's memory bound."""
+
+    def __init__(self, buffer: int = 4096):
+        import numpy as np
+
+        self._np = np
+        self.sorted = np.empty(0, dtype=np.uint64)
+        self.recent: set[int] = set()
+        self.buffer = buffer
+
+    def add(self, key: str) -> bool:
+        """Record ``key``; False when it was seen before."""
+        import hashlib
+
+        h = int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+        if h in self.recent:
+            return False
+        i = int(self._np.searchsorted(self.sorted, h))
+        if i < len(self.sorted) and int(self.sorted[i]) == h:
+            return False
+        self.recent.add(h)
+        if len(self.recent) >= self.buffer:
+            new = self._np.fromiter(self.recent, dtype=self._np.uint64, count=len(self.recent))
+            self.sorted = self._np.union1d(self.sorted, new)
+            self.recent.clear()
+        return True
+
+
+def checked_inputs(specs: list[InputSpec], rep: Report) -> Iterator[Sample]:
+    """The inputs' samples, less those whose id was seen before (the first is kept) and those with a missing or
+    unreadable image; each left out is counted in the report with its file and line."""
+    seen = _SeenIds()
+    for spec in specs:
+        for where, s in _located(spec):
+            if not seen.add(s.id):
+                rep.add_input_problem("duplicate_ids", f"{where}: id {s.id!r} was given before in the inputs; "
+                                      "the first is kept (give each sample its own id)")
+                continue
+            bad = next((m for m in map(unreadable_image, s.images) if m), None)
+            if bad:
+                rep.add_input_problem("bad_images", f"{where}: field 'images': {bad}; the sample is left out")
+                continue
+            yield s
 
 
 def _jsonable(x):

@@ -107,7 +107,15 @@ class Report:
         self.samples_per_prompt: Counter = Counter()
         self.by_band: dict[str, Counter] = {}
         self.prompts_without_responses = 0
+        self.input_problems: Counter = Counter()   # inputs left out before the teacher: duplicate_ids, bad_images
+        self.input_examples: list[str] = []
         self.lengths = {c: {"chars": LengthHist(), "tokens": LengthHist()} for c in CATEGORIES}
+
+    def add_input_problem(self, kind: str, message: str) -> None:
+        """One input left out (``kind``: duplicate_ids | bad_images); the first 20 messages are kept."""
+        self.input_problems[kind] += 1
+        if len(self.input_examples) < 20:
+            self.input_examples.append(message)
 
     def add_prompt(self, s: Sample, *, sft: int, pairs: int, rl: bool, rejected: list[tuple[int, object]]) -> None:
         """Count one judged prompt and what selection made of it."""
@@ -159,6 +167,7 @@ class Report:
             "counts": {k: self.counts[k] for k in FUNNEL},
             "pass_rate": round(self.counts["verified_correct"] / total, 4) if total else None,
             "prompts_without_responses": self.prompts_without_responses,
+            "input_problems": {**dict(sorted(self.input_problems.items())), "examples": list(self.input_examples)},
             "drop_reasons": dict(self.drop_reasons.most_common()),
             "decontamination": dict(self.decontamination.most_common()),
             "verdicts": dict(sorted(self.verdicts.items())),
@@ -193,6 +202,11 @@ def markdown(d: dict) -> str:
          + (f" Math answers judged in mode {d['verification']['math_mode']}." if d.get("verification") else ""),
          "", "## Funnel", "", "| stage | count |", "|---|---:|"]
     L += [f"| {k} | {v} |" for k, v in c.items()]
+    ip = {k: v for k, v in (d.get("input_problems") or {}).items() if k != "examples"}
+    if ip:
+        L += ["", "## Inputs left out", "", "| problem | inputs |", "|---|---:|"]
+        L += [f"| {k} | {v} |" for k, v in ip.items()]
+        L += [""] + [f"- {m}" for m in d["input_problems"].get("examples", [])]
     if d["decontamination"]:
         L += ["", "## Decontamination (prompts removed per benchmark)", "", "| benchmark | removed |", "|---|---:|"]
         L += [f"| {k} | {v} |" for k, v in d["decontamination"].items()]

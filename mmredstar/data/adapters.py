@@ -32,7 +32,7 @@ from ..io import iter_jsonl, read_jsonl
 from ..schema import CodeTests, Message, Part, Response
 from .rows import RowContext, Skip, _jsonable
 from .sources import llamafactory_entry
-from .text import choice_letter, get_path, scalar_to_str, split_choices, strip_instruction
+from .text import choice_letter, get_path, scalar_to_str, split_choices, strip_instruction, strip_math_delims
 
 
 def _first(row: dict, *keys: str) -> tuple[Any, str | None]:
@@ -297,7 +297,6 @@ def olympiadbench(row: dict, ctx: RowContext) -> dict:
         fa = fa.tolist()
     if not fa or not any(str(x).strip() for x in fa):
         raise Skip("final_answer", "missing the final answer")
-    from .text import strip_math_delims
 
     answer = ", ".join(strip_math_delims(str(x)) for x in fa if str(x).strip())
     q = row.get("question")

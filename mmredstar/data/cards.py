@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmredstar.registry import lookup
+
 from ..assets import AssetError, front_matter, list_assets, resolve
 from ..levels import DIFFICULTY_MAPS
 from ..schema import ANSWER_TYPES
+from .adapters import ADAPTERS
 from .where import parse_where
 
 CARD_FIELDS = ("question", "answer", "solution", "choices", "images", "id", "split", "system", "response")
@@ -179,9 +182,6 @@ def resolve_hook(spec: Any) -> Callable | None:
         return spec
     if not isinstance(spec, str):
         raise ValueError(f"expected a function, an adapter name or 'module:function', got {spec!r}")
-    from mmredstar.registry import lookup
-
-    from .adapters import ADAPTERS
 
     fn = lookup(spec, ADAPTERS, "adapter")
     if not callable(fn):

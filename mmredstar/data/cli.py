@@ -18,6 +18,12 @@ from collections import Counter
 import click
 
 from ..clibase import Group
+from ..io import read_samples, validate_file
+from .cards import list_cards, load_card
+from .convert import convert as run_convert
+from .convert import sidecar_dir
+from .export import export as run_export
+from .subset import build_subsets
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +42,13 @@ def validate(files, image_root, no_images, max_problems):
     """Check sample files (JSONL / Parquet) and report EVERY problem with file, line and field.
 
     Exits non-zero when there is any problem."""
-    from ..io import validate_file
-
     total, problems = 0, []
     for f in files:
         n, ps = validate_file(f, image_root=image_root, check_images=not no_images, max_problems=max_problems)
+        if n == 0 and not ps:
+            from ..schema import Problem
+
+            ps = [Problem(f, None, "-", "holds no records (an empty file?)", "check that it was written completely")]
         total += n
         problems.extend(ps)
     for p in problems:
@@ -54,8 +62,6 @@ def validate(files, image_root, no_images, max_problems):
 
 def compute_stats(spec) -> dict:
     """Counts by answer_type / split / source, images, responses and verdicts, difficulty, lengths."""
-    from ..io import read_samples
-
     c = {k: Counter() for k in ("answer_type", "split", "source", "verdict", "difficulty", "finish_reason")}
     n = n_img_samples = n_images = n_resp = n_pairs = 0
     q_len = []
@@ -149,9 +155,6 @@ def convert(card_name, src, out, split, where, subset, limit, image_dir, opts, s
     Prints what was written, filtered and skipped. A row that cannot be converted is reported with
     its file, line (or row) and field, listed with its reason in OUT.convert/skipped.jsonl, and the
     command exits non-zero unless --allow-skips. A rerun with the same inputs does nothing."""
-    from .convert import convert as run_convert
-    from .convert import sidecar_dir
-
     report = run_convert(card_name, src, out, split=split, where=where, subset=subset, limit=limit,
                          image_dir=image_dir, options=_parse_options(opts), shard_size=shard_size,
                          dedupe=dedupe, overwrite=overwrite, progress=not quiet)
@@ -169,8 +172,6 @@ def convert(card_name, src, out, split, where, subset, limit, image_dir, opts, s
 @click.argument("name", required=False)
 def cards(name):
     """List the data cards, or show one card's mapping and notes."""
-    from .cards import list_cards, load_card
-
     if name is None:
         for n in list_cards():
             c = load_card(n)
@@ -200,8 +201,6 @@ def subset(inputs, out, sizes, bands, prompts, pairs, seed, allow_short, overwri
 
     Streams the input (never holds it in memory). Each subset gets a manifest: source files with sha256 and
     record counts, seed, rule, counts per band / domain / source / answer type, and the ids' sha256."""
-    from .subset import build_subsets
-
     mans = build_subsets(list(inputs), out, sizes=sizes, bands=bands, prompts=prompts, pairs=pairs, seed=seed,
                          allow_short=allow_short, overwrite=overwrite, progress=not quiet)
     for m in mans:
@@ -221,7 +220,5 @@ def subset(inputs, out, sizes, bands, prompts, pairs, seed, allow_short, overwri
               help="Chat formats: images as paths relative to OUT's folder (default) or embedded (base64 / Parquet bytes).")
 def export(src, out, fmt, image_root, images):
     """Export a sample set to another tool's format: RL engines (verl, OpenRLHF), TRL, ShareGPT, LLaMA-Factory, ms-swift."""
-    from .export import export as run_export
-
     n = run_export(list(src), out, fmt, image_root=image_root, images=images)
     click.echo(f"wrote {n} row(s) to {out} ({fmt})")

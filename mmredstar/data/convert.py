@@ -19,7 +19,9 @@ finds the finished output and does nothing (``overwrite=True`` redoes it).
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import os
 import time
 import warnings
@@ -47,6 +49,8 @@ from .text import (
 )
 from .where import Predicate, parse_where
 
+log = logging.getLogger(__name__)
+
 KNOWN_SPLITS = ("train", "test", "testmini", "validation", "val", "dev")
 MAX_EXAMPLES = 20  # skipped rows kept in memory per report (all are written to skipped.jsonl)
 
@@ -70,6 +74,8 @@ class ConvertReport:
     up_to_date: bool = False
     signature: str | None = None
     duplicates: int = 0
+    outputs: dict = field(default_factory=dict)
+    """Each written file's ``[size, sha256]``: a rerun finds a truncated or edited output not up to date."""
 
     def add_skip(self, rec: dict) -> None:
         self.skipped += 1
@@ -83,12 +89,13 @@ class ConvertReport:
             "filtered": self.filtered, "skipped": self.skipped, "duplicates": self.duplicates, "skip_reasons": dict(self.skip_reasons.most_common()),
             "skip_examples": self.skip_examples, "warnings": dict(self.warnings),
             "answer_types": dict(self.answer_types), "seconds": round(self.seconds, 3), "signature": self.signature,
+            "outputs": self.outputs,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> ConvertReport:
         r = cls(card=d["card"], src=d["src"], out=d.get("out"))
-        for k in ("rows", "written", "filtered", "skipped", "duplicates", "seconds", "signature"):
+        for k in ("rows", "written", "filtered", "skipped", "duplicates", "seconds", "signature", "outputs"):
             setattr(r, k, d.get(k, getattr(r, k)))
         r.skip_reasons = Counter(d.get("skip_reasons") or {})
         r.skip_examples = list(d.get("skip_examples") or [])
@@ -479,14 +486,16 @@ def convert(card: Card | str | dict, src: str | os.PathLike, out: str | os.PathL
     side = sidecar_dir(out)
     params = {"split": split, "where": list(where), "subset": subset, "limit": limit, "image_dir": image_dir,
               "options": options or {}, "shard_size": shard_size, "dedupe": dedupe, "out": os.path.abspath(out)}
+    _check_out_not_source(card, src, out)
     sig = _signature(card, src, params)
     report_path = os.path.join(side, "report.json")
+    _clean_temp(out, side)
     done = os.path.exists(out) if shard_size is None else os.path.exists(report_path)
     if not overwrite and done and os.path.exists(report_path):
         try:
             with open(report_path, encoding="utf-8") as f:
                 old = json.load(f)
-            if old.get("signature") == sig:
+            if old.get("signature") == sig and _outputs_intact(old.get("outputs")):
                 r = ConvertReport.from_dict(old)
                 r.up_to_date = True
                 return r
@@ -508,5 +517,47 @@ def convert(card: Card | str | dict, src: str | os.PathLike, out: str | os.PathL
             with SampleWriter(out, shard_size=shard_size) as w:
                 w.write_all(samples)
     report.seconds = time.time() - t0
+    written = [out] if shard_size is None else sorted(glob.glob(glob.escape(out) + "-[0-9][0-9][0-9][0-9][0-9].jsonl"))
+    report.outputs = {os.path.abspath(p): [os.path.getsize(p), sha256_file(p)] for p in written if os.path.exists(p)}
     write_json(report_path, report.to_dict())
     return report
+
+
+def _check_out_not_source(card: Card, src, out: str) -> None:
+    """``--out`` must not be (one of) the source file(s): the conversion would replace the raw data."""
+    target = os.path.realpath(out)
+    try:
+        _, files = list_source_files(src, card.files)
+    except (OSError, ValueError):
+        files = []
+    if target in {os.path.realpath(f) for f in [os.fspath(src), *files] if not str(f).startswith(HF_PREFIX)}:
+        raise ValueError(f"--out {out} is the source being converted; write the samples to another file "
+                         "(e.g. NAME.samples.jsonl) so the raw data stays as it is")
+
+
+def _clean_temp(out: str, side: str) -> int:
+    """Remove the temp files a killed conversion of ``out`` left behind (``.NAME*.tmp`` beside it and in its sidecar)."""
+    d, base = os.path.dirname(os.path.abspath(out)), os.path.basename(out)
+    stale = glob.glob(os.path.join(glob.escape(d), "." + glob.escape(base) + "*.tmp"))
+    stale += glob.glob(os.path.join(glob.escape(side), ".*.tmp"))
+    for p in stale:
+        try:
+            os.unlink(p)
+        except OSError:
+            continue
+    if stale:
+        log.info("removed %d temp file(s) of an earlier, interrupted conversion of %s", len(stale), out)
+    return len(stale)
+
+
+def _outputs_intact(outputs: dict | None) -> bool:
+    """Whether every recorded output still has its size and sha256 (a report without them is not trusted)."""
+    if not outputs:
+        return False
+    for p, (size, sha) in outputs.items():
+        try:
+            if os.path.getsize(p) != size or sha256_file(p) != sha:
+                return False
+        except OSError:
+            return False
+    return True

@@ -35,6 +35,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..io import SampleWriter, expand_paths, write_json
+from ..schema import record_from_dict
 from ..stages import Marker, fingerprint, sha256_file
 from .subset import IdsHasher, Smallest, iter_light, order_key
 
@@ -146,9 +148,6 @@ def draw_mixture(entries, out: str | os.PathLike, *, total: int | None = None, s
     manifest fingerprint beside it) is not rewritten."""
 
     from tqdm.auto import tqdm
-
-    from ..io import SampleWriter, expand_paths, write_json
-    from ..schema import record_from_dict
 
     sources = parse_mixture(entries)
     resolve = resolve or (lambda p: expand_paths(p))

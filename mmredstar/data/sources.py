@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..io import iter_jsonl
+from ..io import iter_jsonl, surrogate_field
 from ..schema import Problem
 from .text import natural_key
 
@@ -245,6 +245,11 @@ def iter_file(path: str, *, root: str | None = None, trust_pickle: bool = False)
     elif path.endswith(".json"):
         for i, (line, key, obj, prob) in enumerate(_iter_json(path, shown)):
             single = key is None and line == 0
+            bad = surrogate_field(obj) if prob is None else None
+            if bad:
+                prob = Problem(shown, 1 if single else line, bad, "a lone UTF-16 surrogate escape (a cut emoji)",
+                               "write the whole character or remove the escape")
+                obj = None
             yield mk(i, obj, line=1 if single else line, key=key, problem=prob, single=single)
     elif path.endswith(".parquet"):
         import pyarrow.parquet as pq
@@ -271,8 +276,15 @@ def iter_file(path: str, *, root: str | None = None, trust_pickle: bool = False)
 # ----------------------------------------------------------------------------------------- JSON
 def _iter_json(path: str, shown: str) -> Iterator[tuple[int | None, str | None, Any, Problem | None]]:
     """(line, key, record, problem) for a JSON list of records, a dict of key -> record, or one record."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        yield (raw.count(b"\n", 0, e.start) + 1, None, None,
+               Problem(shown, raw.count(b"\n", 0, e.start) + 1, "-", f"not UTF-8 text: byte {raw[e.start:e.start + 1]!r}",
+                       "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8"))
+        return
     dec = json.JSONDecoder()
     n = len(text)
     pos, line = 0, 1

@@ -43,8 +43,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..io import SampleWriter, expand_paths, iter_raw_records, write_json
 from ..levels import Band, band, parse_bands
-from ..schema import DataError, Problem
+from ..schema import DataError, Problem, record_from_dict
 from ..stages import Marker, fingerprint, sha256_file
 
 SUBSET_VERSION = 1
@@ -169,9 +170,6 @@ def _domain(d: dict) -> str:
 
 def iter_light(paths: list[str]) -> Iterator[tuple[str, int, dict, Light]]:
     """(file, line, raw dict, Light) for every record of ``paths``; bad lines raise ``DataError`` with file:line."""
-    from ..io import iter_raw_records
-    from ..schema import record_from_dict
-
     pos = 0
     for path, line, d, prob in iter_raw_records(paths):
         if prob is not None:
@@ -299,9 +297,6 @@ def build_subsets(inputs: str | list[str], out: str | os.PathLike, *, sizes: lis
     manifests without writing (``overwrite`` redoes it)."""
 
     from tqdm.auto import tqdm
-
-    from ..io import SampleWriter, expand_paths, write_json
-    from ..schema import record_from_dict
 
     paths = expand_paths(inputs)
     out = Path(out)

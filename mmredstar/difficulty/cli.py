@@ -10,6 +10,9 @@ from __future__ import annotations
 import click
 
 from ..clibase import Group
+from ..synth.arithmetic import write_problems
+from .score import score_file
+from .train import train
 
 
 @click.group(cls=Group)
@@ -27,7 +30,7 @@ def train_cmd(config, out, sets, fresh):
 
     Prints and writes (OUT/eval.json) the agreement with held-out labels: exact band, within one and two
     bands, MAE and Spearman rank correlation, beside the constant predictor."""
-    from .train import summary, train
+    from .train import summary
 
     overrides = list(sets) + ([f"out={out}"] if out else [])
     report = train(config, overrides, fresh=fresh)
@@ -48,8 +51,6 @@ def train_cmd(config, out, sets, fresh):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def score_cmd(inputs, model, out, batch_size, chunk_size, overwrite, threads, quiet):
     """Write each sample of INPUTS with its predicted difficulty (1-10) into OUT; resumable."""
-    from .score import score_file
-
     s = score_file(model, list(inputs), out, batch_size=batch_size, chunk_size=chunk_size, overwrite=overwrite,
                    progress=not quiet, num_threads=threads)
     if s.get("up_to_date"):
@@ -66,7 +67,5 @@ def score_cmd(inputs, model, out, batch_size, chunk_size, overwrite, threads, qu
 @click.option("--seed", type=int, default=0, show_default=True)
 def fixture_cmd(out, n, seed):
     """Write the labelled arithmetic fixture (level = number of operations; difficulty 2L-1) to OUT."""
-    from ..synth.arithmetic import write_problems
-
     write_problems(out, n, seed)
     click.echo(f"wrote {n} problems to {out}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from mmredstar.config import ConfigError, load_dataclass
 from mmredstar.data.inputs import InputSpec, check_input
+from mmredstar.levels import DIFFICULTY_MAPS
 
 HEADS = ("classification", "regression")
 
@@ -118,8 +119,6 @@ class DifficultyTrainConfig:
 
 def check(cfg: DifficultyTrainConfig, where=lambda key: "<config>") -> None:
     """Semantic checks beyond types; each raises ``ConfigError`` naming the key and what to do."""
-    from mmredstar.levels import DIFFICULTY_MAPS
-
     if cfg.head not in HEADS:
         raise ConfigError(f"{where('head')}: key 'head': {cfg.head!r} is not one of {list(HEADS)}")
     if not cfg.inputs:

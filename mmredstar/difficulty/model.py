@@ -21,6 +21,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmredstar.modeling.presets import is_preset, load_preset
+
+from .data import render
+
 SCORER_FILE = "scorer.json"
 NUM_BANDS = 10
 
@@ -43,7 +47,6 @@ def build_scorer_model(name: str, *, head: str = "classification", seed: int = 0
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from mmredstar.modeling.loading import _dtype, _local, _tokenizer_from, build_model
-    from mmredstar.modeling.presets import is_preset, load_preset
     from mmredstar.modeling.processor import PROCESSOR_FILE, Processor
 
     if head not in ("classification", "regression"):
@@ -128,8 +131,6 @@ class Scorer:
 
     def score_samples(self, samples, *, batch_size: int = 32) -> list[tuple[float, dict]]:
         """``predict`` on the samples' rendered questions (the template the scorer was trained with)."""
-        from .data import render
-
         template = self.info.get("template", "{question}")
         return self.predict([render(s, template) for s in samples], batch_size=batch_size)
 

@@ -32,14 +32,13 @@ from pathlib import Path
 from ..io import atomic_write, count_records, expand_paths, read_jsonl, read_samples, write_jsonl
 from ..levels import band
 from ..stages import Marker, file_hashes, fingerprint
+from .model import SCORER_FILE, load_scorer
 
 SCORE_VERSION = 1
 
 
 def scorer_stamp(model: str | os.PathLike) -> dict:
     """What identifies a scorer directory (from its ``scorer.json``, without loading the weights)."""
-    from .model import SCORER_FILE
-
     p = Path(model) / SCORER_FILE
     if not p.exists():
         raise ValueError(f"{model}: not a difficulty scorer (no {SCORER_FILE}); train one with "
@@ -64,8 +63,6 @@ def score_file(model: str, inputs, out: str | os.PathLike, *, batch_size: int = 
     """Score every sample of ``inputs`` (files, directories, globs) into ``out``; returns the summary.
     The scorer is loaded only when some chunk still needs scoring."""
     from tqdm.auto import tqdm
-
-    from .model import load_scorer
 
     paths = expand_paths(inputs)
     out = Path(out)

@@ -27,6 +27,9 @@ import sys
 import time
 from pathlib import Path
 
+from mmredstar.io import write_json
+from mmredstar.training.runner import deepspeed_config, dist_env, grad_accumulation, use_bf16
+
 from ..data.inputs import input_files
 from ..levels import band
 from ..stages import Marker, asset_sha256, fingerprint, sha256_file
@@ -110,9 +113,6 @@ def train(config, overrides: list[str] | dict | None = None, *, fresh: bool = Fa
     """Train the scorer a config describes; returns the held-out report (``eval.json``)."""
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
-    from mmredstar.io import write_json
-    from mmredstar.training.runner import deepspeed_config, dist_env, grad_accumulation, use_bf16
 
     cfg = load_config(config, overrides)
     out = Path(cfg.out)

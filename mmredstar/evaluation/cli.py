@@ -17,6 +17,10 @@ import logging
 import click
 
 from ..clibase import Group
+from .report import collect_results, render_markdown, write_report
+from .runner import evaluate
+from .score import score_responses
+from .spec import describe, list_specs, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +45,6 @@ def eval_group():
 @eval_group.command("list")
 def list_cmd():
     """Every benchmark spec, its data card and whether its default data is present."""
-    from .spec import describe, list_specs, load_spec
-
     for name in list_specs():
         try:
             d = describe(load_spec(name))
@@ -57,8 +59,6 @@ def list_cmd():
 @click.argument("bench")
 def show_cmd(bench):
     """The resolved spec of one benchmark."""
-    from .spec import load_spec
-
     spec = load_spec(bench)
     click.echo(json.dumps({"name": spec.name, "path": spec.path, **spec.to_dict(),
                            "data_path": spec.data_path()}, indent=2, ensure_ascii=False))
@@ -86,9 +86,6 @@ def show_cmd(bench):
 def run_cmd(models, benches, backend, backend_opts, n, limit, data, sets, blank_images, batch_size, out, overwrite,
             title, report_to):
     """Generate, verify and score; per-sample JSONL (resumable) and OUT/report.{json,md,png}."""
-    from .report import render_markdown
-    from .runner import evaluate
-
     bopts = _opts(backend_opts)
     if batch_size is not None:
         bopts["batch_size"] = batch_size
@@ -108,8 +105,6 @@ def run_cmd(models, benches, backend, backend_opts, n, limit, data, sets, blank_
 @click.option("--label", default=None, help="Row label (default: the responses file's stem).")
 def score_cmd(bench, responses, data, out, label):
     """Score responses made elsewhere against the benchmark's answers (ids: sample id or the dataset's id)."""
-    from .score import score_responses
-
     r = score_responses(bench, responses, data=data, out=out, label=label)
     p = r.get("pass@1")
     click.echo(f"{r['bench']}: pass@1 {100 * (p or 0):.2f}% over {r['n_items']} items "
@@ -131,8 +126,6 @@ def score_cmd(bench, responses, data, out, label):
 @click.option("--title", default=None)
 def report_cmd(out, title):
     """Rebuild OUT/report.{json,md,png} from every OUT/<model>/<bench>/result.json."""
-    from .report import collect_results, render_markdown, write_report
-
     res = collect_results(out)
     if not res:
         raise click.ClickException(f"no results under {out} (expected {out}/<model>/<bench>/result.json)")

@@ -40,10 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import stages
+from ..generate import SamplingParams, build_teacher
+from ..io import write_json
 from ..schema import ImageRef, Sample
 from ..trackers import check_report_to, flatten, report_scalars
-from ..verify import verification_mode
+from ..verify import canonical_key, verification_mode, verify_response
 from .metrics import aggregate
+from .report import write_report
 from .spec import BenchSpec, load_bench_samples, load_spec, render_prompt
 
 RESULT_VERSION = 1
@@ -190,8 +193,6 @@ def fingerprint(entry: ModelEntry, backend: dict, spec: BenchSpec) -> dict:
 
 # ----------------------------------------------------------------------------------------- one run
 def _item_record(sample: Sample, rendered: Sample, responses, spec: BenchSpec) -> dict:
-    from ..verify import canonical_key, verify_response
-
     rs = []
     for r in responses:
         v = verify_response(sample, r.text, r.finish_reason, **spec.verify)
@@ -213,9 +214,6 @@ def evaluate_samples(entry: ModelEntry, spec: BenchSpec, samples: Sequence[Sampl
     ``teacher``: a ready ``mmredstar.generate.Teacher`` (built from ``backend`` when omitted; the
     model is only loaded if some item still needs generating)."""
     from tqdm.auto import tqdm
-
-    from ..generate import SamplingParams, build_teacher
-    from ..io import write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -298,7 +296,6 @@ def evaluate(models: str | Sequence[str | ModelEntry | dict], benches: str | Seq
         run's ``train.report_to``: ``["tensorboard"]`` (event files under ``OUT/runs/``), ``["wandb"]``.
     Returns the report (what ``report.json`` holds)."""
     from ..generate import build_teacher
-    from .report import write_report
 
     report_to = check_report_to(report_to)           # before any model is loaded
     entries = parse_models(models)

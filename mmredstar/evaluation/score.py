@@ -46,6 +46,7 @@ def read_responses(path: str | os.PathLike) -> tuple[list[tuple[int, str, list[s
     """(line, id, texts, finish reasons) per line, and the problems of lines that cannot be used."""
     path = os.fspath(path)
     rows, problems = [], []
+    # the shared reader: malformed JSON, non-UTF-8 bytes and lone surrogates are problems of their line
     for ln, d, prob in iter_jsonl(path):
         if prob is not None:
             problems.append(prob)

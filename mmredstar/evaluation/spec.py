@@ -26,10 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from ..assets import REPO_ROOT, AssetError, list_assets, resolve
-from ..config import ConfigError, to_plain
+from ..config import ConfigError, build_dataclass, read_yaml, to_plain, where
+from ..data import load_card
 from ..data.convert import ConvertReport
 from ..data.inputs import InputSpec, iter_input
+from ..data.where import parse_where
+from ..io import iter_raw_records
 from ..schema import Message, Part, Sample
+from .metrics import parse_metric
 
 TEMPLATE_KEY = "{question}"
 
@@ -113,9 +117,6 @@ class SpecError(ConfigError):
 
 
 def _check(spec: BenchSpec, where) -> None:
-    from ..data import load_card
-    from .metrics import parse_metric
-
     if not spec.card:
         raise SpecError(f"{where('card')}: key 'card': name the data card (e.g. 'card: aime24') or give one inline")
     try:
@@ -127,7 +128,6 @@ def _check(spec: BenchSpec, where) -> None:
             card.subset_filters(spec.subset)
         except ValueError as e:
             raise SpecError(f"{where('subset')}: key 'subset': {e}") from None
-    from ..data.where import parse_where
 
     for i, w in enumerate(spec.where):
         try:
@@ -165,8 +165,6 @@ def _check(spec: BenchSpec, where) -> None:
 
 def spec_from_dict(data: dict, *, name: str = "custom", file: str = "<spec>", lines: dict | None = None) -> BenchSpec:
     """Build and check a ``BenchSpec`` from plain data."""
-    from ..config import build_dataclass, where
-
     lines = lines or {}
     spec = build_dataclass(BenchSpec, dict(data), file=file, lines=lines, error=SpecError)
     spec.name, spec.path = name, (file if file != "<spec>" else None)
@@ -176,8 +174,6 @@ def spec_from_dict(data: dict, *, name: str = "custom", file: str = "<spec>", li
 
 def load_spec(name_or_path: str | os.PathLike | BenchSpec, overrides: dict | None = None) -> BenchSpec:
     """A checked ``BenchSpec`` from a bare name (``eval/<name>.yaml``) or a YAML path; ``overrides`` sets keys."""
-    from ..config import read_yaml
-
     if isinstance(name_or_path, BenchSpec):
         if not overrides:
             return name_or_path
@@ -203,7 +199,6 @@ def is_sample_file(path: str) -> bool:
     """Does ``path`` hold records in mmredstar's sample schema (first record has ``prompt`` and ``answer_type``)?"""
     if not os.path.isfile(path) or not path.endswith((".jsonl", ".jsonl.gz", ".parquet")):
         return False
-    from ..io import iter_raw_records
 
     try:
         for _, _, d, prob in iter_raw_records(path):

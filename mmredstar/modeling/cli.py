@@ -12,6 +12,10 @@ import os
 
 import click
 
+from mmredstar.modeling.groups import parts
+from mmredstar.modeling.presets import list_presets, load_preset, preset_summary
+from mmredstar.schema import ImageRef, Sample
+
 from ..clibase import Group
 
 
@@ -24,8 +28,6 @@ def models():
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_cmd(as_json: bool):
     """Every preset with its family, init and one-line description."""
-    from mmredstar.modeling.presets import list_presets, load_preset
-
     rows = []
     for name in list_presets():
         p = load_preset(name)
@@ -40,7 +42,6 @@ def list_cmd(as_json: bool):
 
 def count_parameters(preset) -> dict:
     """Parameter counts per part, built on the meta device (no memory, no weights)."""
-    from mmredstar.modeling.groups import parts
     from mmredstar.modeling.loading import build_model
 
     model, _ = build_model(preset, meta=True)
@@ -69,7 +70,6 @@ def build_and_run(name: str) -> dict:
     import torch
 
     from mmredstar.modeling.loading import load_model
-    from mmredstar.schema import ImageRef, Sample
 
     t0 = time.time()
     model, processor = load_model(name)
@@ -95,8 +95,6 @@ def build_and_run(name: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info_cmd(preset: str, build: bool, as_json: bool):
     """Family, parameter count, context length, RoPE and image settings of PRESET."""
-    from mmredstar.modeling.presets import load_preset, preset_summary
-
     p = load_preset(preset)
     problems = p.validate()
     d = preset_summary(p)
@@ -144,10 +142,7 @@ def import_cmd(src: str, out: str, dtype: str, overwrite: bool):
             raise click.ClickException(f"preset {p.name}: its checkpoint {p.checkpoint!r} is not a GGUF file; "
                                        "load it with load_model or `mmredstar models export`")
         spec = p.checkpoint
-    try:
-        path = import_gguf(spec, out, dtype=dtype, overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
-        raise click.ClickException(str(e)) from None
+    path = import_gguf(spec, out, dtype=dtype, overwrite=overwrite)
     info = json.loads((path / "mmredstar_import.json").read_text())
     click.echo(f"wrote {path}: {info['architecture']}, {info['parameters'] / 1e6:.1f}M parameters, {dtype}")
 
@@ -165,8 +160,5 @@ def export_cmd(ckpt: str, out: str, overwrite: bool):
     """
     from mmredstar.modeling.export import export_checkpoint
 
-    try:
-        info = export_checkpoint(ckpt, out, overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    info = export_checkpoint(ckpt, out, overwrite=overwrite)
     click.echo(f"wrote {out}: {info['architecture']} ({info['layout']}); load with {info['load']}")

@@ -30,6 +30,8 @@ import re
 
 import torch
 
+from mmredstar.modeling.rope import apply_rope
+
 # ------------------------------------------------------------------------------------------ I/O
 
 
@@ -369,7 +371,6 @@ def build_vlm(ours: dict, state: dict, *, image_token_id: int, dtype=None, attn_
     """A ``VisionLanguageModel`` holding exactly ``state``: raises if any weight is missing or unused."""
     from transformers import AutoConfig
 
-    from mmredstar.modeling.rope import apply_rope
     from mmredstar.modeling.vlm import VisionLanguageModel, VLMConfig
 
     tc = dict(ours["text_config"])

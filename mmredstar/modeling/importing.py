@@ -107,7 +107,7 @@ def _quiet_hf():
 
 def _need_gguf_package():
     if importlib.util.find_spec("gguf") is None:
-        raise ImportError("reading GGUF files needs the `gguf` package: pip install gguf")
+        raise RuntimeError("reading GGUF files needs the `gguf` package: pip install gguf")
 
 
 def import_gguf(src: str | os.PathLike, out: str | os.PathLike, *, dtype: str = "bfloat16",

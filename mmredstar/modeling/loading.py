@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 
-from mmredstar.modeling.presets import ModelPreset, is_preset, load_preset
+from mmredstar.modeling.presets import PRESET_FIELDS, ModelPreset, is_preset, load_preset
 from mmredstar.modeling.processor import PROCESSOR_FILE, Processor
 from mmredstar.modeling.rope import apply_rope, normalize_rope  # noqa: F401  (re-exported)
+from mmredstar.modeling.tokenizer import build_tiny_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "fp32": torch.float32,
           "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -88,11 +89,13 @@ def build_model(preset: ModelPreset, tokenizer=None, *, seed: int = 0, meta: boo
     ``meta`` and no tokenizer was given."""
     from transformers import AutoModelForCausalLM
 
-    from mmredstar.modeling.tokenizer import build_tiny_tokenizer
     from mmredstar.modeling.vlm import VisionLanguageModel, VLMConfig
 
+    lm_dir = _lm_source(preset) if preset.language_model and not meta else None
     if tokenizer is None and not meta:
-        if preset.tokenizer == "checkpoint":
+        if lm_dir and preset.tokenizer in ("auto", "checkpoint"):
+            tokenizer = _tokenizer_from(lm_dir, False)
+        elif preset.tokenizer == "checkpoint":
             tokenizer = _tokenizer_from(_local(preset.checkpoint, preset.dtype), False)
         else:
             tokenizer = build_tiny_tokenizer()
@@ -110,15 +113,45 @@ def build_model(preset: ModelPreset, tokenizer=None, *, seed: int = 0, meta: boo
                             tile_size=preset.tile_size)
             cfg._attn_implementation = tcfg._attn_implementation
             model = VisionLanguageModel(cfg)
+    if lm_dir:
+        _load_language_model(model, lm_dir, preset)
     if processor is not None and not meta:
         _fit_vocab(model, processor)
     return model, processor
 
 
+def _lm_source(preset: ModelPreset) -> str:
+    """The local directory of a VLM preset's ``language_model`` (a preset name or a checkpoint)."""
+    src = preset.language_model
+    if not os.path.isdir(str(src)) and is_preset(src):
+        lp = load_preset(src)
+        if lp.init != "pretrained" or lp.family != "text":
+            raise ValueError(f"preset {preset.name!r}: language_model {src!r} must be a pretrained text preset")
+        return _local(lp.checkpoint, lp.dtype)
+    return _local(str(src), preset.dtype)
+
+
+def _load_language_model(model, lm_dir: str, preset: ModelPreset) -> None:
+    """Copy a pretrained causal LM's weights into ``model.language_model`` (every tensor must fit)."""
+    from transformers import AutoModelForCausalLM
+
+    lm = AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32)
+    want, have = model.config.text_config, lm.config
+    diff = [k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                        "intermediate_size", "vocab_size") if getattr(want, k, None) != getattr(have, k, None)]
+    if diff:
+        raise ValueError(f"preset {preset.name!r}: text_config differs from its language_model {lm_dir} in "
+                         f"{', '.join(f'{k} ({getattr(want, k, None)} vs {getattr(have, k, None)})' for k in diff)}")
+    missing, unexpected = model.language_model.load_state_dict(lm.state_dict(), strict=False)
+    missing = [k for k in missing if not (want.tie_word_embeddings and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise ValueError(f"preset {preset.name!r}: {lm_dir} weights do not fit its LM: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    model.language_model.tie_weights()
+
+
 def _split_overrides(overrides: dict) -> tuple[dict, dict, dict]:
     """(preset-field changes, LM-config changes, processor changes)."""
-    from mmredstar.modeling.presets import PRESET_FIELDS
-
     preset_kw, config_kw, proc_kw = {}, {}, {}
     for k, v in overrides.items():
         if k in CONFIG_KEYS:

@@ -47,6 +47,10 @@ class ModelPreset:
     init: str = "pretrained"
     """``pretrained`` (load ``checkpoint``) or ``random`` (build from ``text_config``/``vision`` with the
     seed: tiny presets, and real-architecture presets for the performance suite)."""
+    language_model: str | None = None
+    """``family: vlm`` with ``init: random``: a text checkpoint (a preset name, directory, hub id or GGUF)
+    whose LM weights and tokenizer the VLM starts from; the tower and projector are new (seeded). Its
+    numbers must equal ``text_config``."""
     tokenizer: str = "auto"
     """``checkpoint`` (the checkpoint's own tokenizer), ``tiny`` (the local byte-level BPE, built in
     ~0.05 s) or ``auto`` (the checkpoint's when ``init: pretrained``, else tiny)."""
@@ -147,8 +151,11 @@ class ModelPreset:
             out.append(f"{p}: init is 'pretrained' but no 'checkpoint' is given")
         if self.tokenizer not in ("auto", "checkpoint", "tiny"):
             out.append(f"{p}: tokenizer must be 'auto', 'checkpoint' or 'tiny', got {self.tokenizer!r}")
-        if self.init == "random" and self.tokenizer == "checkpoint" and not self.checkpoint:
+        if self.init == "random" and self.tokenizer == "checkpoint" and not (self.checkpoint or self.language_model):
             out.append(f"{p}: tokenizer 'checkpoint' needs a 'checkpoint'")
+        if self.language_model and (self.family != "vlm" or self.init != "random"):
+            out.append(f"{p}: 'language_model' composes a new VLM around a pretrained LM: it needs family: vlm "
+                       "and init: random")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             out.append(f"{p}: dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
         tc = self.text_config or {}

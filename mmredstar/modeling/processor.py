@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from mmredstar.io import write_json
 from mmredstar.modeling.tiling import tile_image
 from mmredstar.modeling.tokenizer import (
     IM_END,
@@ -82,7 +83,6 @@ class Processor:
         """Write the tokenizer files and ``mmredstar_processor.json`` (reload with ``load_model(dir)``)."""
         os.makedirs(out_dir, exist_ok=True)
         self.tokenizer.save_pretrained(out_dir)
-        from mmredstar.io import write_json
 
         write_json(os.path.join(out_dir, PROCESSOR_FILE), self.settings())
 

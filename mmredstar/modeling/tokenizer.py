@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 
+from mmredstar.modeling.corpus import corpus
+
 PAD = "<|endoftext|>"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 THINK_START, THINK_END = "<think>", "</think>"
@@ -63,8 +65,6 @@ TINY_VOCAB_SIZE = 1536
 @functools.lru_cache(maxsize=4)
 def _tiny_tokenizer_json(vocab_size: int) -> str:
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    from mmredstar.modeling.corpus import corpus
 
     tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
     tok.pre_tokenizer = pre_tokenizers.Sequence([

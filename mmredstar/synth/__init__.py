@@ -14,6 +14,8 @@ without it the best a model can do is guess (25%).
 
 import importlib
 
+from mmredstar.registry import lookup
+
 GENERATORS = {"polygons": "mmredstar.synth.polygons:write_polygons"}
 """Dataset generators by name (``prepare.generate.kind`` in a GeoQA pipeline config)."""
 
@@ -22,8 +24,6 @@ __all__ = ["GENERATORS", "QUESTION", "SIDES", "draw_polygon", "polygon_record", 
 
 def generator(kind: str):
     """The generator function of ``kind`` (a ``GENERATORS`` name or ``pkg.module:function``)."""
-    from mmredstar.registry import lookup
-
     return lookup(kind, GENERATORS, "dataset generator")
 
 

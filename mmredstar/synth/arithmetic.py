@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import sys
 
+from mmredstar.io import write_samples
 from mmredstar.schema import Sample
 
 SOURCE = "arith_levels"
@@ -62,8 +63,6 @@ def arithmetic_problems(n: int, seed: int = 0, levels: tuple[int, ...] = LEVELS,
 
 def write_problems(path: str, n: int, seed: int = 0, **kw) -> str:
     """Write :func:`arithmetic_problems` to ``path`` (same bytes every time); returns the path."""
-    from mmredstar.io import write_samples
-
     write_samples(path, arithmetic_problems(n, seed, **kw))
     return path
 

@@ -13,6 +13,11 @@ Sets (name -> what it holds):
   dpo_vlm    the sft_vlm prompts with (correct, wrong) responses
   rl_text    the sft_text prompts without responses (RL prompts, ``meta.pass_rate`` 0.5)
   rl_vlm     the sft_vlm prompts without responses
+  sft_arith  256 multi-step arithmetic problems, levels 1-3 (``synth.arithmetic``), each with a
+             step-by-step think block and a boxed answer: verifiable long-CoT data for a real small
+             model (the smollm2 recipes); ``held_out_arith(n)`` gives disjoint test problems
+  dpo_arith  128 of them as (correct, wrong-final-step) pairs
+  rl_arith   64 of them as RL prompts
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import random
 import sys
 from collections.abc import Callable
 
-from mmredstar.io import atomic_write
+from mmredstar.io import atomic_write, write_samples
 from mmredstar.schema import ImageRef, Pair, Response, Sample
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 200, 20)}
@@ -93,6 +98,43 @@ def _colours(n: int, seed: int, image_dir: str) -> list[tuple[Sample, str, str]]
     return out
 
 
+ARITH_LEVELS = (1, 2, 3)
+
+
+def _arith_cot(s: Sample) -> str:
+    """A think block with the worked steps, then the boxed answer."""
+    steps = s.meta["reference_cot"].rsplit("\n", 1)[0]
+    return f"<think>\n{steps}\n</think>\n\nThe final answer is \\boxed{{{s.answer}}}."
+
+
+def _arith_levels(n: int, seed: int = 0) -> list[tuple[Sample, str, str]]:
+    """(prompt, correct long-CoT response, wrong one) for ``n`` multi-step arithmetic problems."""
+    from mmredstar.synth.arithmetic import arithmetic_problems
+
+    rng = random.Random(seed)
+    out = []
+    for s in arithmetic_problems(n, seed=seed, levels=ARITH_LEVELS):
+        good = _arith_cot(s)
+        wrong = str(int(s.answer) + rng.choice([-10, -2, -1, 1, 2, 10]))
+        bad = good.replace(f"= {s.answer}.", f"= {wrong}.").replace(f"\\boxed{{{s.answer}}}", f"\\boxed{{{wrong}}}")
+        s.meta = {k: v for k, v in s.meta.items() if k != "reference_cot"}
+        out.append((s, good, bad))
+    return out
+
+
+def held_out_arith(n: int, seed: int = 1) -> list[Sample]:
+    """``n`` arithmetic problems of the ``*_arith`` levels none of whose questions is in ``sft_arith``
+    (``split: test``): the held-out set for evaluating what the recipes learned."""
+    from mmredstar.synth.arithmetic import arithmetic_problems
+
+    seen = {s.question for s, _, _ in _arith_levels(256)}
+    pool = [s for s in arithmetic_problems(2 * n + 64, seed=seed, levels=ARITH_LEVELS, split="test")
+            if s.question not in seen]
+    if len(pool) < n:
+        raise ValueError(f"held_out_arith: only {len(pool)} disjoint problems; ask for fewer")
+    return pool[:n]
+
+
 def _sft(items) -> list[Sample]:
     out = []
     for s, good, _ in items:
@@ -124,21 +166,23 @@ def _build(name: str, out_dir: str) -> list[Sample]:
         "dpo_vlm": lambda: _dpo(_colours(24, 1, images)),
         "rl_text": lambda: _rl(_arith(16, 0)),
         "rl_vlm": lambda: _rl(_colours(16, 1, images)),
+        "sft_arith": lambda: _sft(_arith_levels(256)),
+        "dpo_arith": lambda: _dpo(_arith_levels(256)[:128]),
+        "rl_arith": lambda: _rl(_arith_levels(256)[:64]),
     }
     if name not in makers:
         raise KeyError(f"unknown built-in set {name!r}; known: {sorted(makers)}")
     return makers[name]()
 
 
-BUILTIN_SETS = ("sft_text", "sft_vlm", "dpo_text", "dpo_vlm", "rl_text", "rl_vlm")
+BUILTIN_SETS = ("sft_text", "sft_vlm", "dpo_text", "dpo_vlm", "rl_text", "rl_vlm", "sft_arith", "dpo_arith",
+                "rl_arith")
 
 
 def write_builtin(name: str, out_dir: str) -> str:
     """Write the built-in set ``name`` to ``out_dir/<name>.jsonl`` (images under ``out_dir/images``); return the path.
 
     Deterministic: the same bytes every time, so the manifest hash is stable. An existing file is kept."""
-    from mmredstar.io import write_samples
-
     path = os.path.join(out_dir, f"{name}.jsonl")
     if os.path.exists(path):
         return path

@@ -9,9 +9,11 @@ Command line: ``mmredstar train RECIPE [key=value ...] [--resume] [--check]``. R
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from .config import METHODS, Recipe, RecipeError, load_recipe
+from .validate import check
 
 __all__ = ["run", "load_recipe", "check_recipe", "Recipe", "RecipeError", "METHODS"]
 
@@ -28,6 +30,20 @@ def run(recipe: str | os.PathLike | Recipe, overrides: list[str] | dict | None =
     from .config import check_extra_args
 
     check_extra_args(rec)  # before any model is loaded
+    from mmredstar.io import dir_lock
+
+    from .runner import check_output_dir, dist_env
+
+    rec.output_dir = out = rec.output_dir or os.path.join("runs", rec.name or "run")
+    lock = dir_lock(out, "train", "wait for it, or choose another output_dir") if dist_env()[0] == 0 \
+        else contextlib.nullcontext()
+    with lock:
+        if check_output_dir(rec, out):
+            return out
+        return _train(rec)
+
+
+def _train(rec: Recipe) -> str:
     if rec.method == "sft":
         from .sft import train
     elif rec.method == "dpo":
@@ -43,6 +59,4 @@ def run(recipe: str | os.PathLike | Recipe, overrides: list[str] | dict | None =
 
 def check_recipe(recipe: str | os.PathLike, overrides: list[str] | dict | None = None) -> Recipe:
     """Validate a recipe without loading a model: keys and types, the model preset, data names, DeepSpeed config."""
-    from .validate import check
-
     return check(recipe, overrides)

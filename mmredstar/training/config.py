@@ -171,6 +171,12 @@ class TrainConfig:
     """Evaluate on ``data.eval`` every this many steps; 0 = at the end only (when eval data is given)."""
     resume: bool = False
     """Resume from the last checkpoint in the output directory (weights, optimiser, scheduler, data order, RNG)."""
+    resume_changes: bool = False
+    """Let ``resume`` continue a run whose recipe differs from the one it started with (e.g. a larger
+    ``train.max_steps``); without it such a resume is refused, naming the changed keys."""
+    overwrite: bool = False
+    """Start afresh in an output directory that holds a finished run or checkpoints (they are removed first);
+    without it (and without ``resume``) such a run is refused."""
     num_threads: int | None = None
     """torch CPU threads (``torch.set_num_threads``); ``None`` = leave as is."""
     dataloader_num_workers: int = 0
@@ -379,6 +385,13 @@ def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int
         except ValueError as e:
             raise RecipeError(f"{file}:{(lines or {}).get('data.mixture', '?')}: key {e}") from None
     t = rec.train
+    for key, v, ok, need in (("lr", t.lr, t.lr > 0, "> 0"), ("epochs", t.epochs, t.epochs > 0, "> 0"),
+                             ("warmup_ratio", t.warmup_ratio, 0 <= t.warmup_ratio < 1, "in [0, 1)"),
+                             ("weight_decay", t.weight_decay, t.weight_decay >= 0, ">= 0"),
+                             ("max_grad_norm", t.max_grad_norm, t.max_grad_norm >= 0, ">= 0"),
+                             ("save_steps", t.save_steps, t.save_steps >= 0, ">= 0")):
+        if not ok:
+            raise RecipeError(f"{_config.where(file, lines or {}, 'train.' + key)}: key 'train.{key}'={v!r} must be {need}")
     if t.batch_size < 1 or t.micro_batch_size < 1:
         raise RecipeError(f"{file}: train.batch_size and train.micro_batch_size must be >= 1")
     if t.sequence_parallel > 1 and not t.deepspeed:
@@ -455,9 +468,6 @@ def check_extra_args(rec: Recipe, where: str = "") -> None:
     """Every ``train.extra_args`` name must be a field of the installed arguments class (did-you-mean otherwise)."""
     if not rec.train.extra_args:
         return
-    if rec.method in ("ppo", "reinforce_pp", "reinforce_baseline"):
-        raise RecipeError(f"{where or rec.path or '<recipe>'}: key 'train.extra_args': method {rec.method} runs on our "
-                          "own loop (training/ppo.py), which takes no TrainingArguments; use the train/rl/ppo keys")
     import dataclasses
     import difflib
 

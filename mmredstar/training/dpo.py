@@ -22,6 +22,7 @@ from .packing import TruncationStats
 from .runner import (
     GroupsMixin,
     finish,
+    fit,
     load_data,
     load_model_for,
     metrics_callback,
@@ -186,7 +187,7 @@ def build_trainer(rec: Recipe, callbacks=()):
 def train(rec: Recipe) -> str:
     """Run DPO for a loaded recipe; returns the output directory."""
     trainer, ctx, processor, extra, timer = build_trainer(rec)
-    trainer.train(resume_from_checkpoint=ctx.resume_from)
+    fit(trainer, ctx)
     if trainer.eval_dataset is not None:
         extra["eval"] = trainer.evaluate()
     return finish(trainer, ctx, processor, timer, extra)

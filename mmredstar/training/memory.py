@@ -42,6 +42,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .runner import use_liger
+from .vlm_fused import is_vlm
+
 IGNORE = -100
 CE_CHUNK_ELEMENTS = 1 << 26
 """Auto chunk size of the fused cross-entropy: tokens per chunk x vocabulary <= this many fp32 logits (256 MB)."""
@@ -198,8 +201,6 @@ def _fused_forward(original, chunk_tokens: int, use_liger: bool | None):
 
 def language_model_of(model) -> nn.Module:
     """The causal LM inside ``model``: a VLM's ``language_model``, else the model (DeepSpeed wrappers unwrapped)."""
-    from .vlm_fused import is_vlm
-
     target = getattr(model, "module", model)
     return target.language_model if is_vlm(target) else target
 
@@ -405,8 +406,6 @@ def offload_stats(model) -> OffloadStats | None:
 
 def apply_train_options(model, train) -> dict:
     """``apply_memory_options`` with a recipe's ``train`` section (``TrainConfig``)."""
-    from .runner import use_liger
-
     return apply_memory_options(model, fused_linear_ce=train.fused_linear_ce, ce_chunk_tokens=train.ce_chunk_tokens,
                                 tiled_mlp=train.tiled_mlp, mlp_tile_tokens=train.mlp_tile_tokens,
                                 offload_activations=train.offload_activations, deepspeed=train.deepspeed,

@@ -19,6 +19,8 @@ Two things are ours:
 
 from __future__ import annotations
 
+from .vlm_fused import is_vlm
+
 _PATCHED = False
 
 
@@ -79,8 +81,6 @@ def patch_sp_vlm(model) -> bool:
     tokens point at; the rest of the forward is the model's own. No-op (False) for text models."""
     import functools
     import types
-
-    from .vlm_fused import is_vlm
 
     target = getattr(model, "module", model)
     if not is_vlm(target):

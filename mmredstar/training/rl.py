@@ -24,6 +24,7 @@ from .config import Recipe
 from .runner import (
     GroupsMixin,
     finish,
+    fit,
     init_path,
     load_data,
     load_model_for,
@@ -190,7 +191,7 @@ def train(rec: Recipe) -> str:
     with vlm_aware_fused_head():
         trainer = cls(model=model, reward_funcs=[reward_function(r.reward, r.reward_options)], args=args,
                       train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[timer])
-    trainer.train(resume_from_checkpoint=ctx.resume_from)
+    fit(trainer, ctx)
     extra = {"rl": {**stats, "advantages": f"per group ({r.scale_rewards} scaling, GRPO)", "vlm": is_vlm(model),
                     "init": init_path(rec) or rec.model.name}}
     return finish(trainer, ctx, processor, timer, extra)

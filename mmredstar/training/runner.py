@@ -9,6 +9,7 @@ manifest, ``loss.png``). Launch-agnostic: one process, or many under ``torchrun`
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -18,9 +19,10 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from mmredstar.assets import asset_dir
 from mmredstar.io import write_json
 
-from .config import Recipe, dump_recipe
+from .config import Recipe, dump_recipe, load_recipe
 from .data import DataFile, load_records, manifest, records_per_file, resolve_data, write_manifest
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,100 @@ def last_checkpoint(out: str) -> str | None:
     return max(cands)[1] if cands else None
 
 
+# keys a resume may change freely: where and how the run is shown, not what it computes
+RESUME_FREE = ("train.resume", "train.resume_changes", "train.overwrite", "train.progress", "train.num_threads",
+               "train.dataloader_num_workers", "train.report_to", "train.logging_steps", "output_dir")
+RUN_FILES = ("metrics.json", "loss.png", "data_manifest.json", "mixture_manifest.json")
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def recipe_changes(rec: Recipe, resolved_path: str) -> list[str]:
+    """``key: old -> new`` for each recipe key that differs from the run's ``recipe.resolved.yaml``."""
+    import yaml
+
+    try:
+        with open(resolved_path, encoding="utf-8") as f:
+            old = _flat(yaml.safe_load(f))
+    except (OSError, yaml.YAMLError):
+        return []
+    new = _flat(yaml.safe_load(yaml.safe_dump(rec.to_dict(), allow_unicode=True)))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if k not in RESUME_FREE and old.get(k) != new.get(k)]
+
+
+def check_output_dir(rec: Recipe, out: str) -> bool:
+    """What a run may do with ``out`` before it writes anything there; True = the run is already finished.
+
+    - a finished run (``metrics.json``) or checkpoints, no ``train.resume``: refused unless ``train.overwrite``,
+      which removes the checkpoints and the run's files first;
+    - ``train.resume`` with a recipe that differs from the run's ``recipe.resolved.yaml``: refused, naming the
+      keys, unless ``train.resume_changes``;
+    - ``train.resume`` of a finished run with the same recipe: nothing to do (True).
+    """
+    import shutil
+
+    t = rec.train
+    finished = os.path.exists(os.path.join(out, "metrics.json"))
+    ckpts = [n for n in (os.listdir(out) if os.path.isdir(out) else [])
+             if n.startswith("checkpoint-") and n[len("checkpoint-"):].isdigit()]
+    if not (finished or ckpts):
+        return False
+    what = "a finished run (metrics.json)" if finished else f"checkpoints of an unfinished run ({', '.join(sorted(ckpts))})"
+    if not t.resume:
+        if not t.overwrite:
+            raise ValueError(f"output_dir {out} holds {what}; pass --resume to continue it, --overwrite "
+                             "(train.overwrite=true) to replace it, or choose another output_dir")
+        if dist_env()[0] == 0:
+            for n in ckpts:
+                shutil.rmtree(os.path.join(out, n), ignore_errors=True)
+            for n in RUN_FILES:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(out, n))
+            log.info("train.overwrite: removed %s from %s", what, out)
+        return False
+    changes = recipe_changes(rec, os.path.join(out, "recipe.resolved.yaml"))
+    if changes and not t.resume_changes:
+        raise ValueError(f"--resume of {out}: the recipe differs from the one the run started with "
+                         f"({out}/recipe.resolved.yaml): {'; '.join(changes)}. Resume with the same recipe, or pass "
+                         "train.resume_changes=true to continue under the new values deliberately "
+                         "(--overwrite starts afresh)")
+    if changes:
+        log.warning("resuming %s with changed keys (train.resume_changes=true): %s", out, "; ".join(changes))
+    if finished and not changes:
+        print(f"[train] {out}: already finished ({what}); nothing to do (--overwrite trains it again)")
+        return True
+    return False
+
+
+def fit(trainer, ctx: RunContext) -> None:
+    """``trainer.train``, resuming from ``ctx.resume_from``; a checkpoint that already holds the last step (a kill
+    between it and the final save) is loaded as it is instead of trained past ``max_steps``."""
+    ck = ctx.resume_from
+    if ck:
+        with open(os.path.join(ck, "trainer_state.json"), encoding="utf-8") as f:
+            st = json.load(f)
+        last = trainer.args.max_steps if trainer.args.max_steps > 0 else st.get("max_steps", 0)
+        if last > 0 and st.get("global_step", 0) >= last:
+            from transformers.trainer_callback import TrainerState
+
+            trainer._load_from_checkpoint(ck)
+            trainer.state = TrainerState.load_from_json(os.path.join(ck, "trainer_state.json"))
+            if ctx.is_main:
+                print(f"[train] {ck} already holds step {st['global_step']} of {last}: saving it as the final "
+                      "model, no further training")
+            return
+    trainer.train(resume_from_checkpoint=ck)
+
+
 def load_data(ctx: RunContext, kind: str):
     """Resolve and read the recipe's training data (and eval data); records are checked for ``kind``."""
     d = ctx.rec.data
@@ -149,7 +245,6 @@ def init_path(rec: Recipe) -> str | None:
     src = rec.model.init_from
     if not src:
         return None
-    from .config import load_recipe
 
     other = load_recipe(src)
     out = other.output_dir or os.path.join("runs", other.name or src)
@@ -180,7 +275,6 @@ def deepspeed_config(name: str | None) -> str | None:
                          "(scripts/setup.sh installs it unless MMREDSTAR_NO_DEEPSPEED=1), or drop train.deepspeed")
     if os.path.exists(name):
         return name
-    from mmredstar.assets import asset_dir
 
     p = asset_dir("train") / REPO_DEEPSPEED / (name if name.endswith(".json") else name + ".json")
     if not p.exists():

@@ -23,6 +23,7 @@ from .parallel import patch_packed_sdpa, patch_sp_vlm, patch_ulysses_adapter
 from .runner import (
     GroupsMixin,
     finish,
+    fit,
     load_data,
     load_model_for,
     metrics_callback,
@@ -155,7 +156,7 @@ def build_trainer(rec: Recipe, callbacks=()):
 def train(rec: Recipe) -> str:
     """Run SFT for a loaded recipe; returns the output directory."""
     trainer, ctx, processor, train_ds, timer = build_trainer(rec)
-    trainer.train(resume_from_checkpoint=ctx.resume_from)
+    fit(trainer, ctx)
     moved = offload_stats(trainer.model)
     if moved is not None:
         ctx.extra_metrics["memory_options"]["offloaded_bytes"] = moved.bytes

@@ -80,7 +80,7 @@ def check(name_or_path, overrides=None) -> Recipe:
             raise RecipeError(f"{at(spec)}: data {spec!r} is neither a named set "
                               f"({shipped_sets_path()}), 'builtin:NAME', nor an existing path")
         elif isinstance(spec, str):
-            problem = _probe_data(spec)
+            problem = _probe_data(spec, want)
             if problem:
                 raise RecipeError(f"{at(spec)}: data {spec!r}: {problem}")
     if rec.train.extra_args:
@@ -97,9 +97,16 @@ def check(name_or_path, overrides=None) -> Recipe:
     return rec
 
 
-def _probe_data(spec: str) -> str | None:
-    """What is wrong with a data path, judged from its listing and first record (cheap): a ``save_to_disk`` or
-    LLaMA-Factory directory, or another tool's row layout, comes back with the convert command to run."""
+PROBE_ROWS = 100  # rows of each data file that --check reads
+
+
+def _probe_data(spec: str, want: str | None = None) -> str | None:
+    """What is wrong with a data path, judged from its listing and the first ``PROBE_ROWS`` records of each file
+    (cheap): a ``save_to_disk`` or LLaMA-Factory directory, or another tool's row layout, comes back with the
+    convert command to run; an invalid record, a file without records, or records of the wrong kind for the
+    method (``want``: sft | dpo | rl) name the file and line."""
+    import itertools
+
     from mmredstar.io import expand_paths, iter_raw_records
     from mmredstar.schema import DataError, validate_record
 
@@ -107,11 +114,22 @@ def _probe_data(spec: str) -> str | None:
         files = expand_paths(spec)
     except DataError as e:
         return str(e.problems[0])
-    for file, line, d, prob in iter_raw_records(files[:1]):
-        if prob is not None:
-            return str(prob)
-        ps = validate_record(d, file=file, line=line)
-        return str(ps[0]) if ps else None
+    for path in files:
+        n = 0
+        for file, line, d, prob in itertools.islice(iter_raw_records([path]), PROBE_ROWS):
+            n += 1
+            if prob is not None:
+                return str(prob)
+            ps = validate_record(d, file=file, line=line)
+            if ps:
+                return str(ps[0])
+            pair = isinstance(d, dict) and "chosen" in d
+            if want == "dpo" and not pair:
+                return f"{file}:{line}: a DPO recipe trains on pairs (chosen + rejected); this record is a sample"
+            if want == "sft" and pair:
+                return f"{file}:{line}: an SFT recipe trains on samples; this record is a DPO pair (use method: dpo)"
+        if n == 0:
+            return f"{path}: holds no records (an empty file?)"
     return None
 
 

@@ -139,7 +139,7 @@ def _line_text(line: dict) -> str:
 def _counts_of(partial: str, n: int) -> Counter:
     """Verdict counts of the first ``n`` lines already written (a resumed run reports all lines)."""
     c: Counter = Counter()
-    for k, (_, d, _) in enumerate(iter_jsonl(partial)):
+    for k, (_, d, _) in enumerate(iter_jsonl(partial, lone_surrogates=True)):
         if k >= n:
             break
         if isinstance(d, dict) and "verdict" in d:
@@ -168,7 +168,7 @@ def run_verify(inp: str, out: str, *, workers: int = 0, options: dict | None = N
     pending: deque = deque()      # (kind, record, n) in input order
 
     def triples():
-        for lineno, d, prob in iter_jsonl(inp):
+        for lineno, d, prob in iter_jsonl(inp, lone_surrogates=True):  # written back escaped
             if lineno <= done_lines[0]:
                 continue
             where = f"{inp}:{lineno}"

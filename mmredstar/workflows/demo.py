@@ -20,6 +20,8 @@ import time
 import click
 
 from ..clibase import Command
+from .geoqa import run_all, summary_table
+from .geoqa.cli import _load
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +36,6 @@ DEMO_CONFIG = "geoqa/demo"
 @click.option("--fresh", is_flag=True, help="Delete DIR first and run every stage.")
 def demo(out, config, sets, fresh):
     """The end-to-end demo (the README's main job): a GeoQA pipeline run with the tiny VLM and the scripted teacher."""
-    from .geoqa import run_all, summary_table
-    from .geoqa.cli import _load
-
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
     cfg = _load(config, out, sets)

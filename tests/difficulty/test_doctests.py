@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["mmredstar.difficulty.metrics", "mmredstar.synth.arithmetic", "mmredstar.difficulty.data",
-           "mmredstar.data.subset", "mmredstar.data.mixture", "mmredstar.workflows.study"]
+           "mmredstar.data.subset", "mmredstar.data.mixture", "mmredstar.workflows.study.stages"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -110,3 +110,40 @@ def test_export_text_model_is_a_plain_hf_checkpoint(tmp_path):
         assert torch.allclose(hf(torch.tensor([ids])).logits, ours.eval()(torch.tensor([ids])).logits, atol=1e-6)
     r = CliRunner().invoke(cli, ["models", "export", "tiny_text", "--out", str(tmp_path / "lm")])
     assert r.exit_code != 0 and "not empty" in r.output
+
+
+@pytest.mark.slow
+def test_exported_vlm_served_by_transformers_serve_for_an_eval_run(tmp_path, make_image):
+    """Train tiny_internvit_vlm on the shape-colour set, export it, serve the export with transformers
+    serve and evaluate it over HTTP (images as data URLs): the same pass@1 as evaluating our checkpoint
+    in-process with the transformers backend (greedy, identical logits: the very same responses)."""
+    from conftest import RealServer
+
+    from mmredstar.evaluation.runner import evaluate
+    from mmredstar.evaluation.spec import load_spec
+    from mmredstar.io import read_samples
+    from mmredstar.synth.builtins import write_builtin
+
+    ckpt = train_run("tiny/vlm_sft", [f"output_dir={tmp_path / 'sft'}", "model=tiny_internvit_vlm",
+                                      "train.max_steps=30", "train.progress=false"])
+    export_checkpoint(ckpt, tmp_path / "hf")
+    samples = list(read_samples(write_builtin("rl_vlm", str(tmp_path / "data"))))[:8]
+    spec = load_spec("geoqa", {"prompt": "{question}", "max_new_tokens": 24, "temperature": 0.0, "n": 1})
+    local = evaluate(str(ckpt), [spec], samples={"geoqa": samples}, backend="transformers",
+                     out=tmp_path / "ev_local", progress=False)["results"][0]
+    server = RealServer(tmp_path / "hf", tmp_path / "logs")
+    try:
+        served = evaluate(str(tmp_path / "hf"), [spec], samples={"geoqa": samples}, backend="openai",
+                          backend_options={"base_url": server.url, "api_key_env": None, "concurrency": 2},
+                          out=tmp_path / "ev_served", progress=False)["results"][0]
+    finally:
+        server.stop()
+    def items(d):
+        return [json.loads(x) for x in next((tmp_path / d).rglob("samples.jsonl")).read_text().splitlines()]
+
+    over_http, in_process = items("ev_served"), items("ev_local")
+    assert served["n_items"] == len(samples) == len(over_http) and served["backend"] == "openai"
+    assert all(i["prompt_tokens"] > 16 for i in over_http)          # the 16 image tokens of the tile went in
+    assert [i["responses"][0]["text"] for i in over_http] == [i["responses"][0]["text"] for i in in_process]
+    assert all("Answer:" in i["responses"][0]["text"] for i in over_http)      # it learned the format
+    assert served["pass@1"] == local["pass@1"], (served, local)

@@ -84,3 +84,30 @@ def test_import_cli_writes_a_float32_checkpoint(tmp_path, smollm2_dir):
     assert "134.5M parameters, float32" in r.output
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "fp32")
     assert str(model.dtype) == "torch.float32"
+
+
+def test_vlm_preset_around_the_real_lm_keeps_its_weights(smollm2_dir):
+    """smollm2_135m_vlm: a new InternViT-shaped tower + projector, the pretrained LM's weights unchanged."""
+    import torch
+    from PIL import Image, ImageDraw
+    from transformers import AutoModelForCausalLM
+
+    from mmredstar.modeling import load_model
+    from mmredstar.schema import ImageRef, Sample
+
+    vlm, proc = load_model("smollm2_135m_vlm")
+    lm = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32)
+    assert type(vlm.vision_model).__name__ == "InternVLVisionModel" and proc.tokens_per_tile == 64
+    ours = vlm.language_model.state_dict()
+    for k, v in lm.state_dict().items():
+        if k.endswith("embed_tokens.weight") or k == "lm_head.weight":   # grown by the image/think tokens
+            assert torch.equal(ours[k][: v.shape[0]], v), k
+        else:
+            assert torch.equal(ours[k], v), k
+    img = Image.new("RGB", (224, 160), "white")
+    ImageDraw.Draw(img).ellipse((40, 30, 180, 130), fill=(30, 60, 220))
+    s = Sample.with_images("What colour is the shape?", [ImageRef.from_image(img)], "blue", "text")
+    batch = proc.collate([proc.encode(s, "The shape is blue.")])
+    with torch.no_grad():
+        out = vlm(**batch)
+    assert torch.isfinite(out.loss) and batch["pixel_values"].shape[-1] == 224

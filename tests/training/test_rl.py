@@ -13,8 +13,8 @@ from mmredstar.training.runner import read_metrics
 TOY = "rl.reward=tests.training.rewards:low_token_share"
 RANDOM = "model.init_from=null"  # these tests start from the random-init preset, not the recipes' SFT model
 GRPO_SMALL = ["train.batch_size=8", "train.micro_batch_size=8", "rl.num_generations=2"]  # 4 prompts x 2 per step
-RPP_SMALL = ["train.batch_size=4", "train.micro_batch_size=8", "rl.num_generations=2", "ppo.mini_batch_size=8",
-             "ppo.rollout_prompts_per_call=4"]  # the same 4 prompts x 2 per step on our loop
+RPP_SMALL = ["train.batch_size=8", "train.micro_batch_size=8", "rl.num_generations=2", "ppo.mini_batch_size=16",
+             "ppo.ppo_epochs=1", "rl.beta=0", "ppo.rollout_prompts_per_call=8"]  # 8 prompts x 2 per step, no KL
 
 
 def _avg(series, first: bool, k: int = 5) -> float:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...config import ConfigError, load_dataclass, to_plain
+from ...curate.config import load_config as load_curate
 from ...evaluation.config import EvalRunConfig
+from ...evaluation.spec import load_spec
+from ...training import RecipeError, load_recipe
 
 STAGES = ("prepare", "curate", "sft", "dpo", "eval")
 PIPELINE_VERSION = 1
@@ -111,8 +115,6 @@ class GeoQAConfig:
     path: str | None = field(default=None, metadata={"runtime": True})
 
     def to_dict(self) -> dict:
-        from ...config import to_plain
-
         return to_plain(self)
 
 
@@ -123,8 +125,6 @@ class PipelineError(RuntimeError):
 def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQAConfig:
     """A checked ``GeoQAConfig`` from a YAML path (or a name under ``configs/``) or a dict; ``overrides`` are
     dotted ``key=value`` strings. Errors name the file, line and key."""
-    from ...config import ConfigError, load_dataclass
-
     cfg, file, where = load_dataclass(GeoQAConfig, path_or_dict, overrides)
     cfg.path = None if file == "<config>" else file
 
@@ -150,13 +150,11 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
         curate_config(cfg)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('curate')}: key 'curate': {e}") from None
-    from ...evaluation.spec import load_spec
 
     try:
         load_spec(cfg.eval.bench, cfg.eval.spec_overrides() or None)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('eval.bench')}: key 'eval.bench': {e}") from None
-    from ...training import RecipeError, load_recipe
 
     for name in ("sft", "dpo"):
         st = getattr(cfg, name)
@@ -166,6 +164,7 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
             load_recipe(st.recipe, _train_overrides(cfg, name, Path(cfg.out)))
         except (RecipeError, ValueError, FileNotFoundError) as e:
             raise ConfigError(f"{where(name)}: key '{name}': {e}") from None
+    _check_model(cfg.model, where("model"))
     known = {"base", "sft", "dpo"}
     for c in cfg.eval.checkpoints + cfg.eval.blank_images:
         if c not in known and "=" not in c:
@@ -175,6 +174,26 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
         if c in known and c not in cfg.eval.checkpoints:
             raise ConfigError(f"{where('eval.blank_images')}: key 'eval.blank_images': {c!r} is not in eval.checkpoints")
     return cfg
+
+
+def _check_model(model: str, at: str) -> None:
+    """``model`` must be a preset, a model directory, or a hub id (``ORG/NAME``): a typo is caught before any stage."""
+    import difflib
+    import os
+
+    from ...assets import AssetError, list_assets, resolve
+    from ...config import ConfigError
+
+    if os.path.exists(model) or "/" in model:
+        return
+    try:
+        resolve("models", model)
+    except AssetError:
+        presets = list_assets("models")
+        close = difflib.get_close_matches(model, presets, n=1)
+        raise ConfigError(f"{at}: key 'model': {model!r} is no preset in models/ and no directory"
+                          + (f"; did you mean {close[0]!r}?" if close else "")
+                          + f" (presets: {', '.join(presets)}; a hub model is written ORG/NAME)") from None
 
 
 # ----------------------------------------------------------------------------------------- derived configs
@@ -200,8 +219,6 @@ def _stage_dir(cfg: GeoQAConfig, stage: str) -> Path:
 
 def curate_config(cfg: GeoQAConfig):
     """The curation config of this pipeline (inputs = prepare's train.jsonl, out = OUT/curate)."""
-    from ...curate.config import load_config as load_curate
-
     data = {**cfg.curate, "inputs": [{"path": str(_stage_dir(cfg, "prepare") / "train.jsonl")}],
             "out": str(_stage_dir(cfg, "curate"))}
     return load_curate(data)

@@ -9,7 +9,14 @@ import shutil
 import time
 from pathlib import Path
 
+from ...curate import run as curate_run
+from ...data import ConvertReport, iter_card, load_card
+from ...evaluation.runner import ModelEntry, evaluate
+from ...evaluation.spec import load_spec, render_prompt
+from ...io import read_samples, write_json, write_samples
 from ...stages import Marker, asset_sha256, fingerprint
+from ...training import run as train_run
+from ...training.runner import read_metrics
 from .config import (
     PIPELINE_VERSION,
     STAGES,
@@ -44,8 +51,6 @@ def _deps(cfg: GeoQAConfig, stage: str) -> list[str]:
 def stage_hash(cfg: GeoQAConfig, stage: str) -> str:
     """The fingerprint that marks ``stage`` finished: its own settings, the bytes of the asset files they
     name (data card, recipe, model preset, benchmark spec), and the hashes of the stages it reads."""
-    from ...evaluation.spec import load_spec
-
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; use one of {STAGES}")
     d = cfg.to_dict()
@@ -80,7 +85,17 @@ def _stage_inputs(cfg: GeoQAConfig, stage: str) -> list[Path]:
 def stage_state(cfg: GeoQAConfig, stage: str) -> dict | None:
     """The stage's ``stage.json`` when the stage is finished for this config: same fingerprint (config and
     the files it names), same upstream markers, and its outputs there with their recorded sha256."""
-    return _marker(cfg, stage).check(stage_hash(cfg, stage), _stage_inputs(cfg, stage))
+    st = _marker(cfg, stage).check(stage_hash(cfg, stage), _stage_inputs(cfg, stage))
+    # trained weights are too large to hash on every check: each must still be there with its recorded size
+    if st is not None and any(not os.path.exists(p) or os.path.getsize(p) != n for p, n in st.get("weights", {}).items()):
+        _log(f"{stage}: its model weights are missing or changed since it finished; the stage is redone")
+        return None
+    return st
+
+
+def _weights(out: str | Path) -> dict[str, int]:
+    """``{path: size}`` of the weight files of a model directory."""
+    return {str(p): p.stat().st_size for pat in ("*.safetensors", "*.bin") for p in sorted(Path(out).glob(pat))}
 
 
 def _finish_stage(cfg: GeoQAConfig, stage: str, outputs: dict, seconds: float, extra: dict | None = None) -> dict:
@@ -112,10 +127,6 @@ def _set_threads(cfg: GeoQAConfig) -> None:
 # ----------------------------------------------------------------------------------------- stages
 def run_prepare(cfg: GeoQAConfig) -> dict:
     """Generate or read the GeoQA-format data; write ``prepare/train.jsonl`` and ``prepare/test.jsonl``."""
-    from ...data import ConvertReport, iter_card, load_card
-    from ...evaluation.spec import load_spec, render_prompt
-    from ...io import write_samples
-
     t0 = time.time()
     pr = cfg.prepare
     d = _stage_dir(cfg, "prepare")
@@ -170,8 +181,6 @@ def run_prepare(cfg: GeoQAConfig) -> dict:
 
 def run_curate(cfg: GeoQAConfig) -> dict:
     """The curation pipeline on the training samples: ``curate/sft.jsonl``, ``curate/dpo.jsonl``, report."""
-    from ...curate import run as curate_run
-
     t0 = time.time()
     _require(cfg, "prepare", "curate")
     res = curate_run(curate_config(cfg))
@@ -185,9 +194,6 @@ def run_curate(cfg: GeoQAConfig) -> dict:
 
 def run_train(cfg: GeoQAConfig, stage: str) -> dict:
     """SFT or DPO through ``mmredstar.training.run``; the stage directory is the model's output directory."""
-    from ...training import run as train_run
-    from ...training.runner import read_metrics
-
     t0 = time.time()
     _require(cfg, "curate", stage)
     if stage == "dpo":
@@ -208,12 +214,10 @@ def run_train(cfg: GeoQAConfig, stage: str) -> dict:
     keep = {k: m.get(k) for k in ("steps", "first_loss", "last_loss", "train_runtime", "seconds") if k in m}
     _log(f"{stage}: {keep}")
     return _finish_stage(cfg, stage, {"model": Path(out) / "config.json", "metrics": Path(out) / "metrics.json"},
-                         time.time() - t0, {"metrics": keep})
+                         time.time() - t0, {"metrics": keep, "weights": _weights(out)})
 
 
 def _checkpoint_entries(cfg: GeoQAConfig):
-    from ...evaluation.runner import ModelEntry
-
     out = Path(cfg.out)
 
     def entry(name: str, blank: bool) -> ModelEntry:
@@ -231,10 +235,6 @@ def _checkpoint_entries(cfg: GeoQAConfig):
 
 def run_eval(cfg: GeoQAConfig) -> dict:
     """Evaluate each checkpoint on the held-out split; write ``eval/report.*`` and the summary ``report.json``."""
-    from ...evaluation.runner import evaluate
-    from ...evaluation.spec import load_spec
-    from ...io import read_samples, write_json
-
     t0 = time.time()
     st = _require(cfg, "prepare", "eval")
     for c in cfg.eval.checkpoints + cfg.eval.blank_images:
@@ -294,8 +294,6 @@ def run_stage(cfg: GeoQAConfig, stage: str, *, force: bool = False) -> dict:
 def run_all(cfg: GeoQAConfig, *, force: tuple[str, ...] = (), until: str | None = None) -> dict:
     """Every stage in order (finished ones skipped; a stage whose upstream reran reruns too, by its hash).
     Writes ``OUT/report.json``: the evaluation summary, each stage's state and timing. Returns it."""
-    from ...io import write_json
-
     t0 = time.time()
     states = {}
     forcing = False

@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from mmredstar.config import ConfigError, load_dataclass
+from mmredstar.data.subset import parse_size, parse_sizes
+from mmredstar.levels import parse_bands
+
 from ...evaluation.config import EvalRunConfig
 
 STUDY_VERSION = 1
@@ -119,18 +123,12 @@ class StudyConfig:
 
 def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> StudyConfig:
     """A checked ``StudyConfig`` from a YAML path (or a name under ``configs/``, e.g. ``study/tiny``) or a dict."""
-    from mmredstar.config import load_dataclass
-
     cfg, _, where = load_dataclass(StudyConfig, path_or_dict, overrides)
     _check(cfg, where)
     return cfg
 
 
 def _check(cfg: StudyConfig, where) -> None:
-    from mmredstar.config import ConfigError
-    from mmredstar.data.subset import parse_size, parse_sizes
-    from mmredstar.levels import parse_bands
-
     if (cfg.pool.path is None) == (cfg.pool.builtin is None):
         raise ConfigError(f"{where('pool')}: key 'pool': give exactly one of 'path' (the curated SFT pool) or 'builtin'")
     if not (cfg.scale.enabled or cfg.difficulty.enabled):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -9,6 +10,17 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mmredstar.data.subset import build_subsets, parse_size, parse_sizes, size_label
+from mmredstar.evaluation.report import build_table, collect_results, write_report
+from mmredstar.evaluation.runner import ModelEntry, backend_spec, evaluate_samples
+from mmredstar.evaluation.spec import load_bench_samples, load_spec, spec_from_dict
+from mmredstar.generate import build_teacher
+from mmredstar.io import atomic_write, read_samples, write_json, write_samples
+from mmredstar.levels import parse_bands
+from mmredstar.synth.arithmetic import arithmetic_problems
+from mmredstar.training import run as train_run
+from mmredstar.training.runner import last_checkpoint, read_metrics
 
 from ...data.inputs import data_root, input_name, named_sets
 from ...stages import Marker, asset_sha256, fingerprint
@@ -47,9 +59,6 @@ def _subset_dirs(cfg: StudyConfig) -> tuple[Path, Path]:
 
 def expand(cfg: StudyConfig) -> list[Cell]:
     """The cells of the study, in table order (scale ladder, then difficulty bands)."""
-    from mmredstar.data.subset import parse_size, parse_sizes, size_label
-    from mmredstar.levels import parse_bands
-
     sdir, ddir = _subset_dirs(cfg)
     cells = []
 
@@ -159,8 +168,6 @@ def builtin_test_set(cfg: StudyConfig, pool_files: list[str]) -> tuple[dict, str
     bt = cfg.eval.builtin_test
     if bt is None:
         return None
-    from mmredstar.io import read_samples, write_samples
-    from mmredstar.synth.arithmetic import arithmetic_problems
 
     allowed = {"problems", "seed", "levels", "max_new_tokens"}
     if set(bt) - allowed:
@@ -181,8 +188,6 @@ def builtin_test_set(cfg: StudyConfig, pool_files: list[str]) -> tuple[dict, str
 # ----------------------------------------------------------------------------------------- stage 2: subsets
 def build_grid_subsets(cfg: StudyConfig, pool_files: list[str]) -> dict[str, list[dict]]:
     """The scale ladder and the difficulty bands (``mmredstar.data.subset``); returns their manifests."""
-    from mmredstar.data.subset import build_subsets
-
     sdir, ddir = _subset_dirs(cfg)
     out = {}
     if cfg.scale.enabled:
@@ -213,13 +218,12 @@ def cell_done(cfg: StudyConfig, cell: Cell) -> bool:
 
 def train_cell(cfg: StudyConfig, cell: Cell) -> dict:
     """Train one cell (an ordinary ``mmredstar.training.run``); writes ``cell.json``; returns its metrics."""
-    from mmredstar.training import run as train_run
-    from mmredstar.training.runner import last_checkpoint, read_metrics
-
     fp = cell_fingerprint(cfg, cell)
-    ov = dict(cell.overrides)
-    if last_checkpoint(cell.output_dir):
+    ov = copy.deepcopy(cell.overrides)  # applying overrides updates nested dicts: keep the cell's (the fingerprint) as is
+    if last_checkpoint(cell.output_dir) and not (Path(cell.output_dir) / "metrics.json").exists():
         ov["train.resume"] = True   # a killed cell continues from its last complete checkpoint
+    else:
+        ov["train.overwrite"] = True  # the cell is not done for this config: a finished run there is stale
     t0 = time.time()
     train_run(cfg.recipe, ov)
     m = read_metrics(cell.output_dir)
@@ -231,8 +235,6 @@ def train_cell(cfg: StudyConfig, cell: Cell) -> dict:
 # ----------------------------------------------------------------------------------------- stage 4: eval
 def bench_specs(cfg: StudyConfig, pool_files: list[str] | None):
     """(spec, data path or None) for every benchmark of the study."""
-    from mmredstar.evaluation.spec import load_spec, spec_from_dict
-
     ov = cfg.eval.spec_overrides()
     out = []
     for b in cfg.eval.benches:
@@ -261,10 +263,6 @@ def eval_entries(cfg: StudyConfig, cells: list[Cell]) -> list[tuple[str, str]]:
 
 def run_eval(cfg: StudyConfig, cells: list[Cell], pool_files: list[str], retrained: set[str]) -> list[dict]:
     """Evaluate every row on every benchmark (resumable per item); returns the result dicts."""
-    from mmredstar.evaluation.runner import ModelEntry, backend_spec, evaluate_samples
-    from mmredstar.evaluation.spec import load_bench_samples
-    from mmredstar.generate import build_teacher
-
     specs = bench_specs(cfg, pool_files)
     samples = {s.name: load_bench_samples(s, d, limit=cfg.eval.limit) for s, d in specs}
     out = Path(cfg.out) / "eval"
@@ -288,8 +286,6 @@ def run_eval(cfg: StudyConfig, cells: list[Cell], pool_files: list[str], retrain
 # ----------------------------------------------------------------------------------------- stage 5: table
 def build_report(cfg: StudyConfig, cells: list[Cell], results: list[dict], manifests: dict | None = None) -> dict:
     """``study.json``: rows (cells) x benchmarks + AVG (pass@1, %), with each cell's data and training facts."""
-    from mmredstar.evaluation.report import build_table
-
     benches, _, table = build_table(results)
     # share of responses with a final answer in the required format (1 - the no_answer share), in %
     answered = {(r["label"], r["bench"]): round(100.0 * (1.0 - (r.get("verdicts") or {}).get("no_answer", 0.0)), 2)
@@ -413,9 +409,6 @@ def plot(report: dict, path: str | os.PathLike) -> str | None:
 
 def write_outputs(cfg: StudyConfig, cells: list[Cell], results: list[dict]) -> dict:
     """Write ``study.json``, ``study.md``, ``study.png`` and the evaluation runner's ``eval/report.*``."""
-    from mmredstar.evaluation.report import write_report
-    from mmredstar.io import atomic_write, write_json
-
     out = Path(cfg.out)
     write_report(out / "eval", results, title=f"{cfg.description or 'study'}: every row")
     rep = build_report(cfg, cells, results)
@@ -478,8 +471,6 @@ def run(config, overrides: list[str] | dict | None = None, *, only: tuple[str, .
 
 def report_only(config, overrides=None) -> dict:
     """The table from whatever evaluation results are under ``OUT/eval`` (after cluster runs)."""
-    from mmredstar.evaluation.report import collect_results
-
     cfg = load_config(config, overrides)
     cells = expand(cfg)
     results = collect_results(Path(cfg.out) / "eval")
@@ -496,8 +487,6 @@ def _q(x) -> str:
 
 def plan_text(cfg: StudyConfig, config_path: str | None = None) -> str:
     """The expanded cells and the exact commands to run the study on a cluster."""
-    from mmredstar.levels import parse_bands
-
     cells = expand(cfg)
     sdir, ddir = _subset_dirs(cfg)
     if cfg.pool.builtin is not None:
