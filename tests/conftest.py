@@ -178,6 +178,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies (even by SIGKILL), so no server outlives it."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class RealServer:
     """A ``transformers serve`` process serving one checkpoint directory: ``url`` (the /v1 root),
     ``model`` (the served name), ``stop()``. Started on a free port; waits for ``/health``."""
@@ -198,7 +209,8 @@ class RealServer:
                "TOKENIZERS_PARALLELISM": "false"}
         self.proc = subprocess.Popen([exe, "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port),
                                       "--device", "cpu", "--default-seed", "0", *extra],
-                                     stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         try:
             self._wait(timeout)
         except BaseException:
