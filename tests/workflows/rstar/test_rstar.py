@@ -78,3 +78,42 @@ def test_tiny_ppm_ranks_and_search_beats_greedy(tiny_run):
     assert rep["pairwise_accuracy"] >= 0.65, rep["ppm"]
     # PPM-guided search beats greedy decoding at the same number of samples
     assert rep["ppm_search"]["accuracy"] > rep["greedy"]["accuracy"], rep
+
+
+def test_stages_resume_through_the_one_marker(tmp_path):
+    """Stages use mmredstar.stages.Marker: a rerun skips finished stages; a changed setting, a changed
+    output or a redone upstream stage redoes the stage and every one after it."""
+    from mmredstar.stages import Marker
+    from mmredstar.workflows.rstar.stages import Stages
+
+    cfg = load_config({"out": str(tmp_path)})
+    calls = []
+
+    def run(settings, a_text="a"):
+        S = Stages(cfg)
+
+        def fa():
+            calls.append("a")
+            (tmp_path / "a" / "a.txt").write_text(a_text)
+            return {"n": 1}
+
+        def fb():
+            calls.append("b")
+            (tmp_path / "b" / "b.txt").write_text("b")
+
+        sa = S.stage("a", {"x": settings}, fa, {"a": tmp_path / "a" / "a.txt"})
+        S.stage("b", {}, fb, {"b": tmp_path / "b" / "b.txt"})
+        return sa
+
+    assert run(1)["n"] == 1 and calls == ["a", "b"]
+    st = Marker(tmp_path / "a" / "stage.json").read()
+    assert st["stage"] == "a" and st["output_sha256"]
+    assert run(1)["n"] == 1 and calls == ["a", "b"]            # all finished: nothing reruns
+    run(2)                                                     # a's settings changed: a and b redo
+    assert calls == ["a", "b", "a", "b"]
+    (tmp_path / "b" / "b.txt").write_text("edited")            # b's output changed: only b redoes
+    run(2)
+    assert calls == ["a", "b", "a", "b", "b"]
+    (tmp_path / "a" / "a.txt").write_text("edited")            # a's output changed: a redoes, and b
+    run(2, a_text="other")                                     # (its input, a's marker, changed)
+    assert calls == ["a", "b", "a", "b", "b", "a", "b"]
