@@ -1,6 +1,6 @@
 """The rStar-Math self-evolution stages; each one resumable (a ``stage.json`` marks it finished for its settings).
 
-    problems -> init (round-0 policy) -> for r in 1..R: r{r}/mcts -> r{r}/select -> r{r}/policy -> r{r}/ppm -> eval
+    problems -> init (round-0 policy) [-> ppm_init (the PPM's backbone)] -> for r in 1..R: r{r}/mcts -> r{r}/select -> r{r}/policy -> r{r}/ppm -> eval
 
 A stage is skipped when its ``stage.json`` (a :class:`mmredstar.stages.Marker`) matches: its fingerprint
 (its own settings, the recipe files they name, the fingerprint of the stage before it), the previous stage's
@@ -170,6 +170,17 @@ def run_all(cfg: RStarConfig) -> dict:
             models=(init_dir,) if ic.problems > 0 else ())
     init_model = str(init_dir) if ic.problems > 0 else ic.model
     init_sft = out / "init" / "sft.jsonl"
+    init_long = None
+    if cfg.ppm.start == "init_long":
+        long_dir = out / "ppm_init" / "policy"
+
+        def make_ppm_init():
+            _train(ic.recipe, {**ic.overrides, **cfg.ppm_init.overrides}, init_model, [str(init_sft)], long_dir, cfg)
+
+        S.stage("ppm_init", {"ppm_init": cfg.to_dict()["ppm_init"], "init": cfg.to_dict()["init"],
+                             "recipe_sha256": asset_sha256("train", ic.recipe)}, make_ppm_init,
+                {"policy": long_dir / "config.json"}, models=(long_dir,))
+        init_long = str(long_dir)
 
     # ---------------------------------------------------------------------------------- rounds
     policy, ppm = init_model, None
@@ -227,7 +238,8 @@ def run_all(cfg: RStarConfig) -> dict:
                 {"policy": pol_dir / "config.json"}, models=(pol_dir,))
         new_policy = str(pol_dir)
         ppm_dir = rd / "ppm"
-        pstart = {"init": init_model, "previous": policy, "base": cfg.init.model, "policy": new_policy}[cfg.ppm.start]
+        pstart = {"init": init_model, "previous": policy, "base": cfg.init.model, "policy": new_policy,
+                  "init_long": init_long}[cfg.ppm.start]
         has_held = sst.get("held_out_pairs", 0) > 0
 
         def do_ppm(pstart=pstart, ppm_dir=ppm_dir, files=tuple(pair_files), ph_f=ph_f, has_held=has_held, r=r):

@@ -22,6 +22,12 @@ def test_config_errors_name_file_line_and_key(tmp_path):
     p.write_text("policy:\n  start: yesterday\n")
     with pytest.raises(RStarError, match=r"bad.yaml:2: key 'policy.start'"):
         load_config(str(p))
+    p.write_text("init:\n  problems: 0\nppm:\n  start: init_long\n")
+    with pytest.raises(RStarError, match=r"bad.yaml:4: key 'ppm.start'=init_long needs round-0 training"):
+        load_config(str(p))
+    p.write_text("policy:\n  start: init_long\n")            # the PPM's own backbone, not the policy's
+    with pytest.raises(RStarError, match=r"bad.yaml:2: key 'policy.start'"):
+        load_config(str(p))
     for name in ("tiny", "qwen2_5_math_7b"):
         cfg = load_config(f"configs/rstar/{name}.yaml")
         assert cfg.rounds >= 2 and cfg.eval.samples >= 4
