@@ -41,7 +41,8 @@ class TrainStage:
     """Dotted recipe overrides, e.g. ``{train.max_steps: 200}``."""
     start: str = "init"
     """Which model the stage starts from: ``init`` (the round-0 policy), ``previous`` (the previous round's
-    policy), ``base`` (the recipe's own model), ``policy`` (this round's new policy; the PPM's default)."""
+    policy), ``base`` (the recipe's own model), ``policy`` (this round's new policy; the PPM's default),
+    ``init_long`` (PPM only: the round-0 policy trained further, see ``ppm_init``)."""
 
 
 @dataclass
@@ -52,6 +53,16 @@ class InitConfig(TrainStage):
     """Generated problems (with reference trajectories) to fine-tune on; 0 = use ``model`` as it is."""
     model: str = "tiny_text"
     """The base model (preset or directory)."""
+
+
+@dataclass
+class PPMInitConfig:
+    """The PPM's own backbone (``ppm.start: init_long``): the round-0 policy trained further on the same
+    round-0 reference trajectories, so the PPM starts from a backbone trained longer than the policy
+    (a tiny policy's backbone reads the steps too weakly to rank them)."""
+
+    overrides: dict = field(default_factory=dict)
+    """Dotted overrides of ``init.recipe`` for this continued training, e.g. ``{train.max_steps: 1100}``."""
 
 
 @dataclass
@@ -103,6 +114,8 @@ class RStarConfig:
     """Policy fine-tuning per round."""
     ppm: TrainStage = field(default_factory=lambda: TrainStage(recipe="rstar/tiny_ppm", start="policy"))
     """PPM training per round."""
+    ppm_init: PPMInitConfig = field(default_factory=PPMInitConfig)
+    """The PPM backbone's own training stage (used when ``ppm.start`` is ``init_long``)."""
     ppm_held_out: float = 0.2
     """Share of each round's problems whose pairs are held out to measure the PPM's pairwise accuracy."""
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -125,9 +138,13 @@ def load_config(path_or_data, overrides: list[str] | dict | None = None, out: st
         raise RStarError(f"{where('eval.samples')}: key 'eval.samples' must be >= 1")
     for name in ("policy", "ppm", "init"):
         st = getattr(cfg, name)
-        if st.start not in ("init", "previous", "base", "policy"):
-            raise RStarError(f"{where(name + '.start')}: key '{name}.start'={st.start!r}: use init, previous, "
-                             "base or policy")
+        ok = ("init", "previous", "base", "policy") + (("init_long",) if name == "ppm" else ())
+        if st.start not in ok:
+            raise RStarError(f"{where(name + '.start')}: key '{name}.start'={st.start!r}: use "
+                             + ", ".join(ok))
+    if cfg.ppm.start == "init_long" and cfg.init.problems <= 0:
+        raise RStarError(f"{where('ppm.start')}: key 'ppm.start'=init_long needs round-0 training "
+                         "(init.problems > 0)")
     if not 0 <= cfg.ppm_held_out < 1:
         raise RStarError(f"{where('ppm_held_out')}: key 'ppm_held_out' must be in [0, 1)")
     return cfg

@@ -1,9 +1,10 @@
 """The rStar-Math self-evolution stages; each one resumable (a ``stage.json`` marks it finished for its settings).
 
-    problems -> init (round-0 policy) -> for r in 1..R: r{r}/mcts -> r{r}/select -> r{r}/policy -> r{r}/ppm -> eval
+    problems -> init (round-0 policy) [-> ppm_init (the PPM's backbone)] -> for r in 1..R: r{r}/mcts -> r{r}/select -> r{r}/policy -> r{r}/ppm -> eval
 
-A stage is skipped when its ``stage.json`` hash (its own settings plus the hash of the stage before it)
-matches and its outputs exist; ``r{r}/mcts`` also resumes inside (finished problems' trees are kept).
+A stage is skipped when its ``stage.json`` (a :class:`mmredstar.stages.Marker`) matches: its fingerprint
+(its own settings, the recipe files they name, the fingerprint of the stage before it), the previous stage's
+marker, and its outputs with their sha256; ``r{r}/mcts`` also resumes inside (finished problems' trees are kept).
 ``eval`` writes ``OUT/report.json``: ``greedy``, ``majority`` and ``ppm_search`` accuracies (each with ``n``
 = generated samples per problem, ``n_items`` and ``se``) on the same held-out problems, the final PPM's
 held-out ``pairwise_accuracy``, and per-round counts (problems searched, solved, SFT samples, pairs).
@@ -23,47 +24,64 @@ from ...io import read_samples, write_json, write_samples
 from ...schema import Response
 from ...search.mcts import read_trees, run_mcts, summarize
 from ...search.select import ppm_pairs, sft_samples
+from ...stages import Marker, asset_sha256, fingerprint
 from ...synth.steps import step_problems
 from .config import RStarConfig, RStarError
 
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2
+PPM_METRICS = ("eval_pairwise_accuracy", "train_pairwise_accuracy", "first_loss", "last_loss", "train_pairs",
+               "eval_pairs")
 
 
 def digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """A short content hash of JSON-able data (``mmredstar.stages.fingerprint``, 16 characters)."""
+    return fingerprint(obj, 16)
+
+
+def _weights(d: Path) -> dict[str, int]:
+    """``{path: size}`` of the weight files of a model directory (too large to hash on every check)."""
+    return {str(p): p.stat().st_size for pat in ("*.safetensors", "*.bin", "*.pt") for p in sorted(Path(d).glob(pat))}
 
 
 class Stages:
-    """Runs the stages of one config in order, skipping finished ones."""
+    """Runs the stages of one config in order, skipping finished ones.
+
+    Each stage's "done?" is the project's one mechanism (:class:`mmredstar.stages.Marker`): its fingerprint
+    covers its own settings (with the sha256 of the recipe / model preset files they name) and the
+    fingerprint of the stage before it; its input is the previous stage's marker (which holds that stage's
+    outputs' sha256), so a stage redone upstream makes every later one stale; its outputs must still be there
+    with their recorded sha256, and a trained model's weight files with their recorded sizes.
+    """
 
     def __init__(self, cfg: RStarConfig):
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.chain = digest({"version": VERSION, "seed": cfg.seed})
+        self.prev: Path | None = None
         self.ran: list[str] = []
 
-    def stage(self, name: str, own: dict, fn, outputs: dict) -> dict:
-        """Run ``fn()`` unless ``name`` is finished for ``own`` + everything before it; returns its stage.json."""
-        h = digest({"stage": name, "own": own, "before": self.chain})
-        self.chain = h
-        d = self.out / name
-        p = d / "stage.json"
-        if p.exists():
-            try:
-                st = json.loads(p.read_text(encoding="utf-8"))
-            except ValueError:
-                st = {}
-            if st.get("hash") == h and all(os.path.exists(f) for f in st.get("outputs", {}).values()):
-                log.info("rstar: %s already done", name)
-                return st
-        d.mkdir(parents=True, exist_ok=True)
+    def stage(self, name: str, own: dict, fn, outputs: dict, models: tuple = ()) -> dict:
+        """Run ``fn()`` unless ``name`` is finished for ``own`` + everything before it; returns its stage.json.
+
+        ``models``: model directories the stage writes (their weight files' sizes are recorded and checked)."""
+        fp = digest({"stage": name, "own": own, "before": self.chain})
+        self.chain = fp
+        marker = Marker(self.out / name / "stage.json")
+        inputs = [self.prev] if self.prev is not None else []
+        self.prev = marker.path
+        st = marker.check(fp, inputs)
+        if st is not None and all(os.path.exists(p) and os.path.getsize(p) == n
+                                  for p, n in st.get("weights", {}).items()):
+            log.info("rstar: %s already done", name)
+            return st
+        (self.out / name).mkdir(parents=True, exist_ok=True)
         t0 = time.time()
         log.info("rstar: running %s", name)
         extra = fn() or {}
-        st = {"stage": name, "hash": h, "outputs": {k: str(v) for k, v in outputs.items()},
-              "seconds": round(time.time() - t0, 2), **extra}
-        write_json(p, st)
+        weights = {p: n for d in models for p, n in _weights(d).items()}
+        st = marker.mark(fp, inputs, {k: str(v) for k, v in outputs.items()}, stage=name,
+                         seconds=round(time.time() - t0, 2), weights=weights, **extra)
         self.ran.append(name)
         return st
 
@@ -146,10 +164,23 @@ def run_all(cfg: RStarConfig) -> dict:
         _train(ic.recipe, ic.overrides, ic.model, [str(f)], init_dir, cfg)
         return {"sft_samples": len(sft)}
 
-    S.stage("init", {"init": cfg.to_dict()["init"]}, make_init,
-            {"policy": init_dir / "config.json"} if ic.problems > 0 else {})
+    S.stage("init", {"init": cfg.to_dict()["init"], "recipe_sha256": asset_sha256("train", ic.recipe),
+                     "model_sha256": asset_sha256("models", ic.model)}, make_init,
+            {"policy": init_dir / "config.json"} if ic.problems > 0 else {},
+            models=(init_dir,) if ic.problems > 0 else ())
     init_model = str(init_dir) if ic.problems > 0 else ic.model
     init_sft = out / "init" / "sft.jsonl"
+    init_long = None
+    if cfg.ppm.start == "init_long":
+        long_dir = out / "ppm_init" / "policy"
+
+        def make_ppm_init():
+            _train(ic.recipe, {**ic.overrides, **cfg.ppm_init.overrides}, init_model, [str(init_sft)], long_dir, cfg)
+
+        S.stage("ppm_init", {"ppm_init": cfg.to_dict()["ppm_init"], "init": cfg.to_dict()["init"],
+                             "recipe_sha256": asset_sha256("train", ic.recipe)}, make_ppm_init,
+                {"policy": long_dir / "config.json"}, models=(long_dir,))
+        init_long = str(long_dir)
 
     # ---------------------------------------------------------------------------------- rounds
     policy, ppm = init_model, None
@@ -202,11 +233,13 @@ def run_all(cfg: RStarConfig) -> dict:
                                  "policy more rounds 0 training (init.overrides) or more rollouts (mcts.rollouts)")
             _train(cfg.policy.recipe, cfg.policy.overrides, start, list(files), pol_dir, cfg)
 
-        S.stage(f"r{r}/policy", {"policy": cfg.to_dict()["policy"], "data": sft_files, "start": start}, do_policy,
-                {"policy": pol_dir / "config.json"})
+        S.stage(f"r{r}/policy", {"policy": cfg.to_dict()["policy"], "data": sft_files, "start": start,
+                                  "recipe_sha256": asset_sha256("train", cfg.policy.recipe)}, do_policy,
+                {"policy": pol_dir / "config.json"}, models=(pol_dir,))
         new_policy = str(pol_dir)
         ppm_dir = rd / "ppm"
-        pstart = {"init": init_model, "previous": policy, "base": cfg.init.model, "policy": new_policy}[cfg.ppm.start]
+        pstart = {"init": init_model, "previous": policy, "base": cfg.init.model, "policy": new_policy,
+                  "init_long": init_long}[cfg.ppm.start]
         has_held = sst.get("held_out_pairs", 0) > 0
 
         def do_ppm(pstart=pstart, ppm_dir=ppm_dir, files=tuple(pair_files), ph_f=ph_f, has_held=has_held, r=r):
@@ -216,12 +249,12 @@ def run_all(cfg: RStarConfig) -> dict:
             _train(cfg.ppm.recipe, cfg.ppm.overrides, pstart, list(files), ppm_dir, cfg,
                    eval_data=[str(ph_f)] if has_held else None)
             m = json.loads((ppm_dir / "metrics.json").read_text(encoding="utf-8"))
-            return {k: m.get(k) for k in ("eval_pairwise_accuracy", "train_pairwise_accuracy", "first_loss",
-                                          "last_loss", "train_pairs", "eval_pairs")}
+            return {k: m.get(k) for k in PPM_METRICS}
 
-        pst = S.stage(f"r{r}/ppm", {"ppm": cfg.to_dict()["ppm"], "start": pstart, "data": pair_files}, do_ppm,
-                      {"ppm": ppm_dir / "ppm.json"})
-        last_ppm_metrics = {k: v for k, v in pst.items() if k not in ("stage", "hash", "outputs", "seconds")}
+        pst = S.stage(f"r{r}/ppm", {"ppm": cfg.to_dict()["ppm"], "start": pstart, "data": pair_files,
+                                     "recipe_sha256": asset_sha256("train", cfg.ppm.recipe)}, do_ppm,
+                      {"ppm": ppm_dir / "ppm.json"}, models=(ppm_dir,))
+        last_ppm_metrics = {k: pst.get(k) for k in PPM_METRICS}
         policy, ppm = new_policy, str(ppm_dir)
         rounds.append({"round": r, "problems": len(chosen), "unsolved_before": len(unsolved),
                        "solved": sum(bool(t["solved"]) for t in trees), "trees": mst.get("problems"),
