@@ -25,6 +25,7 @@ from ..generate import SamplingParams, Teacher, build_teacher, gen_record, sampl
 from ..schema import Response, Sample
 from ..search.steps import (
     STEP_END,
+    candidate_steps,
     execute,
     is_terminal,
     last_output,
@@ -157,12 +158,7 @@ class PPMSearchTeacher(Teacher):
             cands = []
             for (i, (_, steps, codes)), rs in zip(jobs, outs, strict=True):
                 generated[i] += len(rs)
-                seen = set()
-                for r in rs:
-                    text = (r.text or "").strip("\n")
-                    if r.finish_reason == "length" or not text.strip() or text in seen:
-                        continue
-                    seen.add(text)
+                for text in candidate_steps(rs):
                     code = step_code(text)
                     cands.append((i, steps + [text], codes + ([code] if code else [])))
             runs = execute(["\n".join(c) for _, _, c in cands], per_test=cfg.exec_timeout)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from ..generate import SamplingParams, build_teacher
 from ..levels import parse_schedule, samples_for
 from ..schema import Sample
-from .steps import STEP_END, execute, is_terminal, step_code, terminal_verdict, with_prefix
+from .steps import STEP_END, candidate_steps, execute, is_terminal, step_code, terminal_verdict, with_prefix
 
 log = logging.getLogger(__name__)
 TREES = "trees.jsonl"
@@ -206,12 +206,7 @@ class Searcher:
         for (t, node), rs in zip(jobs, outs, strict=True):
             node.expanded = True
             prev = "\n".join(n.code for n in t.steps_to(node.id) if n.code)
-            seen = set()
-            for r in rs:
-                text = (r.text or "").strip("\n")
-                if r.finish_reason == "length" or not text.strip() or text in seen:
-                    continue
-                seen.add(text)
+            for text in candidate_steps(rs):
                 code = step_code(text)
                 cands.append((t, node, text, code, (prev + "\n" + code).strip("\n")))
         results = execute([c[4] for c in cands], per_test=cfg.exec_timeout)

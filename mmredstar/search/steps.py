@@ -28,6 +28,19 @@ EXEC_PROGRAM = ("import sys\n"
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
 
 
+def candidate_steps(responses) -> list[str]:
+    """The usable candidate steps among one node's generated responses, in order: their text without
+    surrounding newlines, dropping cut-off (``finish_reason == "length"``), empty and repeated ones."""
+    out, seen = [], set()
+    for r in responses:
+        text = (r.text or "").strip("\n")
+        if r.finish_reason == "length" or not text.strip() or text in seen:
+            continue
+        seen.add(text)
+        out.append(text)
+    return out
+
+
 def step_code(text: str) -> str:
     """The code of one step (see the module docstring).
 

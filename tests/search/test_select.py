@@ -32,3 +32,13 @@ def test_sft_and_pairs_from_trees(tmp_path):
     assert [b.id for b in back] == [p.id for p in pairs]
     write_samples(str(tmp_path / "sft.jsonl"), sft)
     assert len(list(read_samples(str(tmp_path / "sft.jsonl")))) == len(sft)
+
+
+def test_candidate_steps_drop_cut_off_empty_and_repeated():
+    from mmredstar.schema import Response
+    from mmredstar.search.steps import candidate_steps
+
+    rs = [Response(text="\nx = 1<end_of_step>\n", finish_reason="stop"), Response(text="x = 1<end_of_step>"),
+          Response(text="y = 2", finish_reason="length"), Response(text=" \n"), Response(text=None),
+          Response(text="y = 3<end_of_step>")]
+    assert candidate_steps(rs) == ["x = 1<end_of_step>", "y = 3<end_of_step>"]
