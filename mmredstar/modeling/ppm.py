@@ -2,7 +2,11 @@
 
 The PPM reads the problem, the steps so far and one candidate step, formatted exactly as the policy saw
 them when writing the step (chat template, then the previous steps as the assistant's text, then the step),
-and gives one number from the backbone's last hidden state at the step's last token. Training compares two
+and gives one number from the backbone's last hidden state at the step's last token. With ``step_logprob``
+(``ppm.step_logprob`` in a ``method: ppm`` recipe) the score adds ``w * log p(step | problem, steps so far)``
+under the backbone's own LM head (the sum over the step's tokens; ``w`` learned, starting at 1): a backbone
+fine-tuned on step trajectories already ranks steps by their likelihood, and the head learns on top of it
+(the full ``[batch, tokens, vocab]`` logits are computed: mind the memory with a large vocabulary). Training compares two
 steps sharing a prefix (Bradley-Terry, ``mmredstar.training.ppm``); at search time ``tanh(score)`` in [-1, 1]
 initialises a node's value or ranks candidate steps (``mmredstar.evaluation.search``).
 
@@ -31,23 +35,40 @@ STEP_END = "<end_of_step>"  # the step marker (``mmredstar.synth.steps.STEP_END`
 class ProcessPreferenceModel(torch.nn.Module):
     """``score(input_ids, attention_mask) -> [batch]``: a linear head on the last real token's hidden state."""
 
-    def __init__(self, lm):
+    def __init__(self, lm, step_logprob: bool = False):
         super().__init__()
         self.lm = lm
         hidden = lm.config.hidden_size if hasattr(lm.config, "hidden_size") else lm.config.text_config.hidden_size
         self.head = torch.nn.Linear(hidden, 1)
         torch.nn.init.zeros_(self.head.bias)
         torch.nn.init.normal_(self.head.weight, std=hidden ** -0.5)
+        self.step_logprob = step_logprob
+        self.logprob_weight = torch.nn.Parameter(torch.ones(())) if step_logprob else None
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                step_start: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores ``[batch]``; ``step_start`` (``[batch]``: the index of each row's first step token) is needed
+        with ``step_logprob``."""
         decoder = self.lm.get_decoder() if hasattr(self.lm, "get_decoder") else None
-        if decoder is not None:
+        logits = None
+        if self.step_logprob:
+            if step_start is None:
+                raise ValueError("a PPM with step_logprob needs step_start (see encode_scored)")
+            o = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            h, logits = o.hidden_states[-1], o.logits
+        elif decoder is not None:
             h = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         else:
             h = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states[-1]
         last = attention_mask.long().sum(1) - 1          # right padding: the last real token
         x = h[torch.arange(h.shape[0], device=h.device), last]
-        return self.head(x.to(self.head.weight.dtype)).squeeze(-1)
+        score = self.head(x.to(self.head.weight.dtype)).squeeze(-1)
+        if logits is not None:
+            lp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+            pos = torch.arange(1, input_ids.shape[1], device=input_ids.device)[None, :]   # each target's index
+            keep = (pos >= step_start.to(pos.device)[:, None]) & attention_mask[:, 1:].bool()
+            score = score + self.logprob_weight * (lp * keep).sum(1).to(score.dtype)
+        return score
 
     def save(self, out: str, processor, meta: dict | None = None) -> None:
         from mmredstar.io import write_json
@@ -57,9 +78,13 @@ class ProcessPreferenceModel(torch.nn.Module):
         if hasattr(processor, "save_pretrained"):
             processor.save_pretrained(out)
         tmp = os.path.join(out, HEAD_FILE + ".tmp")
-        torch.save(self.head.state_dict(), tmp)
+        state = dict(self.head.state_dict())
+        if self.logprob_weight is not None:
+            state["logprob_weight"] = self.logprob_weight.detach().cpu()
+        torch.save(state, tmp)
         os.replace(tmp, os.path.join(out, HEAD_FILE))
-        write_json(os.path.join(out, PPM_FILE), {"format": "mmredstar-ppm-1", **(meta or {})})
+        write_json(os.path.join(out, PPM_FILE), {"format": "mmredstar-ppm-1", **(meta or {}),
+                                                 "step_logprob": self.step_logprob})
 
 
 def load_ppm(path: str, *, device: str | None = None, dtype=None):
@@ -69,9 +94,13 @@ def load_ppm(path: str, *, device: str | None = None, dtype=None):
     if not os.path.exists(os.path.join(path, PPM_FILE)):
         raise FileNotFoundError(f"{path}: not a PPM directory (no {PPM_FILE}); train one with method 'ppm'")
     lm, processor = load_model(path, device=device, dtype=dtype)
-    m = ProcessPreferenceModel(lm)
-    m.head.load_state_dict(torch.load(os.path.join(path, HEAD_FILE), map_location="cpu"))
-    m.head.to(next(lm.parameters()).device)
+    state = torch.load(os.path.join(path, HEAD_FILE), map_location="cpu")
+    w = state.pop("logprob_weight", None)
+    m = ProcessPreferenceModel(lm, step_logprob=w is not None)
+    m.head.load_state_dict(state)
+    if w is not None:
+        m.logprob_weight.data.copy_(w)
+    m.to(next(lm.parameters()).device)
     return m.eval(), processor
 
 
@@ -95,6 +124,23 @@ def encode_step(processor, sample: Sample, steps: list[str], *, max_length: int 
     if max_length and len(ids) > max_length:
         ids = ids[-max_length:]
     return ids
+
+
+def encode_scored(processor, sample: Sample, steps: list[str], *, max_length: int | None = None) -> tuple[list[int], int]:
+    """(:func:`encode_step`'s ids, the index of the last step's first token): the tokens from that index on are
+    the step's (those after the encoded problem and previous steps; a left cut moves the index with it)."""
+    ids = encode_step(processor, sample, steps, max_length=None)
+    start = len(encode_step(processor, sample, list(steps[:-1]) + [""], max_length=None))
+    if max_length and len(ids) > max_length:
+        cut = len(ids) - max_length
+        ids, start = ids[cut:], max(0, start - cut)
+    return ids, min(start, len(ids))
+
+
+def batch_rows(rows: list[tuple[list[int], int]], pad_id: int, device):
+    """``batch_ids`` of :func:`encode_scored` rows, with their step starts as a tensor."""
+    ids, mask = batch_ids([r for r, _ in rows], pad_id, device)
+    return ids, mask, torch.tensor([s for _, s in rows], dtype=torch.long, device=device)
 
 
 def batch_ids(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,13 +171,13 @@ class PPMScorer:
             return []
         dev = next(self.model.parameters()).device
         pad = self.processor.pad_token_id if self.processor.pad_token_id is not None else 0
-        rows = [encode_step(self.processor, s, st, max_length=self.max_length) for s, st in items]
+        rows = [encode_scored(self.processor, s, st, max_length=self.max_length) for s, st in items]
         out: list[float] = []
         was = self.model.training
         self.model.eval()
         for i in range(0, len(rows), self.batch_size):
-            ids, mask = batch_ids(rows[i:i + self.batch_size], pad, dev)
-            out += self.model(ids, mask).float().tolist()
+            ids, mask, start = batch_rows(rows[i:i + self.batch_size], pad, dev)
+            out += self.model(ids, mask, start).float().tolist()
         self.model.train(was)
         return out
 

@@ -306,6 +306,27 @@ class PPOConfig:
 
 
 @dataclass
+class PPMConfig:
+    """Process preference model training (``method: ppm``, ``training/ppm.py``): against over-fitting a few
+    hundred step pairs."""
+
+    trainable_layers: int = -1
+    """Train only the backbone's last N blocks (and its final norm) besides the value head; 0 = the head alone
+    (a linear probe on the frozen backbone); -1 = the whole model (less what ``model.freeze`` freezes)."""
+    val_share: float = 0.0
+    """Share of the training problems whose pairs form a validation split (by ``meta.problem_id``); the weights
+    with the best validation pairwise accuracy are kept. 0 = no split (the last weights are kept)."""
+    val_every: int = 0
+    """Score the validation split every this many steps; 0 = once per epoch."""
+    patience: int = 0
+    """Stop after this many validation checks without improvement; 0 = run all steps (still keep the best)."""
+    step_logprob: bool = False
+    """Add the backbone's own log-likelihood of the step (its LM head, summed over the step's tokens, times a
+    learned weight starting at 1) to the value head's score (``mmredstar.modeling.ppm``). Off: the paper's PPM,
+    the LM head replaced by the value head."""
+
+
+@dataclass
 class Recipe:
     """One training run: method, model, data, optimisation, and the method's own settings."""
 
@@ -326,6 +347,8 @@ class Recipe:
     """RL settings (``method: grpo`` / ``reinforce_pp`` / ``reinforce_baseline`` / ``ppo``)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Settings of our RL loop (``method: ppo`` / ``reinforce_pp`` / ``reinforce_baseline``)."""
+    ppm: PPMConfig = field(default_factory=PPMConfig)
+    """Process preference model settings (``method: ppm``)."""
     output_dir: str | None = None
     """Where weights, checkpoints, metrics.json, the resolved recipe and the data manifest go;
     default ``runs/<recipe name>``."""
@@ -392,6 +415,9 @@ def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int
                              ("save_steps", t.save_steps, t.save_steps >= 0, ">= 0")):
         if not ok:
             raise RecipeError(f"{_config.where(file, lines or {}, 'train.' + key)}: key 'train.{key}'={v!r} must be {need}")
+    if not 0 <= rec.ppm.val_share < 1:
+        raise RecipeError(f"{_config.where(file, lines or {}, 'ppm.val_share')}: key 'ppm.val_share'="
+                          f"{rec.ppm.val_share!r} must be in [0, 1)")
     if t.batch_size < 1 or t.micro_batch_size < 1:
         raise RecipeError(f"{file}: train.batch_size and train.micro_batch_size must be >= 1")
     if t.sequence_parallel > 1 and not t.deepspeed:

@@ -87,3 +87,91 @@ class TrajectoryTeacher(Teacher):
         return [[Response(text=s.meta["reference_cot"], finish_reason="stop"),
                  Response(text=s.meta["reference_cot"].replace("print(x)", "print(x + 1)"), finish_reason="stop")][:k]
                 for s, k in zip(samples, n, strict=True)]
+
+
+def test_trainable_layers_freeze_all_but_the_last_blocks():
+    from mmredstar.modeling import load_model
+    from mmredstar.modeling.ppm import ProcessPreferenceModel
+    from mmredstar.training.ppm import trainable_to_last
+
+    lm, _ = load_model("tiny_text")
+    m = ProcessPreferenceModel(lm)
+    dec = lm.get_decoder()
+    total = sum(p.numel() for p in m.parameters())
+    head = sum(p.numel() for p in m.head.parameters())
+    last = sum(p.numel() for p in dec.layers[-1].parameters()) + sum(p.numel() for p in dec.norm.parameters())
+    assert trainable_to_last(m, 1) == head + last
+    assert not any(p.requires_grad for p in dec.layers[0].parameters())
+    assert not dec.embed_tokens.weight.requires_grad
+    assert all(p.requires_grad for p in dec.layers[-1].parameters())
+    assert trainable_to_last(m, 0) == head                     # a linear probe on the frozen backbone
+    assert trainable_to_last(ProcessPreferenceModel(lm), -1) == 65                       # -1 leaves it as it was
+    fresh = ProcessPreferenceModel(load_model("tiny_text")[0])
+    assert trainable_to_last(fresh, -1) == trainable_to_last(fresh, None) == total
+
+
+def test_validation_split_keeps_each_problem_on_one_side():
+    from mmredstar.schema import Pair, Sample
+    from mmredstar.training.ppm import split_validation
+
+    pairs = [Pair.from_sample(Sample.text(f"Compute {i} + 1.", str(i + 1), "math"), Response(text=f"x = {i} + 1"),
+                              Response(text=f"x = {i} - {j}"), problem_id=f"p{i}") for i in range(20) for j in range(3)]
+    fit, val = split_validation(pairs, 0.25, seed=0)
+    assert len(fit) + len(val) == 60 and len(val) == 15          # 5 of the 20 problems, all 3 pairs of each
+    assert not {p.meta["problem_id"] for p in fit} & {p.meta["problem_id"] for p in val}
+    assert split_validation(pairs, 0.25, seed=0)[1] == val       # seeded, reproducible
+    assert split_validation(pairs, 0.0)[1] == []
+
+
+def test_ppm_validation_keeps_the_best_weights_and_stops_early(tmp_path):
+    from mmredstar.modeling.ppm import load_ppm
+    from mmredstar.training.ppm import pair_rows, pairwise_accuracy, split_validation
+
+    out = tmp_path / "ppm"
+    run("rstar/tiny_ppm", {"output_dir": str(out), "train.max_steps": 400, "train.progress": False,
+                           "train.batch_size": 8, "ppm.val_share": 0.25, "ppm.val_every": 5, "ppm.patience": 3,
+                           "ppm.trainable_layers": 1})
+    m = json.load(open(out / "metrics.json"))
+    val = m["series"]["val"]
+    assert m["val_pairs"] == 6 and m["train_pairs"] == 18
+    assert m["stopped_step"] < 400 and m["steps"] == m["stopped_step"]        # it stopped early
+    assert [s for s, _, _ in val][-1] == m["stopped_step"] and len(val) - 1 - [s for s, _, _ in val].index(m["best_step"]) == 3
+    best = max(val, key=lambda x: (x[1], -x[2]))
+    assert best[0] == m["best_step"] and abs(best[1] - m["val_pairwise_accuracy"]) < 1e-6
+    # the saved PPM holds the best step's weights: it scores the validation pairs as that check did
+    model, proc = load_ppm(str(out))
+    pairs = list(read_samples(str(out / "data" / "dpo_text.jsonl")))
+    _, vp = split_validation(pairs, 0.25, seed=0)
+    assert pairwise_accuracy(model, proc, pair_rows(proc, vp, 192)) == m["val_pairwise_accuracy"]
+
+
+def test_step_logprob_score_is_the_backbones_step_likelihood_plus_the_head(tmp_path):
+    import torch
+
+    from mmredstar.modeling import load_model
+    from mmredstar.modeling.ppm import ProcessPreferenceModel, batch_rows, encode_scored
+
+    lm, proc = load_model("tiny_text")
+    s = step_problems(1)[0]
+    ids, start = encode_scored(proc, s, ["x = 1 + 2", "x = x - 1"])
+    assert proc.tokenizer.decode(ids[start:]) == "x = x - 1"
+    cut, cstart = encode_scored(proc, s, ["x = 1 + 2", "x = x - 1"], max_length=8)
+    assert cut == ids[-8:] and cut[cstart:] == ids[start:]
+    m = ProcessPreferenceModel(lm, step_logprob=True).eval()
+    rows = [(ids, start), encode_scored(proc, s, ["x = 7"])]
+    x, mask, st = batch_rows(rows, proc.pad_token_id, "cpu")
+    with torch.no_grad():
+        got = m(x, mask, st)
+        head_only = ProcessPreferenceModel.forward(m, x, mask, torch.full_like(st, x.shape[1]))   # no step tokens
+        for i, (r, b) in enumerate(rows):
+            logits = lm(input_ids=torch.tensor([r])).logits[0]
+            lp = torch.log_softmax(logits.float(), -1)[torch.arange(b - 1, len(r) - 1), torch.tensor(r[b:])].sum()
+            assert abs(float(got[i] - head_only[i]) - float(lp)) < 1e-4
+    m.logprob_weight.data.fill_(0.5)
+    m.save(str(tmp_path / "p"), proc)
+    scorer = PPMScorer(str(tmp_path / "p"))
+    assert scorer.model.step_logprob and float(scorer.model.logprob_weight.detach()) == 0.5
+    with torch.no_grad():
+        want = m(x, mask, st).tolist()
+    assert all(abs(a - b) < 1e-5 for a, b in zip(scorer.raw([(s, ["x = 1 + 2", "x = x - 1"]), (s, ["x = 7"])]), want,
+                                                strict=True))
