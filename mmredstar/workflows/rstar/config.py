@@ -117,7 +117,9 @@ class RStarConfig:
     ppm_init: PPMInitConfig = field(default_factory=PPMInitConfig)
     """The PPM backbone's own training stage (used when ``ppm.start`` is ``init_long``)."""
     ppm_held_out: float = 0.2
-    """Share of each round's problems whose pairs are held out to measure the PPM's pairwise accuracy."""
+    """Share of the problems whose pairs are held out to measure the PPM's pairwise accuracy (a seeded hash of
+    the problem id, so a problem stays held out in every round); with ``accumulate`` each PPM is scored on the
+    held-out pairs of all rounds so far."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """The final evaluation."""
 

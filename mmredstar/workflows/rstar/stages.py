@@ -12,7 +12,6 @@ held-out ``pairwise_accuracy``, and per-round counts (problems searched, solved,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -29,7 +28,7 @@ from ...synth.steps import step_problems
 from .config import RStarConfig, RStarError
 
 log = logging.getLogger(__name__)
-VERSION = 2
+VERSION = 3
 PPM_METRICS = ("eval_pairwise_accuracy", "train_pairwise_accuracy", "first_loss", "last_loss", "train_pairs",
                "eval_pairs")
 
@@ -99,10 +98,13 @@ def _train(recipe: str, overrides: dict, model: str, data: list[str], out: Path,
 
 
 def _held_out_split(ids: list[str], share: float, seed: int) -> set[str]:
+    """The problems whose pairs are held out: those with ``unit_hash(seed, id) < share``, so a problem searched
+    again in a later round stays on the same side (its pairs never train a PPM that is scored on it)."""
+    from ...data.subset import unit_hash
+
     if share <= 0 or len(ids) < 2:
         return set()
-    ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
-    return set(ranked[: max(1, int(round(share * len(ids))))])
+    return {i for i in ids if unit_hash(seed, i) < share}
 
 
 def _se(vals: list[float]) -> float:
@@ -187,6 +189,7 @@ def run_all(cfg: RStarConfig) -> dict:
     searched: dict[str, bool] = {}   # problem id -> solved in some round
     sft_files: list[str] = [str(init_sft)] if cfg.keep_init_data and ic.problems > 0 else []
     pair_files: list[str] = []
+    held_files: list[str] = []
     rounds = []
     last_ppm_metrics: dict = {}
     for r in range(1, cfg.rounds + 1):
@@ -224,6 +227,10 @@ def run_all(cfg: RStarConfig) -> dict:
             sft_files = (sft_files + [str(sft_f)]) if cfg.accumulate else [str(sft_f)]
         if sst.get("pairs", 0) - sst.get("held_out_pairs", 0) > 0:
             pair_files = (pair_files + [str(pt_f)]) if cfg.accumulate else [str(pt_f)]
+        if sst.get("held_out_pairs", 0) > 0:      # the PPM is scored on the held-out pairs of the rounds it trains on
+            held_files = (held_files + [str(ph_f)]) if cfg.accumulate else [str(ph_f)]
+        elif not cfg.accumulate:
+            held_files = []
         pol_dir = rd / "policy"
         start = {"init": init_model, "previous": policy, "base": cfg.init.model, "policy": policy}[cfg.policy.start]
 
@@ -240,18 +247,16 @@ def run_all(cfg: RStarConfig) -> dict:
         ppm_dir = rd / "ppm"
         pstart = {"init": init_model, "previous": policy, "base": cfg.init.model, "policy": new_policy,
                   "init_long": init_long}[cfg.ppm.start]
-        has_held = sst.get("held_out_pairs", 0) > 0
 
-        def do_ppm(pstart=pstart, ppm_dir=ppm_dir, files=tuple(pair_files), ph_f=ph_f, has_held=has_held, r=r):
+        def do_ppm(pstart=pstart, ppm_dir=ppm_dir, files=tuple(pair_files), held=tuple(held_files), r=r):
             if not files:
                 raise RStarError(f"round {r}: the trees hold no step pairs (no prefix with both a correct and a wrong "
                                  "continuation); raise mcts.k / mcts.rollouts or the policy's temperature")
-            _train(cfg.ppm.recipe, cfg.ppm.overrides, pstart, list(files), ppm_dir, cfg,
-                   eval_data=[str(ph_f)] if has_held else None)
+            _train(cfg.ppm.recipe, cfg.ppm.overrides, pstart, list(files), ppm_dir, cfg, eval_data=list(held) or None)
             m = json.loads((ppm_dir / "metrics.json").read_text(encoding="utf-8"))
             return {k: m.get(k) for k in PPM_METRICS}
 
-        pst = S.stage(f"r{r}/ppm", {"ppm": cfg.to_dict()["ppm"], "start": pstart, "data": pair_files,
+        pst = S.stage(f"r{r}/ppm", {"ppm": cfg.to_dict()["ppm"], "start": pstart, "data": pair_files, "eval": held_files,
                                      "recipe_sha256": asset_sha256("train", cfg.ppm.recipe)}, do_ppm,
                       {"ppm": ppm_dir / "ppm.json"}, models=(ppm_dir,))
         last_ppm_metrics = {k: pst.get(k) for k in PPM_METRICS}

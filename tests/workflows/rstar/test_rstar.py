@@ -124,3 +124,14 @@ def test_stages_resume_through_the_one_marker(tmp_path):
     (tmp_path / "a" / "a.txt").write_text("edited")            # a's output changed: a redoes, and b
     run(2, a_text="other")                                     # (its input, a's marker, changed)
     assert calls == ["a", "b", "a", "b", "b", "a", "b"]
+
+
+def test_held_out_problems_stay_held_out_in_every_round():
+    from mmredstar.workflows.rstar.stages import _held_out_split
+
+    ids = [f"p{i}" for i in range(200)]
+    a = _held_out_split(ids[:120], 0.3, seed=0)
+    b = _held_out_split(ids[60:], 0.3, seed=0)          # a later round: some problems again, some fresh
+    assert a & set(ids[60:120]) == b & set(ids[60:120])  # the problems in both rounds are on the same side
+    assert 20 <= len(a) <= 52 and _held_out_split(ids, 0.0, 0) == set()
+    assert _held_out_split(ids, 0.3, seed=1) != _held_out_split(ids, 0.3, seed=0)
