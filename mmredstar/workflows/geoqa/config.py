@@ -100,8 +100,9 @@ class GeoQAConfig:
     """The model SFT starts from (a preset or a model directory); ``base`` in the evaluation."""
     seed: int = 0
     """Seed of the model's random initialisation (tiny presets) and of training."""
-    threads: int | None = None
-    """torch CPU threads for training and evaluation (``None``: leave as is)."""
+    threads: int | str | None = None
+    """torch CPU threads for training and evaluation (``auto``: the cores idle when each stage starts, see
+    ``mmredstar.cpu``; ``None``: leave as is)."""
     progress: bool = True
     """Progress bars in the evaluation stage (curation and training have their own ``progress`` keys)."""
     prepare: PrepareConfig = field(default_factory=PrepareConfig)

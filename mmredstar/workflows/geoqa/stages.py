@@ -9,6 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ...cpu import set_threads
 from ...curate import run as curate_run
 from ...data import ConvertReport, iter_card, load_card
 from ...evaluation.metrics import paired_difference
@@ -124,10 +125,7 @@ def _log(msg: str) -> None:
 
 
 def _set_threads(cfg: GeoQAConfig) -> None:
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads, what="threads")
 
 
 # ----------------------------------------------------------------------------------------- stages
