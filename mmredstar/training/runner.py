@@ -428,7 +428,7 @@ def _series(log_history: list[dict], key: str) -> list[list[float]]:
 TRACKED = {
     "sft": ["loss"],
     "dpo": ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected"],
-    "grpo": ["loss", "reward", "reward_std"],
+    "grpo": ["loss", "reward", "reward_std", "kl"],
     "reinforce_pp": ["loss", "reward", "reward_std", "kl", "response_length"],
     "reinforce_baseline": ["loss", "reward", "reward_std", "kl", "response_length"],
     "ppo": ["loss", "reward", "reward_std", "kl", "value_loss", "policy_loss", "response_length"],
