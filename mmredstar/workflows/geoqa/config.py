@@ -119,8 +119,9 @@ class GeoQAConfig:
     (``curate/rl.jsonl``), from the SFT model. Off unless enabled."""
     sft_continued: TrainStage = field(default_factory=lambda: TrainStage(enabled=False))
     """The control for the stages after SFT: SFT continued from the SFT model with the SFT stage's recipe and
-    overrides, on the same prompts (the DPO pairs' prompts with their chosen, verified responses), for the
-    DPO stage's number of steps and batch size; its own ``overrides`` change any of that. Off unless enabled."""
+    data settings, on the same prompts (the DPO pairs' prompts with their chosen, verified responses), trained
+    like the DPO stage (every ``train.*`` key of DPO's overrides: steps, batch size, learning rate, schedule),
+    so that only the loss differs; its own ``overrides`` change any of that. Off unless enabled."""
     eval: GeoQAEval = field(default_factory=GeoQAEval)
     """Evaluation."""
 
@@ -260,11 +261,12 @@ def _train_overrides(cfg: GeoQAConfig, stage: str, out: Path) -> dict:
                 "sft_continued": control_data(out)}[stage]
         o.update({"model.name": str(out / "sft"), "model.init_from": None, "data.train": [str(data)]})
         if stage == "sft_continued":
-            # the honest control: the SFT stage's settings, for as many extra steps of as many samples as DPO
-            steps = ("train.max_steps", "train.batch_size", "train.micro_batch_size")
-            dpo = flatten(dict(cfg.dpo.overrides)) if cfg.dpo.enabled else {}
-            base = {k: v for k, v in flatten(dict(cfg.sft.overrides)).items() if k not in steps}
-            o = {**base, **{k: dpo[k] for k in steps if k in dpo}, **o}
+            # the honest control: the SFT stage's recipe and data settings, trained like the DPO stage (its
+            # steps, batch size, learning rate and schedule: every train.* key DPO sets), only the loss differs
+            dpo = {k: v for k, v in flatten(dict(cfg.dpo.overrides)).items() if k.startswith("train.")} \
+                if cfg.dpo.enabled else {}
+            base = {k: v for k, v in flatten(dict(cfg.sft.overrides)).items() if not k.startswith("train.")}
+            o = {**base, **dpo, **o}
     o["output_dir"] = str(out / stage)
     o.setdefault("train.seed", cfg.seed)
     if cfg.threads:

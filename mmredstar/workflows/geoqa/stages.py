@@ -67,9 +67,11 @@ def stage_hash(cfg: GeoQAConfig, stage: str) -> str:
     elif stage == "curate":
         own = {"curate": d["curate"]}
     elif stage in ("sft",) + AFTER_SFT:
-        own = {stage: d[stage], "recipe_sha256": asset_sha256("train", getattr(cfg, stage).recipe)}
-        if stage == "sft_continued":   # it takes the DPO stage's steps and batch size unless it sets its own
-            own["dpo"] = d["dpo"]
+        own = {stage: d[stage], "recipe_sha256": asset_sha256("train", getattr(cfg, stage).recipe),
+               # what the recipe gets (the control takes keys from the SFT and DPO stages); threads only change
+               # the rounding, no reason to redo a stage
+               "overrides": {k: v for k, v in _train_overrides(cfg, stage, Path("OUT")).items()
+                             if k != "train.num_threads"}}
         if stage == "sft":
             own.update({"model": cfg.model, "seed": cfg.seed, "model_sha256": asset_sha256("models", cfg.model)})
     else:

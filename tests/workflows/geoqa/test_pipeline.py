@@ -54,7 +54,7 @@ def test_each_stage_then_skip_then_rerun_on_change(tmp_path):
 
     code, text = _run("eval", TINY, "--out", out)
     assert code == 0, text
-    assert "| untrained |" in text and "| after SFT |" in text and "| after DPO (blank images) |" in text
+    assert "| untrained |" in text and "| after SFT |" in text and "| after SFT + DPO (blank images) |" in text
     summary = json.loads((out / "eval" / "summary.json").read_text())
     assert set(summary["accuracy"]) == {"base", "sft", "dpo", "dpo-blank"} and summary["items"] == 12
     for a in summary["accuracy"].values():
@@ -120,7 +120,7 @@ def test_prepare_from_your_own_files_with_a_held_out_split(tmp_path):
     ({"prepare": {"src": "x"}, "curate": {"out": "elsewhere"}}, "key 'curate.out': set by the pipeline"),
     ({"prepare": {"src": "x"}, "curate": {"teacher": {"kind": "scriptd"}}}, "did you mean 'scripted'"),
     ({"prepare": {"src": "x"}, "sft": {"recipe": "tiny/no_such"}}, "key 'sft'"),
-    ({"prepare": {"src": "x"}, "eval": {"checkpoints": ["best"]}}, "'best' is not base, sft, dpo"),
+    ({"prepare": {"src": "x"}, "eval": {"checkpoints": ["best"]}}, "'best' is not one of base, dpo, rl, sft, sft_continued"),
     ({"prepare": {"src": "x"}, "eval": {"bench": "nope"}}, "key 'eval.bench'"),
 ])
 def test_config_errors(data, match):
