@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent / "mmredstar"
 FLOORS = {
     # (0) records and base machinery
     "schema": 0, "io": 0, "config": 0, "registry": 0, "assets": 0, "levels": 0, "stages": 0, "clibase": 0, "trackers": 0,
+    "cpu": 0,
     "__init__": 0,
     # (1) verification, models, generated data
     "verify": 1, "modeling": 1, "synth": 1,

@@ -89,6 +89,23 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return m, math.sqrt(var / n)
 
 
+def paired_difference(a: dict[str, float], b: dict[str, float]) -> dict:
+    """Accuracy of ``a`` minus that of ``b`` on the same items (``{item id: score in [0, 1]}``), in percentage
+    points (``points``), with the paired standard error in points (``se``): the SE of the mean of the per-item
+    differences, ``sd(a_i - b_i) / sqrt(N)``. Two models that agree on most items differ with a much smaller SE
+    than two independent samples would (``sqrt(se_a^2 + se_b^2)``); only items both have are compared.
+
+    >>> d = paired_difference({"x": 1, "y": 1, "z": 0, "w": 0}, {"x": 1, "y": 0, "z": 0, "w": 0})
+    >>> d["points"], d["se"], d["n"], d["wins"], d["losses"]
+    (25.0, 21.65, 4, 1, 0)
+    """
+    ids = sorted(set(a) & set(b))
+    diffs = [float(a[i]) - float(b[i]) for i in ids]
+    m, se = mean_se(diffs)
+    return {"points": round(100 * m, 2), "se": round(100 * se, 2), "z": round(m / se, 2) if se > 0 else None,
+            "n": len(ids), "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
+
+
 def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval (95% by default) of a binomial proportion ``p`` over ``n`` trials.
 

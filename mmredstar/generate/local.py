@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from ..cpu import set_threads
 from ..schema import Response, Sample
 from . import SamplingParams, Teacher, gen_record
 
@@ -31,8 +32,9 @@ class TransformersConfig:
     """``cpu``, ``cuda``, ``cuda:1``; ``None``: where the loader puts it (CPU here)."""
     batch_size: int = 16
     """Sequences generated together (prompts x samples)."""
-    threads: int | None = None
-    """``torch.set_num_threads`` for CPU generation (``None``: leave as is)."""
+    threads: int | str | None = None
+    """``torch.set_num_threads`` for CPU generation (``auto``: the cores idle when the model loads, see
+    ``mmredstar.cpu``; ``None``: leave as is)."""
 
 
 class TransformersTeacher(Teacher):
@@ -52,8 +54,7 @@ class TransformersTeacher(Teacher):
 
                 from ..modeling import load_model
 
-                if self.config.threads:
-                    torch.set_num_threads(self.config.threads)
+                set_threads(self.config.threads, what="threads")
                 self._model, self._processor = load_model(self.config.model, dtype=self.config.dtype,
                                                           device=self.config.device, seed=self.config.init_seed,
                                                           **self.config.overrides)

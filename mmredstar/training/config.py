@@ -177,8 +177,10 @@ class TrainConfig:
     overwrite: bool = False
     """Start afresh in an output directory that holds a finished run or checkpoints (they are removed first);
     without it (and without ``resume``) such a run is refused."""
-    num_threads: int | None = None
-    """torch CPU threads (``torch.set_num_threads``); ``None`` = leave as is."""
+    num_threads: int | str | None = None
+    """torch CPU threads (``torch.set_num_threads``); ``auto``: the cores idle when the run starts
+    (``mmredstar.cpu``: a tiny model's many small kernels thrash when a 2-thread run shares its cores);
+    ``None`` = leave as is."""
     dataloader_num_workers: int = 0
     """Background data-loading processes."""
     report_to: list[str] = field(default_factory=list)
@@ -412,7 +414,9 @@ def recipe_from_dict(data: dict, *, file: str = "<recipe>", lines: dict[str, int
                              ("warmup_ratio", t.warmup_ratio, 0 <= t.warmup_ratio < 1, "in [0, 1)"),
                              ("weight_decay", t.weight_decay, t.weight_decay >= 0, ">= 0"),
                              ("max_grad_norm", t.max_grad_norm, t.max_grad_norm >= 0, ">= 0"),
-                             ("save_steps", t.save_steps, t.save_steps >= 0, ">= 0")):
+                             ("save_steps", t.save_steps, t.save_steps >= 0, ">= 0"),
+                             ("num_threads", t.num_threads, t.num_threads is None or t.num_threads == "auto"
+                              or (isinstance(t.num_threads, int) and t.num_threads >= 1), "a number >= 1 or 'auto'")):
         if not ok:
             raise RecipeError(f"{_config.where(file, lines or {}, 'train.' + key)}: key 'train.{key}'={v!r} must be {need}")
     if not 0 <= rec.ppm.val_share < 1:

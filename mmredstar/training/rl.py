@@ -33,7 +33,7 @@ from .runner import (
     tokenizer_of,
     trainer_args,
 )
-from .vlm_fused import is_vlm, vlm_aware_fused_head
+from .vlm_fused import add_fused_lm_head_mm, is_vlm, vlm_aware_fused_head
 
 SEQ = ("input_ids", "labels", "attention_mask", "position_ids", "image_spans")
 
@@ -164,6 +164,31 @@ def _trainer_cls():
     return MMGRPOTrainer
 
 
+def frozen_copy(model):
+    """A copy of ``model`` for the KL reference: eval mode, no gradients, no dropout."""
+    import copy
+
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    for m in ref.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return ref
+
+
+def attach_reference(trainer, ref, beta: float) -> None:
+    """Give a GRPO trainer built with ``beta=0`` its KL reference model and coefficient (placed like TRL's own)."""
+    from trl.models import prepare_deepspeed
+
+    # TRL patches its own reference with the fused log-prob head at init; do the same for this one
+    add_fused_lm_head_mm(ref, temperature=trainer.temperature, cast_lm_head_to_fp32=trainer.args.cast_lm_head_to_fp32)
+    if trainer.is_deepspeed_enabled:
+        ref = prepare_deepspeed(ref, trainer.accelerator)
+    else:
+        ref = trainer.accelerator.prepare_model(ref, evaluation_mode=True)
+    trainer.ref_model, trainer.beta = ref, beta
+
+
 def train(rec: Recipe) -> str:
     """Run GRPO for a loaded recipe; returns the output directory."""
     from datasets import Dataset
@@ -180,8 +205,12 @@ def train(rec: Recipe) -> str:
     image_ids = [i for i in (getattr(processor, a, None) for a in ("image_token_id", "img_start_id", "img_end_id"))
                  if i is not None]
     gen_kwargs = {"suppress_tokens": image_ids} if image_ids else None
+    # TRL builds the KL reference by reloading the policy from its config's path, which our VLMs cannot do:
+    # for them the trainer is built without KL and handed a frozen copy of the starting policy (below)
+    own_ref = r.beta != 0.0 and is_vlm(model)
+    ref = frozen_copy(model) if own_ref else None
     args = trainer_args(ctx, GRPOConfig, generation_kwargs=gen_kwargs, include_num_input_tokens_seen="no", num_generations=r.num_generations, temperature=r.temperature,
-                        top_p=r.top_p, max_completion_length=r.max_completion_length, beta=r.beta,
+                        top_p=r.top_p, max_completion_length=r.max_completion_length, beta=0.0 if own_ref else r.beta,
                         epsilon=r.epsilon, num_iterations=r.num_iterations, loss_type=r.loss_type,
                         scale_rewards=r.scale_rewards, log_completions=False)
     cls = _trainer_cls()
@@ -191,6 +220,8 @@ def train(rec: Recipe) -> str:
     with vlm_aware_fused_head():
         trainer = cls(model=model, reward_funcs=[reward_function(r.reward, r.reward_options)], args=args,
                       train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[timer])
+    if own_ref:
+        attach_reference(trainer, ref, r.beta)
     fit(trainer, ctx)
     extra = {"rl": {**stats, "advantages": f"per group ({r.scale_rewards} scaling, GRPO)", "vlm": is_vlm(model),
                     "init": init_path(rec) or rec.model.name}}

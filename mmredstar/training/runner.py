@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from mmredstar.assets import asset_dir
+from mmredstar.cpu import set_threads
 from mmredstar.io import write_json
 
 from .config import Recipe, dump_recipe, load_recipe
@@ -64,8 +65,7 @@ def prepare(rec: Recipe) -> RunContext:
     rank, world = dist_env()
     out = rec.output_dir or os.path.join("runs", rec.name or "run")
     rec.output_dir = out
-    if rec.train.num_threads:
-        torch.set_num_threads(rec.train.num_threads)
+    set_threads(rec.train.num_threads, what="train.num_threads")
     set_seed(rec.train.seed)
     random.seed(rec.train.seed)
     ctx = RunContext(rec=rec, output_dir=out, data_dir=os.path.join(out, "data"), rank=rank, world_size=world)
@@ -428,7 +428,7 @@ def _series(log_history: list[dict], key: str) -> list[list[float]]:
 TRACKED = {
     "sft": ["loss"],
     "dpo": ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected"],
-    "grpo": ["loss", "reward", "reward_std"],
+    "grpo": ["loss", "reward", "reward_std", "kl"],
     "reinforce_pp": ["loss", "reward", "reward_std", "kl", "response_length"],
     "reinforce_baseline": ["loss", "reward", "reward_std", "kl", "response_length"],
     "ppo": ["loss", "reward", "reward_std", "kl", "value_loss", "policy_loss", "response_length"],

@@ -6,7 +6,7 @@
 It is exactly ``mmredstar geoqa run configs/geoqa/demo.yaml --out DIR`` (an ordinary GeoQA pipeline config:
 generated polygon diagrams in GeoQA's LLM-era format, the scripted long-CoT teacher, the tiny InternVL-style
 VLM), followed by the before/after table. ``DIR/report.json`` holds the accuracies of the untrained model,
-after SFT, after DPO, and after DPO with blank images (the ablation showing the picture matters), each with
+after SFT, SFT continued (the control), SFT + DPO, SFT + GRPO and SFT + DPO with blank images, each with
 the number of held-out items, the binomial standard error and a 95% Wilson interval, plus the margins.
 A rerun skips finished stages; ``--fresh`` starts over.
 """

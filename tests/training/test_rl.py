@@ -86,3 +86,15 @@ def test_rule_reward_rises_after_sft_warmup(tmp_path):
                                        "train.progress=false"]))
     r = m["series"]["reward"]
     assert _avg(r, False, 10) > _avg(r, True, 10) + 0.1, r
+
+
+def test_grpo_vlm_with_kl_to_the_starting_policy(tmp_path):
+    """``rl.beta > 0`` on a VLM: TRL cannot reload our VLM as its reference, so the trainer gets a frozen copy
+    of the starting policy; the KL to it is logged and grows from 0 as the policy moves."""
+    m = read_metrics(run("tiny/vlm_grpo", [f"output_dir={tmp_path / 'k'}", TOY, RANDOM, "train.max_steps=6",
+                                           "train.batch_size=4", "train.micro_batch_size=4", "rl.num_generations=2",
+                                           "rl.max_completion_length=8", "rl.beta=0.1", "train.logging_steps=1",
+                                           "train.lr=1e-2", "train.progress=false"]))
+    kl = [v for _, v in m["series"]["kl"]]
+    assert m["rl"]["vlm"] and len(kl) == 6, m["series"]
+    assert abs(kl[0]) < 1e-6 and max(kl[1:]) > 1e-4, kl

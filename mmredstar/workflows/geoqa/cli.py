@@ -34,7 +34,7 @@ def _stage_command(stage: str):
 
 @click.group("geoqa", cls=Group)
 def geoqa():
-    """The GeoQA pipeline: prepare | curate | sft | dpo | eval | run CONFIG.yaml (one config for every stage)."""
+    """The GeoQA pipeline: prepare | curate | sft | dpo | rl | sft_continued | eval | run CONFIG.yaml (one config)."""
 
 
 for _s in STAGES:

@@ -11,7 +11,11 @@ from ...evaluation.config import EvalRunConfig
 from ...evaluation.spec import load_spec
 from ...training import RecipeError, load_recipe
 
-STAGES = ("prepare", "curate", "sft", "dpo", "eval")
+STAGES = ("prepare", "curate", "sft", "dpo", "rl", "sft_continued", "eval")
+AFTER_SFT = ("dpo", "rl", "sft_continued")
+"""The stages that start from the SFT model."""
+DEFAULT_RECIPES = {"sft": "tiny/vlm_sft", "dpo": "tiny/vlm_dpo", "rl": "tiny/vlm_grpo"}
+"""The recipe of a training stage that names none."""
 PIPELINE_VERSION = 1
 
 
@@ -64,7 +68,8 @@ class TrainStage:
     """One training stage: a recipe plus overrides (the pipeline sets model, data and output dir)."""
 
     recipe: str = ""
-    """A recipe name under ``train/`` (e.g. ``tiny/vlm_sft``) or a path."""
+    """A recipe name under ``train/`` (e.g. ``tiny/vlm_sft``) or a path; empty: the stage's default
+    (``DEFAULT_RECIPES``; ``sft_continued``: the SFT stage's recipe)."""
     overrides: dict = field(default_factory=dict)
     """Recipe keys to change, dotted (``{train.max_steps: 300, train.lr: 2.0e-3}``) or nested."""
     enabled: bool = True
@@ -78,7 +83,7 @@ class GeoQAEval(EvalRunConfig):
     bench: str = "geoqa"
     """The benchmark spec (``eval/<name>.yaml``): prompt template, verifier, sampling, metrics."""
     checkpoints: list[str] = field(default_factory=lambda: ["base", "sft", "dpo"])
-    """``base`` (the untrained model), ``sft``, ``dpo``, or ``LABEL=PATH`` for other models."""
+    """``base`` (the untrained model), ``sft``, ``dpo``, ``rl``, ``sft_continued``, or ``LABEL=PATH`` for other models."""
     blank_images: list[str] = field(default_factory=lambda: ["dpo"])
     """Checkpoints evaluated again with every image replaced by a white one (the image ablation)."""
     batch_size: int | None = 64
@@ -95,8 +100,9 @@ class GeoQAConfig:
     """The model SFT starts from (a preset or a model directory); ``base`` in the evaluation."""
     seed: int = 0
     """Seed of the model's random initialisation (tiny presets) and of training."""
-    threads: int | None = None
-    """torch CPU threads for training and evaluation (``None``: leave as is)."""
+    threads: int | str | None = None
+    """torch CPU threads for training and evaluation (``auto``: the cores idle when each stage starts, see
+    ``mmredstar.cpu``; ``None``: leave as is)."""
     progress: bool = True
     """Progress bars in the evaluation stage (curation and training have their own ``progress`` keys)."""
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
@@ -108,6 +114,14 @@ class GeoQAConfig:
     """Supervised fine-tuning on the curated SFT set."""
     dpo: TrainStage = field(default_factory=lambda: TrainStage(recipe="tiny/vlm_dpo"))
     """Preference optimisation on the curated DPO pairs, from the SFT model."""
+    rl: TrainStage = field(default_factory=lambda: TrainStage(enabled=False))
+    """Online RL with the rule reward (GRPO / REINFORCE++ / PPO recipe) on the curated RL prompts
+    (``curate/rl.jsonl``), from the SFT model. Off unless enabled."""
+    sft_continued: TrainStage = field(default_factory=lambda: TrainStage(enabled=False))
+    """The control for the stages after SFT: SFT continued from the SFT model with the SFT stage's recipe and
+    data settings, on the same prompts (the DPO pairs' prompts with their chosen, verified responses), trained
+    like the DPO stage (every ``train.*`` key of DPO's overrides: steps, batch size, learning rate, schedule),
+    so that only the loss differs; its own ``overrides`` change any of that. Off unless enabled."""
     eval: GeoQAEval = field(default_factory=GeoQAEval)
     """Evaluation."""
 
@@ -127,6 +141,11 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
     dotted ``key=value`` strings. Errors name the file, line and key."""
     cfg, file, where = load_dataclass(GeoQAConfig, path_or_dict, overrides)
     cfg.path = None if file == "<config>" else file
+
+    for name in ("sft",) + AFTER_SFT:
+        st = getattr(cfg, name)
+        if not st.recipe:
+            st.recipe = cfg.sft.recipe if name == "sft_continued" else DEFAULT_RECIPES[name]
 
     pr = cfg.prepare
     if (pr.generate is None) == (pr.src is None):
@@ -156,7 +175,7 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where('eval.bench')}: key 'eval.bench': {e}") from None
 
-    for name in ("sft", "dpo"):
+    for name in ("sft",) + AFTER_SFT:
         st = getattr(cfg, name)
         if not st.enabled:
             continue
@@ -165,11 +184,14 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
         except (RecipeError, ValueError, FileNotFoundError) as e:
             raise ConfigError(f"{where(name)}: key '{name}': {e}") from None
     _check_model(cfg.model, where("model"))
-    known = {"base", "sft", "dpo"}
+    known = {"base", "sft", *AFTER_SFT}
     for c in cfg.eval.checkpoints + cfg.eval.blank_images:
         if c not in known and "=" not in c:
-            raise ConfigError(f"{where('eval.checkpoints')}: key 'eval.checkpoints': {c!r} is not base, sft, dpo "
-                              "or LABEL=PATH")
+            raise ConfigError(f"{where('eval.checkpoints')}: key 'eval.checkpoints': {c!r} is not one of "
+                              f"{', '.join(sorted(known))} or LABEL=PATH")
+        if c in ("rl", "sft_continued") and not getattr(cfg, c).enabled:
+            raise ConfigError(f"{where('eval.checkpoints')}: key 'eval.checkpoints': {c!r} is evaluated but its "
+                              f"stage is off; set {c}.enabled: true")
     for c in cfg.eval.blank_images:
         if c in known and c not in cfg.eval.checkpoints:
             raise ConfigError(f"{where('eval.blank_images')}: key 'eval.blank_images': {c!r} is not in eval.checkpoints")
@@ -217,6 +239,11 @@ def _stage_dir(cfg: GeoQAConfig, stage: str) -> Path:
     return Path(cfg.out) / stage
 
 
+def control_data(out: Path) -> Path:
+    """Where the ``sft_continued`` control's training set is written (the chosen sides of ``curate/dpo.jsonl``)."""
+    return Path(out) / "sft_continued.data" / "sft.jsonl"
+
+
 def curate_config(cfg: GeoQAConfig):
     """The curation config of this pipeline (inputs = prepare's train.jsonl, out = OUT/curate)."""
     data = {**cfg.curate, "inputs": [{"path": str(_stage_dir(cfg, "prepare") / "train.jsonl")}],
@@ -230,8 +257,16 @@ def _train_overrides(cfg: GeoQAConfig, stage: str, out: Path) -> dict:
     if stage == "sft":
         o.update({"model.name": cfg.model, "model.seed": cfg.seed, "data.train": [str(out / "curate" / "sft.jsonl")]})
     else:
-        o.update({"model.name": str(out / "sft"), "model.init_from": None,
-                  "data.train": [str(out / "curate" / "dpo.jsonl")]})
+        data = {"dpo": out / "curate" / "dpo.jsonl", "rl": out / "curate" / "rl.jsonl",
+                "sft_continued": control_data(out)}[stage]
+        o.update({"model.name": str(out / "sft"), "model.init_from": None, "data.train": [str(data)]})
+        if stage == "sft_continued":
+            # the honest control: the SFT stage's recipe and data settings, trained like the DPO stage (its
+            # steps, batch size, learning rate and schedule: every train.* key DPO sets), only the loss differs
+            dpo = {k: v for k, v in flatten(dict(cfg.dpo.overrides)).items() if k.startswith("train.")} \
+                if cfg.dpo.enabled else {}
+            base = {k: v for k, v in flatten(dict(cfg.sft.overrides)).items() if not k.startswith("train.")}
+            o = {**base, **dpo, **o}
     o["output_dir"] = str(out / stage)
     o.setdefault("train.seed", cfg.seed)
     if cfg.threads:

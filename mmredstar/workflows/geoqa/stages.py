@@ -9,15 +9,19 @@ import shutil
 import time
 from pathlib import Path
 
+from ...cpu import set_threads
 from ...curate import run as curate_run
 from ...data import ConvertReport, iter_card, load_card
-from ...evaluation.runner import ModelEntry, evaluate
+from ...evaluation.metrics import paired_difference
+from ...evaluation.runner import ModelEntry, evaluate, read_items
 from ...evaluation.spec import load_spec, render_prompt
 from ...io import read_samples, write_json, write_samples
+from ...schema import Sample
 from ...stages import Marker, asset_sha256, fingerprint
 from ...training import run as train_run
 from ...training.runner import read_metrics
 from .config import (
+    AFTER_SFT,
     PIPELINE_VERSION,
     STAGES,
     GeoQAConfig,
@@ -25,6 +29,7 @@ from .config import (
     TrainStage,
     _stage_dir,
     _train_overrides,
+    control_data,
     curate_config,
 )
 
@@ -44,8 +49,8 @@ def digest(obj) -> str:
 def _deps(cfg: GeoQAConfig, stage: str) -> list[str]:
     """The stages whose outputs ``stage`` reads."""
     if stage == "eval":
-        return ["prepare"] + [s for s in ("sft", "dpo") if s in cfg.eval.checkpoints + cfg.eval.blank_images]
-    return {"prepare": [], "curate": ["prepare"], "sft": ["curate"], "dpo": ["curate", "sft"]}[stage]
+        return ["prepare"] + [s for s in ("sft",) + AFTER_SFT if s in cfg.eval.checkpoints + cfg.eval.blank_images]
+    return {"prepare": [], "curate": ["prepare"], "sft": ["curate"]}.get(stage, ["curate", "sft"])
 
 
 def stage_hash(cfg: GeoQAConfig, stage: str) -> str:
@@ -61,8 +66,12 @@ def stage_hash(cfg: GeoQAConfig, stage: str) -> str:
             own["template"] = {"bench": spec.name, "prompt": spec.prompt, "system": spec.system}
     elif stage == "curate":
         own = {"curate": d["curate"]}
-    elif stage in ("sft", "dpo"):
-        own = {stage: d[stage], "recipe_sha256": asset_sha256("train", getattr(cfg, stage).recipe)}
+    elif stage in ("sft",) + AFTER_SFT:
+        own = {stage: d[stage], "recipe_sha256": asset_sha256("train", getattr(cfg, stage).recipe),
+               # what the recipe gets (the control takes keys from the SFT and DPO stages); threads only change
+               # the rounding, no reason to redo a stage
+               "overrides": {k: v for k, v in _train_overrides(cfg, stage, Path("OUT")).items()
+                             if k != "train.num_threads"}}
         if stage == "sft":
             own.update({"model": cfg.model, "seed": cfg.seed, "model_sha256": asset_sha256("models", cfg.model)})
     else:
@@ -118,10 +127,7 @@ def _log(msg: str) -> None:
 
 
 def _set_threads(cfg: GeoQAConfig) -> None:
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads, what="threads")
 
 
 # ----------------------------------------------------------------------------------------- stages
@@ -196,25 +202,47 @@ def run_train(cfg: GeoQAConfig, stage: str) -> dict:
     """SFT or DPO through ``mmredstar.training.run``; the stage directory is the model's output directory."""
     t0 = time.time()
     _require(cfg, "curate", stage)
-    if stage == "dpo":
+    if stage != "sft":
         _require(cfg, "sft", stage)
     st: TrainStage = getattr(cfg, stage)
     d = _stage_dir(cfg, stage)
     if not st.enabled:
         d.mkdir(parents=True, exist_ok=True)
         return _finish_stage(cfg, stage, {}, 0.0, {"skipped": True})
-    data = Path(cfg.out) / "curate" / f"{stage}.jsonl"
+    kind = "dpo" if stage == "sft_continued" else stage
+    data = Path(cfg.out) / "curate" / f"{kind}.jsonl"
     if not data.exists():
-        raise PipelineError(f"{stage}: {data} does not exist; curation wrote no {stage.upper()} set (check the "
-                            "curate section: select.{stage}.enabled)")
+        raise PipelineError(f"{stage}: {data} does not exist; curation wrote no {kind.upper()} set (check the "
+                            f"curate section: select.{kind}.enabled)")
     if d.exists():  # a stale or half-finished run: start clean (its config differs or it did not finish)
         shutil.rmtree(d)
+    if stage == "sft_continued":
+        n = write_control_data(data, control_data(Path(cfg.out)))
+        _log(f"sft_continued: {n} verified responses of the DPO pairs' prompts -> {control_data(Path(cfg.out))}")
     out = train_run(st.recipe, _train_overrides(cfg, stage, Path(cfg.out)))
     m = read_metrics(out)
     keep = {k: m.get(k) for k in ("steps", "first_loss", "last_loss", "train_runtime", "seconds") if k in m}
     _log(f"{stage}: {keep}")
     return _finish_stage(cfg, stage, {"model": Path(out) / "config.json", "metrics": Path(out) / "metrics.json"},
                          time.time() - t0, {"metrics": keep, "weights": _weights(out)})
+
+
+def write_control_data(pairs: Path, out: Path) -> int:
+    """The ``sft_continued`` control's set: each DPO pair's prompt with its chosen (verified) response as an
+    SFT sample, so the control sees the same prompts and positives as DPO, without the rejected sides."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def samples():
+        for p in read_samples(pairs):
+            d = p.to_dict()
+            d.update(id=f"{p.prompt_id}-chosen", responses=[d.pop("chosen")])
+            d.pop("rejected")
+            s = Sample.from_dict(d)
+            for a, b in zip(s.images, p.images, strict=True):
+                a.root = b.root
+            yield s
+
+    return write_samples(out, samples())
 
 
 def _checkpoint_entries(cfg: GeoQAConfig):
@@ -261,8 +289,10 @@ def run_eval(cfg: GeoQAConfig) -> dict:
                            "no_answer": (r.get("verdicts") or {}).get("no_answer", 0.0)}
     summary = {"bench": spec.name, "items": len(samples), "accuracy": acc}
     first = next((e.label for e in entries if not e.blank_images and e.label == "base"), None)
-    best = next((e.label for e in reversed(entries) if not e.blank_images and e.label != "base"), None)
     blank = next((e.label for e in entries if e.blank_images), None)
+    # "trained": the model the image ablation is run on (the DPO model in the demo), else the last one listed
+    best = (blank[:-len("-blank")] if blank else None) or next(
+        (e.label for e in reversed(entries) if not e.blank_images and e.label != "base"), None)
     margins = {}
     for a, b, name in ((best, first, "trained_minus_untrained"), (best, blank, "trained_minus_blank_images")):
         if a in acc and b in acc:
@@ -270,6 +300,16 @@ def run_eval(cfg: GeoQAConfig) -> dict:
             se = (acc[a]["se"] ** 2 + acc[b]["se"] ** 2) ** 0.5
             margins[name] = {"of": [a, b], "difference": round(diff, 4), "se": round(se, 4),
                              "z": round(diff / se, 1) if se > 0 else None}
+    # each stage after SFT against its honest control (SFT continued for the same extra steps), paired by item
+    if "sft_continued" in acc:
+        scores = {e.label: {i: r["correct"] / max(r["n"], 1) for i, r in
+                            read_items(d / e.label / spec.name / "samples.jsonl", repair=False).items()}
+                  for e in entries if e.label in ("dpo", "rl", "sft", "sft_continued")}
+        for a in ("dpo", "rl", "sft"):
+            if a in scores:
+                key = "sft_vs_sft_continued" if a == "sft" else f"{a}_vs_sft_continued"
+                margins[key] = {"of": [a, "sft_continued"], "se_kind": "paired",
+                                **paired_difference(scores[a], scores["sft_continued"])}
     summary["margins"] = margins
     write_json(d / "summary.json", summary)
     _log("eval: " + ", ".join(f"{k} {100 * v['accuracy']:.1f}%" for k, v in acc.items()))
@@ -278,7 +318,7 @@ def run_eval(cfg: GeoQAConfig) -> dict:
 
 
 RUNNERS = {"prepare": run_prepare, "curate": run_curate, "sft": lambda c: run_train(c, "sft"),
-           "dpo": lambda c: run_train(c, "dpo"), "eval": run_eval}
+           **{s: (lambda c, s=s: run_train(c, s)) for s in AFTER_SFT}, "eval": run_eval}
 
 
 def run_stage(cfg: GeoQAConfig, stage: str, *, force: bool = False) -> dict:
@@ -298,6 +338,8 @@ def run_all(cfg: GeoQAConfig, *, force: tuple[str, ...] = (), until: str | None 
     states = {}
     forcing = False
     for stage in STAGES:
+        if stage in ("rl", "sft_continued") and not getattr(cfg, stage).enabled:
+            continue               # optional stages that are off are not part of the run (nor of its report)
         forcing = forcing or stage in force  # a forced stage's followers run again too
         states[stage] = run_stage(cfg, stage, force=forcing)
         if until == stage:
@@ -315,7 +357,8 @@ def run_all(cfg: GeoQAConfig, *, force: tuple[str, ...] = (), until: str | None 
 def summary_table(report: dict) -> str:
     """The before/after table of a pipeline report (markdown)."""
     acc = report.get("accuracy") or {}
-    names = {"base": "untrained", "sft": "after SFT", "dpo": "after DPO"}
+    names = {"base": "untrained", "sft": "after SFT", "dpo": "after SFT + DPO", "rl": "after SFT + RL",
+             "sft_continued": "SFT continued (control)"}
     lines = [f"{report.get('bench', 'eval')} accuracy on {report.get('items')} held-out items",
              "", "| model | accuracy | 95% CI | ± SE | no answer |", "|---|---|---|---|---|"]
     for label, a in acc.items():
@@ -324,6 +367,11 @@ def summary_table(report: dict) -> str:
         lines.append(f"| {name} | {100 * a['accuracy']:.1f}% | [{100 * a['ci95'][0]:.1f}, {100 * a['ci95'][1]:.1f}] | "
                      f"{100 * a['se']:.1f} | {100 * a['no_answer']:.1f}% |")
     for k, m in (report.get("margins") or {}).items():
+        if "points" in m:      # a paired comparison on the same items (points and se in percentage points)
+            z = "no spread to compare" if m["z"] is None else f"{m['z']} paired standard errors"
+            lines.append(f"\n{k.replace('_', ' ')}: {m['points']:+.1f} points ± {m['se']:.1f} ({z}; "
+                         f"{m['wins']} items won, {m['losses']} lost of {m['n']})")
+            continue
         z = "no spread to compare" if m["z"] is None else f"{m['z']} standard errors"
         lines.append(f"\n{k.replace('_', ' ')}: {100 * m['difference']:+.1f} points ({m['of'][0]} vs {m['of'][1]}; {z})")
     return "\n".join(lines)

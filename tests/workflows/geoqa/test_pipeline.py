@@ -7,6 +7,7 @@ missing upstream, config errors, and prepare from your own GeoQA files.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -53,7 +54,7 @@ def test_each_stage_then_skip_then_rerun_on_change(tmp_path):
 
     code, text = _run("eval", TINY, "--out", out)
     assert code == 0, text
-    assert "| untrained |" in text and "| after SFT |" in text and "| after DPO (blank images) |" in text
+    assert "| untrained |" in text and "| after SFT |" in text and "| after SFT + DPO (blank images) |" in text
     summary = json.loads((out / "eval" / "summary.json").read_text())
     assert set(summary["accuracy"]) == {"base", "sft", "dpo", "dpo-blank"} and summary["items"] == 12
     for a in summary["accuracy"].values():
@@ -119,7 +120,7 @@ def test_prepare_from_your_own_files_with_a_held_out_split(tmp_path):
     ({"prepare": {"src": "x"}, "curate": {"out": "elsewhere"}}, "key 'curate.out': set by the pipeline"),
     ({"prepare": {"src": "x"}, "curate": {"teacher": {"kind": "scriptd"}}}, "did you mean 'scripted'"),
     ({"prepare": {"src": "x"}, "sft": {"recipe": "tiny/no_such"}}, "key 'sft'"),
-    ({"prepare": {"src": "x"}, "eval": {"checkpoints": ["best"]}}, "'best' is not base, sft, dpo"),
+    ({"prepare": {"src": "x"}, "eval": {"checkpoints": ["best"]}}, "'best' is not one of base, dpo, rl, sft, sft_continued"),
     ({"prepare": {"src": "x"}, "eval": {"bench": "nope"}}, "key 'eval.bench'"),
 ])
 def test_config_errors(data, match):
@@ -132,3 +133,55 @@ def test_config_errors_name_the_file_and_line(tmp_path):
     p.write_text("out: x\nprepare:\n  src: a.jsonl\n  held_ot: 5\n")
     with pytest.raises(ConfigError, match=r"c.yaml:4: unknown key 'prepare.held_ot'; did you mean 'prepare.held_out'"):
         load_config(p)
+
+
+AFTER_SFT = ["curate.select.rl.enabled=true", "curate.select.rl.min_pass_rate=-0.01",
+             "rl.enabled=true", "rl.overrides.train.max_steps=2", "rl.overrides.train.batch_size=8",
+             "rl.overrides.train.micro_batch_size=8", "rl.overrides.rl.max_completion_length=8",
+             "rl.overrides.data.max_length=192", "rl.overrides.train.progress=false",
+             "sft_continued.enabled=true", "sft_continued.overrides.data.max_length=192",
+             "sft_continued.overrides.data.packing=false", "sft_continued.overrides.train.progress=false",
+             "eval.checkpoints=[base,sft,sft_continued,dpo,rl]"]
+
+
+def test_rl_stage_and_the_sft_continued_control(tmp_path):
+    """SFT + RL and the honest control (SFT continued from the SFT model on the DPO pairs' prompts and chosen
+    responses, for the DPO stage's steps and batch size) as their own rows, with paired margins."""
+    from mmredstar.io import read_samples
+
+    out = tmp_path / "gq"
+    args = ["run", TINY, "--out", out] + [x for s in AFTER_SFT for x in ("--set", s)]
+    code, text = _run(*args)
+    assert code == 0, text
+    assert "| SFT continued (control) |" in text and "| after SFT + RL |" in text and "| after SFT + DPO |" in text
+    assert "dpo vs sft continued:" in text and "items won" in text and "rl vs sft continued:" in text
+    rep = json.loads((out / "report.json").read_text())
+    assert list(rep["stages"]) == ["prepare", "curate", "sft", "dpo", "rl", "sft_continued", "eval"]
+    # the control: DPO's steps and batch size, the chosen sides of the DPO pairs as its SFT set
+    assert rep["stages"]["sft_continued"]["metrics"]["steps"] == rep["stages"]["dpo"]["metrics"]["steps"] == 2
+    resolved = (out / "sft_continued" / "recipe.resolved.yaml").read_text()
+    assert "batch_size: 4" in resolved and str(out / "sft") in resolved
+    pairs = list(read_samples(out / "curate" / "dpo.jsonl"))
+    ctl = list(read_samples(out / "sft_continued.data" / "sft.jsonl"))
+    assert [s.content_id() for s in ctl] == [p.prompt_id for p in pairs]
+    assert [s.responses[0].text for s in ctl] == [p.chosen.text for p in pairs]
+    assert all(os.path.exists(s.images[0].resolved_path()) for s in ctl)
+    assert rep["stages"]["rl"]["metrics"]["steps"] == 2
+    for name in ("dpo_vs_sft_continued", "rl_vs_sft_continued", "sft_vs_sft_continued"):
+        m = rep["margins"][name]
+        assert m["of"][1] == "sft_continued" and m["n"] == 12 and m["se_kind"] == "paired"
+        assert {"points", "se", "wins", "losses"} <= set(m) and m["wins"] + m["losses"] <= 12
+        acc = rep["accuracy"]
+        assert abs(m["points"] - 100 * (acc[m["of"][0]]["accuracy"] - acc["sft_continued"]["accuracy"])) < 0.01
+    assert rep["margins"]["trained_minus_blank_images"]["of"] == ["dpo", "dpo-blank"]
+    # the control copies DPO's steps: changing them redoes DPO, the control and eval, not RL
+    code, text = _run(*args, "--set", "dpo.overrides.train.max_steps=3")
+    assert code == 0, text
+    rep = json.loads((out / "report.json").read_text())
+    assert {k for k, v in rep["stages"].items() if not v["skipped_now"]} == {"dpo", "sft_continued", "eval"}
+    assert rep["stages"]["sft_continued"]["metrics"]["steps"] == 3
+
+
+def test_evaluating_a_stage_that_is_off_is_a_config_error():
+    with pytest.raises(ConfigError, match="'rl' is evaluated but its stage is off"):
+        load_config(TINY, ["eval.checkpoints=[base,sft,rl]"])
