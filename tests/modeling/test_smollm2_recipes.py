@@ -11,18 +11,21 @@ import pytest
 import torch
 
 from mmredstar.evaluation.runner import evaluate
-from mmredstar.evaluation.spec import load_spec
-from mmredstar.synth.builtins import held_out_arith
+from mmredstar.evaluation.spec import spec_from_dict
+from mmredstar.synth.builtins import arith_spec, held_out_arith
 from mmredstar.training import run as train_run
 
 HELD_OUT = 100
+BENCH = "arith_held_out"
 
 
 def _pass1(model: str, samples, out, **backend):
-    spec = load_spec("math500", {"max_new_tokens": 128, "temperature": 0.0, "n": 1})
-    rep = evaluate(model, [spec], samples={"math500": samples}, backend=backend.pop("backend", "transformers"),
-                   backend_options={"batch_size": 25, **backend} if not backend.get("base_url") else backend,
-                   out=out, progress=False)
+    """pass@1 with the prompt the arithmetic sets train on (``arith_spec``: the bare question), greedy, 128 new
+    tokens; locally every item in one fp32 batch (base and SFT alike)."""
+    spec = spec_from_dict({**arith_spec(128), "n": 1}, name=BENCH)
+    rep = evaluate(model, [spec], samples={BENCH: samples}, backend=backend.pop("backend", "transformers"),
+                   backend_options={"batch_size": HELD_OUT, "dtype": "float32", **backend}
+                   if not backend.get("base_url") else backend, out=out, progress=False)
     return rep["results"][0]
 
 
@@ -39,8 +42,6 @@ def _generates(ckpt) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="not reached yet (issue 15): after 12 SFT steps pass@1 was 1/64 vs the base's 4/100; "
-                          "the model repeats an empty \\boxed{} (figures in the README)", strict=False)
 def test_sft_raises_held_out_pass_at_1(tmp_path, smollm2_dir):
     """Held-out pass@1 of the base model vs after 135M_sft (greedy, 100 disjoint problems), with standard
     errors; the SFT checkpoint loads in AutoModelForCausalLM, generates and is served by transformers serve."""
