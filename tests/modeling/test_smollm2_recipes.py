@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,7 +52,7 @@ def test_sft_raises_held_out_pass_at_1(tmp_path, smollm2_dir):
     t0 = time.time()
     base = _pass1("smollm2_135m_instruct", samples, tmp_path / "ev_base")
     t_base = time.time() - t0
-    ckpt = train_run("smollm2/135M_sft", [f"output_dir={tmp_path / 'sft'}", "train.progress=false"])
+    ckpt = Path(train_run("smollm2/135M_sft", [f"output_dir={tmp_path / 'sft'}", "train.progress=false"]))
     t_train = time.time() - t0 - t_base
     after = _pass1(str(ckpt), samples, tmp_path / "ev_sft")
     wall = time.time() - t0
@@ -81,8 +82,8 @@ def test_dpo_and_grpo_recipes_train_the_real_model(tmp_path, smollm2_dir, recipe
     """One short run each (full fine-tuning): weights move, the checkpoint is a plain HF one that generates."""
     from safetensors.torch import load_file
 
-    ckpt = train_run(recipe, [f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.progress=false",
-                              *(["train.batch_size=4", "train.micro_batch_size=4"] if "grpo" in recipe else [])])
+    ckpt = Path(train_run(recipe, [f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.progress=false",
+                                   *(["train.batch_size=4", "train.micro_batch_size=4"] if "grpo" in recipe else [])]))
     metrics = json.loads((ckpt / "metrics.json").read_text())
     assert metrics["steps"] == 2 and math.isfinite(metrics["last_loss"])
     after = load_file(ckpt / "model.safetensors")
