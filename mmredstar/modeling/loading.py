@@ -74,7 +74,7 @@ def _processor_for(preset: ModelPreset, tokenizer) -> Processor:
                      min_tiles=preset.min_tiles, max_tiles=preset.max_tiles, use_thumbnail=preset.use_thumbnail,
                      tokens_per_tile=preset.tokens_per_tile if preset.family == "vlm" else 0,
                      image_mean=preset.image_mean, image_std=preset.image_std, system_prompt=preset.system_prompt,
-                     think_tags=preset.think_tags)
+                     think_tags=preset.think_tags, think_tokens=preset.think_tokens)
 
 
 def _fit_vocab(model, processor: Processor) -> None:

@@ -94,6 +94,10 @@ class ModelPreset:
     """System turn added when a sample has none (e.g. Qwen2.5's default); ``None`` = none."""
     think_tags: list = field(default_factory=lambda: ["<think>", "</think>"])
     """The tags that open and close the reasoning block in responses."""
+    think_tokens: bool = True
+    """Add the think tags to the vocabulary as tokens of their own (when it lacks them). ``false`` for a small
+    pretrained model: they stay text its vocabulary spells (``<``, ``think``, ``>``), whose embeddings are
+    trained; a new token starts untrained, and a short fine-tune never learns to open the think block with it."""
     notes: str = ""
     """Free text for people (caveats, what differs from the release)."""
 

@@ -45,8 +45,8 @@ class Processor:
     def __init__(self, tokenizer, *, family: str = "text", name: str = "", tile_size: int = 448,
                  min_tiles: int = 1, max_tiles: int = 12, use_thumbnail: bool = True, tokens_per_tile: int = 256,
                  image_mean=(0.485, 0.456, 0.406), image_std=(0.229, 0.224, 0.225), system_prompt: str | None = None,
-                 think_tags=("<think>", "</think>"), blank_color=(255, 255, 255)):
-        self.tokenizer = finish_tokenizer(tokenizer, image_tokens=(family == "vlm"))
+                 think_tags=("<think>", "</think>"), think_tokens: bool = True, blank_color=(255, 255, 255)):
+        self.tokenizer = finish_tokenizer(tokenizer, image_tokens=(family == "vlm"), think_tokens=think_tokens)
         self.family = family
         self.name = name
         self.tile_size = int(tile_size)
@@ -58,6 +58,7 @@ class Processor:
         self.image_std = list(image_std)
         self.system_prompt = system_prompt
         self.think_tags = list(think_tags)
+        self.think_tokens = bool(think_tokens)
         self.blank_color = tuple(blank_color)
         tok = self.tokenizer
         self.pad_token_id = tok.pad_token_id
@@ -77,6 +78,7 @@ class Processor:
                 "max_tiles": self.max_tiles, "use_thumbnail": self.use_thumbnail,
                 "tokens_per_tile": self.tokens_per_tile, "image_mean": self.image_mean, "image_std": self.image_std,
                 "system_prompt": self.system_prompt, "think_tags": self.think_tags,
+                "think_tokens": self.think_tokens,
                 "blank_color": list(self.blank_color)}
 
     def save_pretrained(self, out_dir: str | os.PathLike) -> None:

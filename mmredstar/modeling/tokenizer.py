@@ -103,16 +103,18 @@ def build_tiny_tokenizer(vocab_size: int = TINY_VOCAB_SIZE):
     return finish_tokenizer(tok)
 
 
-def finish_tokenizer(tok, *, image_tokens: bool = True):
+def finish_tokenizer(tok, *, image_tokens: bool = True, think_tokens: bool = True):
     """Add what every tokenizer here needs (idempotent): ChatML and think tokens, the image tokens,
-    pad/eos, the chat template. Returns ``tok``; when ``len(tok)`` grew, resize the model's embeddings."""
+    pad/eos, the chat template. Returns ``tok``; when ``len(tok)`` grew, resize the model's embeddings.
+    ``think_tokens=False`` leaves ``<think>``/``</think>`` as text the vocabulary already spells (a pretrained
+    model's new token would start untrained: a short fine-tune never learns to emit it)."""
     specials = [t for t in SPECIAL_TOKENS if image_tokens or t not in (IMG_START, IMG_END, IMG_CONTEXT)]
     vocab = tok.get_vocab()
     missing_special = [t for t in specials if t not in vocab]
     if missing_special:
         tok.add_special_tokens({"additional_special_tokens": missing_special},
                                replace_extra_special_tokens=False)
-    missing_think = [t for t in THINK_TOKENS if t not in tok.get_vocab()]
+    missing_think = [t for t in THINK_TOKENS if think_tokens and t not in tok.get_vocab()]
     if missing_think:
         tok.add_tokens(missing_think, special_tokens=False)
     if tok.pad_token is None:

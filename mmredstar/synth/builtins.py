@@ -122,6 +122,25 @@ def _arith_levels(n: int, seed: int = 0) -> list[tuple[Sample, str, str]]:
     return out
 
 
+ARITH_PROMPT = "{question}"
+"""The prompt the arithmetic sets train on: the bare question, no instruction (the chat template adds the
+turns). Evaluate what they taught with the same prompt (``arith_spec``): an instruction the model never saw in
+training, such as math500's "put your final answer within \\boxed{}", makes a fine-tuned small model copy an
+empty ``\\boxed{}``."""
+
+
+def arith_spec(max_new_tokens: int = 64, description: str = "held-out generated arithmetic, boxed answers, pass@1") -> dict:
+    """The benchmark spec (plain data for ``mmredstar.evaluation.spec.spec_from_dict``) of held-out arithmetic
+    problems (``held_out_arith`` or ``synth.arithmetic``): the training prompt ``ARITH_PROMPT``, greedy, pass@1.
+
+    >>> arith_spec(128)["prompt"], arith_spec(128)["max_new_tokens"]
+    ('{question}', 128)
+    """
+    return {"description": description,
+            "card": {"name": "arith_levels", "answer_type": "math", "columns": {"question": "question", "answer": "answer"}},
+            "prompt": ARITH_PROMPT, "max_new_tokens": int(max_new_tokens), "temperature": 0.0, "metrics": ["pass@1"]}
+
+
 def held_out_arith(n: int, seed: int = 1) -> list[Sample]:
     """``n`` arithmetic problems of the ``*_arith`` levels none of whose questions is in ``sft_arith``
     (``split: test``): the held-out set for evaluating what the recipes learned."""

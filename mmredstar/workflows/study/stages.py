@@ -19,6 +19,7 @@ from mmredstar.generate import build_teacher
 from mmredstar.io import atomic_write, read_samples, write_json, write_samples
 from mmredstar.levels import parse_bands
 from mmredstar.synth.arithmetic import arithmetic_problems
+from mmredstar.synth.builtins import arith_spec
 from mmredstar.training import run as train_run
 from mmredstar.training.runner import last_checkpoint, read_metrics
 
@@ -178,10 +179,8 @@ def builtin_test_set(cfg: StudyConfig, pool_files: list[str]) -> tuple[dict, str
     test = [s for s in cand if " ".join(s.question.split()) not in seen][:n]
     path = Path(cfg.out) / "pool" / "test.jsonl"
     write_samples(path, test)
-    spec = {"description": "held-out generated arithmetic (not in the pool), boxed answers, pass@1",
-            "card": {"name": "arith_levels", "answer_type": "math", "columns": {"question": "question", "answer": "answer"}},
-            "prompt": "{question}", "max_new_tokens": int(bt.get("max_new_tokens", 64)), "temperature": 0.0,
-            "metrics": ["pass@1"]}
+    spec = arith_spec(int(bt.get("max_new_tokens", 64)),
+                      "held-out generated arithmetic (not in the pool), boxed answers, pass@1")
     return spec, str(path)
 
 
