@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...config import ConfigError, load_dataclass, to_plain
+from ...cpu import resolve_threads
 from ...curate.config import load_config as load_curate
 from ...evaluation.config import EvalRunConfig
 from ...evaluation.spec import load_spec
@@ -142,6 +143,10 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> GeoQ
     cfg, file, where = load_dataclass(GeoQAConfig, path_or_dict, overrides)
     cfg.path = None if file == "<config>" else file
 
+    try:
+        resolve_threads(cfg.threads if cfg.threads != "auto" else None, what="threads")
+    except ValueError as e:
+        raise ConfigError(f"{where('threads')}: key 'threads': {e}") from None
     for name in ("sft",) + AFTER_SFT:
         st = getattr(cfg, name)
         if not st.recipe:

@@ -182,6 +182,12 @@ def test_rl_stage_and_the_sft_continued_control(tmp_path):
     assert rep["stages"]["sft_continued"]["metrics"]["steps"] == 3
 
 
+def test_bad_threads_is_a_config_error():
+    with pytest.raises(ConfigError, match="key 'threads'.*'lots' is not a positive number of threads or 'auto'"):
+        load_config(TINY, ["threads=lots"])
+    assert load_config(TINY, ["threads=auto"]).threads == "auto"
+
+
 def test_evaluating_a_stage_that_is_off_is_a_config_error():
     with pytest.raises(ConfigError, match="'rl' is evaluated but its stage is off"):
         load_config(TINY, ["eval.checkpoints=[base,sft,rl]"])
