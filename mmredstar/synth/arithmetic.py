@@ -1,7 +1,9 @@
 """A labelled fixture where difficulty is learnable from the text: generated arithmetic by level.
 
 Level L (1-5, MATH-style ``meta.level = "Level L"``) is a chain of L additions / subtractions whose
-operands have up to ``min(L + 1, 3)`` digits, so the number of operations (and digits) sets the level;
+operands have up to ``min(L + 1, 3)`` digits, so the number of operations (and digits) sets the level
+(``max_operand=M``: operands 1..M at every level, so only the number of operations does: a skill a tiny model
+can learn, each level's working being that many copies of the same kind of step);
 ``Sample.difficulty`` is the level on the 1-10 scale (``mmredstar.levels.math_level``: 2L-1).
 Each sample carries ``meta.reference_cot`` (the step-by-step working ending in ``\\boxed{answer}``), so
 the scripted curation teacher writes long-CoT responses from it (the tiny study's built-in data).
@@ -25,10 +27,13 @@ SOURCE = "arith_levels"
 LEVELS = (1, 2, 3, 4, 5)
 
 
-def _problem(level: int, rng: random.Random) -> tuple[str, str, str]:
+def _problem(level: int, rng: random.Random, max_operand: int | None = None) -> tuple[str, str, str]:
     """(question, answer, reference chain of thought) for one problem of ``level``."""
-    digits = min(level + 1, 3)
-    nums = [rng.randint(1, 10 ** rng.randint(1, digits) - 1) for _ in range(level + 1)]
+    if max_operand is not None:
+        nums = [rng.randint(1, max_operand) for _ in range(level + 1)]
+    else:
+        digits = min(level + 1, 3)
+        nums = [rng.randint(1, 10 ** rng.randint(1, digits) - 1) for _ in range(level + 1)]
     ops = [rng.choice("+-") for _ in range(level)]
     expr = str(nums[0]) + "".join(f" {o} {n}" for o, n in zip(ops, nums[1:], strict=True))
     total = nums[0]
@@ -41,19 +46,26 @@ def _problem(level: int, rng: random.Random) -> tuple[str, str, str]:
     return f"Compute {expr}.", str(total), cot
 
 
-def arithmetic_problems(n: int, seed: int = 0, levels: tuple[int, ...] = LEVELS, split: str = "train") -> list[Sample]:
-    """``n`` distinct arithmetic problems, levels cycling through ``levels`` (balanced), deterministic."""
+def arithmetic_problems(n: int, seed: int = 0, levels: tuple[int, ...] = LEVELS, split: str = "train",
+                        max_operand: int | None = None, exclude: set[str] | frozenset = frozenset()) -> list[Sample]:
+    """``n`` distinct arithmetic problems, levels cycling through ``levels`` (balanced), deterministic;
+    ``max_operand``: operands 1..max_operand at every level (default: up to ``min(level + 1, 3)`` digits);
+    ``exclude``: questions never to return (a held-out set that avoids a training pool)."""
+    if max_operand is not None and int(max_operand) < 1:
+        raise ValueError(f"max_operand must be a positive integer, got {max_operand!r}")
     rng = random.Random(seed)
     out: list[Sample] = []
-    seen: set[str] = set()
+    seen: set[str] = set(exclude)
     tries = 0
     while len(out) < n:
         level = levels[len(out) % len(levels)]
-        q, a, cot = _problem(level, rng)
+        q, a, cot = _problem(level, rng, max_operand)
         tries += 1
         if q in seen:
             if tries > 50 * n + 1000:
-                raise ValueError(f"cannot make {n} distinct problems at levels {levels}; ask for fewer")
+                why = f" (besides the {len(exclude)} excluded)" if exclude else ""
+                raise ValueError(f"cannot make {n} distinct problems at levels {levels}{why}"
+                                 f"{f' with operands up to {max_operand}' if max_operand else ''}; ask for fewer")
             continue
         seen.add(q)
         out.append(Sample.text(q, a, "math", source=SOURCE, split=split, difficulty=float(2 * level - 1),

@@ -25,6 +25,9 @@ class BuiltinPool:
     """Generator seed."""
     levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     """Levels (MATH-style; difficulty 2L-1 on the 1-10 scale)."""
+    max_operand: int | None = None
+    """Operands 1..max_operand at every level, so the level is only the number of operations (default: up to
+    ``min(level + 1, 3)`` digits); the held-out test set uses the same unless ``eval.builtin_test`` says otherwise."""
     curate: dict = field(default_factory=dict)
     """Curation config keys (``mmredstar curate --keys``) over the defaults: scripted teacher writing from each
     problem's reference working, error rate rising with difficulty, 2-4 samples per prompt by difficulty."""
@@ -131,6 +134,10 @@ def load_config(path_or_dict, overrides: list[str] | dict | None = None) -> Stud
 def _check(cfg: StudyConfig, where) -> None:
     if (cfg.pool.path is None) == (cfg.pool.builtin is None):
         raise ConfigError(f"{where('pool')}: key 'pool': give exactly one of 'path' (the curated SFT pool) or 'builtin'")
+    mo = cfg.pool.builtin.max_operand if cfg.pool.builtin is not None else None
+    if mo is not None and (isinstance(mo, bool) or not isinstance(mo, int) or mo < 1):
+        raise ConfigError(f"{where('pool.builtin.max_operand')}: key 'pool.builtin.max_operand': a positive integer "
+                          f"(or null), got {mo!r}")
     if not (cfg.scale.enabled or cfg.difficulty.enabled):
         raise ConfigError(f"{where('scale')}: both grids are disabled; enable scale or difficulty")
     try:

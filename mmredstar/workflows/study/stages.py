@@ -131,7 +131,7 @@ def prepare_pool(cfg: StudyConfig) -> list[str]:
         b = cfg.pool.builtin
         pool_dir.mkdir(parents=True, exist_ok=True)
         problems = pool_dir / "problems.jsonl"
-        ss = arithmetic_problems(b.problems, b.seed, levels=tuple(b.levels))
+        ss = arithmetic_problems(b.problems, b.seed, levels=tuple(b.levels), max_operand=b.max_operand)
         fresh = pool_dir / "problems.new.jsonl"
         write_samples(fresh, ss)
         if problems.exists() and problems.read_bytes() == fresh.read_bytes():
@@ -170,13 +170,17 @@ def builtin_test_set(cfg: StudyConfig, pool_files: list[str]) -> tuple[dict, str
     if bt is None:
         return None
 
-    allowed = {"problems", "seed", "levels", "max_new_tokens"}
+    allowed = {"problems", "seed", "levels", "max_new_tokens", "max_operand"}
     if set(bt) - allowed:
         raise ValueError(f"eval.builtin_test: unknown keys {sorted(set(bt) - allowed)}; allowed: {sorted(allowed)}")
     seen = {" ".join(s.question.split()) for s in read_samples(pool_files)}
     n = int(bt.get("problems", 40))
-    cand = arithmetic_problems(4 * n + 50, int(bt.get("seed", 1)), levels=tuple(bt.get("levels", [1, 2])), split="test")
-    test = [s for s in cand if " ".join(s.question.split()) not in seen][:n]
+    pool_max = cfg.pool.builtin.max_operand if cfg.pool.builtin is not None else None
+    try:
+        test = arithmetic_problems(n, int(bt.get("seed", 1)), levels=tuple(bt.get("levels", [1, 2])), split="test",
+                                   max_operand=bt.get("max_operand", pool_max), exclude=seen)
+    except ValueError as e:
+        raise ValueError(f"eval.builtin_test: {e} (problems in the pool are held out of the test set)") from None
     path = Path(cfg.out) / "pool" / "test.jsonl"
     write_samples(path, test)
     spec = arith_spec(int(bt.get("max_new_tokens", 64)),
@@ -309,10 +313,47 @@ def build_report(cfg: StudyConfig, cells: list[Cell], results: list[dict], manif
                 row.update(steps=m.get("steps"), first_loss=m.get("first_loss"), last_loss=m.get("last_loss"),
                            train_runtime_s=m.get("runtime_s"))
         rows.append(row)
+    se = {(r["label"], r["bench"]): round(100.0 * r["se"], 2) for r in results if r.get("se") is not None}
+    by_level = _builtin_by_level(cfg, results)
+    for row in rows:
+        row["se"] = {b: se.get((row["label"], b)) for b in benches}
+        if by_level:
+            row["by_level"] = by_level["rows"].get(row["label"])
     n_items = {r["bench"]: r.get("n_items") for r in results}
-    return {"title": cfg.description or "Data-composition study", "recipe": cfg.recipe,
-            "model": cfg.model, "seed": cfg.seed, "benchmarks": benches, "metric": "pass@1 (%)",
-            "n_items": n_items, "rows": rows, "results": results}
+    rep = {"title": cfg.description or "Data-composition study", "recipe": cfg.recipe,
+           "model": cfg.model, "seed": cfg.seed, "benchmarks": benches, "metric": "pass@1 (%)",
+           "n_items": n_items, "rows": rows, "results": results}
+    if by_level:
+        rep["levels"] = by_level["levels"]
+    return rep
+
+
+def _builtin_by_level(cfg: StudyConfig, results: list[dict]) -> dict | None:
+    """pass@1 (%) per level of the built-in held-out set, per row, from the evaluated items (``samples.jsonl``):
+    ``{"levels": {level: items}, "rows": {label: {level: percent}}}``; ``None`` without a built-in test set."""
+    test = Path(cfg.out) / "pool" / "test.jsonl"
+    if cfg.eval.builtin_test is None or not test.exists():
+        return None
+    level = {s.id: str((s.meta or {}).get("level", "?")).removeprefix("Level ") for s in read_samples([test])}
+    counts: dict[str, int] = {}
+    for lv in level.values():
+        counts[lv] = counts.get(lv, 0) + 1
+    rows = {}
+    for r in results:
+        items = Path(cfg.out) / "eval" / r["label"] / r["bench"] / "samples.jsonl"
+        if r["bench"] != "arith_heldout" or not items.exists():
+            continue
+        hit: dict[str, list[float]] = {}
+        with open(items, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError:   # a torn last line of a killed run: that item is redone later
+                    continue
+                if d.get("id") in level and d.get("n"):
+                    hit.setdefault(level[d["id"]], []).append(d["correct"] / d["n"])
+        rows[r["label"]] = {lv: round(100.0 * sum(v) / len(v), 1) for lv, v in sorted(hit.items())}
+    return {"levels": dict(sorted(counts.items())), "rows": rows} if rows else None
 
 
 def _fmt(v) -> str:
@@ -320,16 +361,29 @@ def _fmt(v) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    """``study.md``: one table in the paper's layout (rows = cells, columns = benchmarks + AVG)."""
+    """``study.md``: one table in the paper's layout (rows = cells, columns = benchmarks + AVG; ± the binomial
+    standard error), pass@1 per level of the built-in held-out set when there is one, the answered share."""
     cols = report["benchmarks"] + ["AVG"]
     lines = [f"# {report['title']}", "",
              f"Recipe `{report['recipe']}`" + (f", base model `{report['model']}`" if report.get("model") else "")
              + f", subset seed {report['seed']}. {report['metric']}; items per benchmark: "
              + ", ".join(f"{b} {n}" for b, n in report["n_items"].items()) + ".", "",
              "| Grid | Cell | Records | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]
+    def cell(r, c):
+        v, e = r["scores"].get(c), (r.get("se") or {}).get(c)
+        return _fmt(v) + (f" ± {e:.1f}" if v is not None and e is not None else "")
+
     for r in report["rows"]:
         lines.append(f"| {r['grid']} | {r['cell']} | {r.get('records', '-')} | "
-                     + " | ".join(_fmt(r["scores"].get(c)) for c in cols) + " |")
+                     + " | ".join(cell(r, c) for c in cols) + " |")
+    if report.get("levels"):
+        lvs = list(report["levels"])
+        lines += ["", "arith_heldout pass@1 (%) by level (= number of operations; items per level: "
+                  + ", ".join(f"L{lv} {n}" for lv, n in report["levels"].items()) + "):", "",
+                  "| Grid | Cell | " + " | ".join(f"L{lv}" for lv in lvs) + " |", "|" + "---|" * (len(lvs) + 2)]
+        for r in report["rows"]:
+            bl = r.get("by_level") or {}
+            lines.append(f"| {r['grid']} | {r['cell']} | " + " | ".join(_fmt(bl.get(lv)) for lv in lvs) + " |")
     lines += ["", "Answered in the required format (% of responses with a final answer; the rest are no_answer):", "",
               "| Grid | Cell | " + " | ".join(report["benchmarks"]) + " |", "|" + "---|" * (len(report["benchmarks"]) + 2)]
     for r in report["rows"]:
@@ -441,6 +495,8 @@ def run(config, overrides: list[str] | dict | None = None, *, only: tuple[str, .
     t0 = time.time()
     cells = _select(expand(cfg), only)
     pool = prepare_pool(cfg)
+    if cfg.eval.builtin_test is not None:
+        builtin_test_set(cfg, pool)   # a held-out set that cannot be made fails now, before any training
     mans = build_grid_subsets(cfg, pool)
     for grid, ms in mans.items():
         _log(f"subsets ({grid}): " + ", ".join(f"{m['name']} {m['records']}" for m in ms))

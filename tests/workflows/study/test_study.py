@@ -63,10 +63,52 @@ def test_config_errors(tmp_path):
                        "scale.sizes"),
                       ("recipe: tiny/sft\npool: {path: x.jsonl}\n", "name at least one benchmark"),
                       ("recipe: tiny/sft\npool: {path: x.jsonl}\neval: {benches: [aime24]}\nscael: {}\n",
-                       r"s\.yaml:4: unknown key 'scael'; did you mean 'scale'")):
+                       r"s\.yaml:4: unknown key 'scael'; did you mean 'scale'"),
+                      ("recipe: tiny/sft\npool: {builtin: {max_operand: 0}}\neval: {builtin_test: {}}\n",
+                       r"s\.yaml:2: key 'pool\.builtin\.max_operand': a positive integer"),
+                      ("recipe: tiny/sft\npool: {builtin: {max_operand: ten}}\neval: {builtin_test: {}}\n",
+                       "pool.builtin.max_operand")):
         p.write_text(text)
         with pytest.raises(ConfigError, match=msg):
             load_config(p)
+
+
+def test_max_operand_makes_the_level_only_the_number_of_operations(tmp_path):
+    """``max_operand``: operands 1..M at every level; the answer and the working stay exact; the held-out
+    test set follows the pool's setting (or its own ``eval.builtin_test.max_operand``) and avoids pool problems."""
+    import re
+
+    from mmredstar.io import read_samples, write_samples
+    from mmredstar.synth.arithmetic import arithmetic_problems
+    from mmredstar.workflows.study.stages import builtin_test_set
+
+    ss = arithmetic_problems(50, 0, max_operand=9)
+    assert len({s.question for s in ss}) == 50
+    for s in ss:
+        nums = [int(x) for x in re.findall(r"\d+", s.question)]
+        level = int(s.meta["level"].split()[-1])
+        assert len(nums) == level + 1 and all(1 <= n <= 9 for n in nums)
+        assert str(eval(s.question.removeprefix("Compute ").rstrip("."))) == s.answer  # noqa: S307 (digits, +, -)
+        assert s.meta["reference_cot"].endswith(f"\\boxed{{{s.answer}}}.")
+    assert max(int(x) for s in arithmetic_problems(50, 0) for x in re.findall(r"\d+", s.question)) > 9
+    with pytest.raises(ValueError, match="max_operand must be a positive integer"):
+        arithmetic_problems(5, 0, max_operand=0)
+    with pytest.raises(ValueError, match="cannot make 100 distinct problems"):
+        arithmetic_problems(100, 0, levels=(1,), max_operand=3)   # 3 * 3 * 2 expressions exist
+    pool = tmp_path / "pool.jsonl"
+    write_samples(pool, ss)
+    base = [f"out={tmp_path / 's'}", "pool.builtin.max_operand=9"]
+    for extra, bound in (("", 9), (", max_operand: 99", 99)):
+        cfg = load_config("configs/study/tiny.yaml", base + [f"eval.builtin_test={{problems: 40, levels: [1, 2, 3]{extra}}}"])
+        _, path = builtin_test_set(cfg, [str(pool)])[:2]
+        test = list(read_samples([path]))
+        nums = [int(x) for t in test for x in re.findall(r"\d+", t.question)]
+        assert len(test) == 40 and max(nums) <= bound and (bound == 9 or max(nums) > 9)
+        assert not {t.question for t in test} & {s.question for s in ss}
+    cfg = load_config("configs/study/tiny.yaml", base + ["eval.builtin_test={problems: 200, levels: [1]}"])
+    with pytest.raises(ValueError, match=r"eval.builtin_test: cannot make 200 distinct problems at levels \(1,\) "
+                                         r"\(besides the 50 excluded\) with operands up to 9"):
+        builtin_test_set(cfg, [str(pool)])   # 9 * 9 * 2 level-1 problems exist, some in the pool
 
 
 SMALL = ["pool.builtin.problems=60", "pool.builtin.scorer=configs/difficulty/tiny.yaml",
@@ -101,6 +143,12 @@ def test_small_grid_end_to_end_and_rerun(tmp_path):
     assert small_ids < {d["id"] for d in read_jsonl(out / "subsets" / "scale" / "all.jsonl")}
     md = (out / "study.md").read_text()
     assert "| Grid | Cell | Records | arith_heldout | AVG |" in md and "| scale | all |" in md
+    # ± the binomial SE per cell; pass@1 per level of the held-out set, from its evaluated items
+    for r in rep["results"]:
+        row = rows[r["label"]]
+        assert row["se"]["arith_heldout"] == round(100 * r["se"], 2)
+        assert sum(row["by_level"][lv] * n for lv, n in rep["levels"].items()) / 8 == pytest.approx(100 * r["pass@1"], abs=0.2)
+    assert set(rep["levels"]) == {"1", "2"} and sum(rep["levels"].values()) == 8 and "| Grid | Cell | L1 | L2 |" in md
     assert (out / "study.png").stat().st_size > 0 and (out / "eval" / "report.json").exists()
     # a rerun skips every finished cell and evaluation; the table is the same
     stamp = (out / "cells" / "scale" / "16" / "cell.json").stat().st_mtime_ns
