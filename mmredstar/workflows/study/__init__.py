@@ -1,7 +1,7 @@
 """Data-composition studies as a grid: the paper's data-scale (Table 1) and difficulty (Table 2) experiments.
 
     mmredstar study plan configs/study/redstar_table1_table2.yaml    # the cells and the exact cluster commands
-    mmredstar study run configs/study/tiny.yaml                      # every stage on CPU (a couple of minutes)
+    mmredstar study run configs/study/tiny.yaml                      # every stage on CPU (~20 minutes on 2 cores)
     mmredstar study run CONFIG.yaml --only scale                     # one grid; finished cells are skipped
     mmredstar study report CONFIG.yaml                               # rebuild the table from finished evals
 

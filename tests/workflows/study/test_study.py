@@ -52,7 +52,7 @@ def test_plan_prints_runnable_commands():
     assert "--bands L3=3-3,L4-6=4-6,L7-9=7-9 --sizes 4000" in text
     assert f"mmredstar study report {PAPER}" in text
     r = CliRunner().invoke(study_cli, ["plan", "configs/study/tiny.yaml"])
-    assert r.exit_code == 0 and "tiny/sft" in r.output and "scale-all" in r.output
+    assert r.exit_code == 0 and "tiny/sft" in r.output and "scale-3k" in r.output
 
 
 def test_config_errors(tmp_path):
@@ -148,7 +148,7 @@ def test_small_grid_end_to_end_and_rerun(tmp_path):
         row = rows[r["label"]]
         assert row["se"]["arith_heldout"] == round(100 * r["se"], 2)
         assert sum(row["by_level"][lv] * n for lv, n in rep["levels"].items()) / 8 == pytest.approx(100 * r["pass@1"], abs=0.2)
-    assert set(rep["levels"]) == {"1", "2"} and sum(rep["levels"].values()) == 8 and "| Grid | Cell | L1 | L2 |" in md
+    assert sum(rep["levels"].values()) == 8 and "| Grid | Cell | L1 | L2 | L3 | L4 | L5 |" in md
     assert (out / "study.png").stat().st_size > 0 and (out / "eval" / "report.json").exists()
     # a rerun skips every finished cell and evaluation; the table is the same
     stamp = (out / "cells" / "scale" / "16" / "cell.json").stat().st_mtime_ns
@@ -166,14 +166,26 @@ def test_small_grid_end_to_end_and_rerun(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_study_config_runs_end_to_end(tmp_path):
-    """configs/study/tiny.yaml as shipped, through the CLI: 6 cells + base, one table (25-45 s on 2 shared cores)."""
+    """configs/study/tiny.yaml as shipped, through the CLI: 6 cells + base, one table (~20 min on 2 cores).
+
+    The skill is learnt with data: 3k records score far above 300 (the paper's direction for data scale). Each
+    difficulty band learns the lengths it was trained on (seen with subset/pool seeds 0 and 1): the easy band
+    wins on 1-operation items, the hard band on 5-operation items; which band wins overall varied with the seed,
+    so it is not asserted."""
     r = CliRunner().invoke(study_cli, ["run", "configs/study/tiny.yaml", "--out", str(tmp_path / "t")])
     assert r.exit_code == 0, r.output
-    for lab in ("| base | base |", "| scale | 32 | 32 |", "| scale | 64 | 64 |", "| scale | all |",
-                "| difficulty | L1-3 | 48 |", "| difficulty | L4-6 | 48 |", "| difficulty | L7-9 | 48 |"):
+    for lab in ("| base | base |", "| scale | 300 | 300 |", "| scale | 1k | 1000 |", "| scale | 3k | 3000 |",
+                "| difficulty | L1-2 | 1200 |", "| difficulty | L3 | 1200 |", "| difficulty | L4-5 | 1200 |"):
         assert lab in r.output
     rep = json.loads((tmp_path / "t" / "study.json").read_text())
     assert len(rep["rows"]) == 7 and Path(tmp_path / "t" / "study.png").exists()
+    rows = {r["label"]: r for r in rep["rows"]}
+    acc = {k: v["scores"]["arith_heldout"] for k, v in rows.items()}
+    se = {k: v["se"]["arith_heldout"] for k, v in rows.items()}
+    assert acc["base"] == 0.0 and acc["scale-3k"] >= 50.0
+    assert acc["scale-3k"] - acc["scale-300"] > 3 * (se["scale-3k"] ** 2 + se["scale-300"] ** 2) ** 0.5
+    easy, hard = rows["difficulty-L1-2"]["by_level"], rows["difficulty-L4-5"]["by_level"]
+    assert easy["1"] > hard["1"] + 15 and hard["5"] > easy["5"] + 10
 
 
 def test_shipped_configs_load_and_say_how_to_run():
