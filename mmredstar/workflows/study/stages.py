@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mmredstar.data.subset import build_subsets, parse_size, parse_sizes, size_label
 from mmredstar.evaluation.report import build_table, collect_results, write_report
-from mmredstar.evaluation.runner import ModelEntry, backend_spec, evaluate_samples
+from mmredstar.evaluation.runner import ModelEntry, backend_spec, evaluate_samples, read_items
 from mmredstar.evaluation.spec import load_bench_samples, load_spec, spec_from_dict
 from mmredstar.generate import build_teacher
 from mmredstar.io import atomic_write, read_samples, write_json, write_samples
@@ -344,14 +344,9 @@ def _builtin_by_level(cfg: StudyConfig, results: list[dict]) -> dict | None:
         if r["bench"] != "arith_heldout" or not items.exists():
             continue
         hit: dict[str, list[float]] = {}
-        with open(items, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError:   # a torn last line of a killed run: that item is redone later
-                    continue
-                if d.get("id") in level and d.get("n"):
-                    hit.setdefault(level[d["id"]], []).append(d["correct"] / d["n"])
+        for d in read_items(items, repair=False).values():
+            if d["id"] in level and d.get("n"):
+                hit.setdefault(level[d["id"]], []).append(d["correct"] / d["n"])
         rows[r["label"]] = {lv: round(100.0 * sum(v) / len(v), 1) for lv, v in sorted(hit.items())}
     return {"levels": dict(sorted(counts.items())), "rows": rows} if rows else None
 
