@@ -2,7 +2,10 @@
 
 The PPM reads the problem, the steps so far and one candidate step, formatted exactly as the policy saw
 them when writing the step (chat template, then the previous steps as the assistant's text, then the step),
-and gives one number from the backbone's last hidden state at the step's last token. With ``step_logprob``
+and gives one number from a linear head on the backbone's last hidden states: the step's last token's (``pool:
+"last"``, the paper's reading) or the mean over the step's own tokens (``pool: "step_mean"``, ``ppm.pool`` in a
+recipe: on the tiny arithmetic the last token's state barely tells a right step from a wrong one, the step
+tokens' mean does; README, rStar-Math). With ``step_logprob``
 (``ppm.step_logprob`` in a ``method: ppm`` recipe) the score adds ``w * log p(step | problem, steps so far)``
 under the backbone's own LM head (the sum over the step's tokens; ``w`` learned, starting at 1): a backbone
 fine-tuned on step trajectories already ranks steps by their likelihood, and the head learns on top of it
@@ -29,14 +32,19 @@ from mmredstar.schema import Sample
 
 PPM_FILE = "ppm.json"
 HEAD_FILE = "value_head.pt"
+POOLS = ("last", "step_mean")   # which hidden states the value head reads
 STEP_END = "<end_of_step>"  # the step marker (``mmredstar.synth.steps.STEP_END``; repeated to stay on this floor)
 
 
 class ProcessPreferenceModel(torch.nn.Module):
-    """``score(input_ids, attention_mask) -> [batch]``: a linear head on the last real token's hidden state."""
+    """``score(input_ids, attention_mask, step_start) -> [batch]``: a linear head on the last real token's hidden
+    state (``pool="last"``) or on the mean of the step tokens' states (``pool="step_mean"``)."""
 
-    def __init__(self, lm, step_logprob: bool = False):
+    def __init__(self, lm, step_logprob: bool = False, pool: str = "last"):
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"ppm pool {pool!r}: expected one of {', '.join(POOLS)}")
+        self.pool = pool
         self.lm = lm
         hidden = lm.config.hidden_size if hasattr(lm.config, "hidden_size") else lm.config.text_config.hidden_size
         self.head = torch.nn.Linear(hidden, 1)
@@ -51,6 +59,8 @@ class ProcessPreferenceModel(torch.nn.Module):
         with ``step_logprob``."""
         decoder = self.lm.get_decoder() if hasattr(self.lm, "get_decoder") else None
         logits = None
+        if self.pool == "step_mean" and step_start is None:
+            raise ValueError("a PPM with pool 'step_mean' needs step_start (see encode_scored)")
         if self.step_logprob:
             if step_start is None:
                 raise ValueError("a PPM with step_logprob needs step_start (see encode_scored)")
@@ -61,7 +71,13 @@ class ProcessPreferenceModel(torch.nn.Module):
         else:
             h = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states[-1]
         last = attention_mask.long().sum(1) - 1          # right padding: the last real token
-        x = h[torch.arange(h.shape[0], device=h.device), last]
+        if self.pool == "step_mean":                     # the mean over the step's own tokens
+            pos = torch.arange(h.shape[1], device=h.device)[None, :]
+            w = ((pos >= step_start.to(h.device)[:, None]) & attention_mask.bool()).to(h.dtype)
+            w[torch.arange(h.shape[0], device=h.device), last] = 1.0     # an empty step: its last token
+            x = (h * w[..., None]).sum(1) / w.sum(1, keepdim=True)
+        else:
+            x = h[torch.arange(h.shape[0], device=h.device), last]
         score = self.head(x.to(self.head.weight.dtype)).squeeze(-1)
         if logits is not None:
             lp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
@@ -84,7 +100,7 @@ class ProcessPreferenceModel(torch.nn.Module):
         torch.save(state, tmp)
         os.replace(tmp, os.path.join(out, HEAD_FILE))
         write_json(os.path.join(out, PPM_FILE), {"format": "mmredstar-ppm-1", **(meta or {}),
-                                                 "step_logprob": self.step_logprob})
+                                                 "step_logprob": self.step_logprob, "pool": self.pool})
 
 
 def load_ppm(path: str, *, device: str | None = None, dtype=None):
@@ -96,7 +112,7 @@ def load_ppm(path: str, *, device: str | None = None, dtype=None):
     lm, processor = load_model(path, device=device, dtype=dtype)
     state = torch.load(os.path.join(path, HEAD_FILE), map_location="cpu")
     w = state.pop("logprob_weight", None)
-    m = ProcessPreferenceModel(lm, step_logprob=w is not None)
+    m = ProcessPreferenceModel(lm, step_logprob=w is not None, pool=read_ppm_meta(path).get("pool", "last"))
     m.head.load_state_dict(state)
     if w is not None:
         m.logprob_weight.data.copy_(w)

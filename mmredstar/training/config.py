@@ -326,6 +326,9 @@ class PPMConfig:
     """Add the backbone's own log-likelihood of the step (its LM head, summed over the step's tokens, times a
     learned weight starting at 1) to the value head's score (``mmredstar.modeling.ppm``). Off: the paper's PPM,
     the LM head replaced by the value head."""
+    pool: Literal["last", "step_mean"] = "last"
+    """Which hidden states the value head reads: ``last`` (the step's last token, as in the paper) or
+    ``step_mean`` (the mean over the step's own tokens)."""
 
 
 @dataclass

@@ -128,7 +128,7 @@ def train_ppm(lm_or_ppm, processor, train_pairs, eval_pairs=None, *, lr: float =
               max_steps: int = -1, batch_size: int = 16, weight_decay: float = 0.0, warmup_ratio: float = 0.05,
               max_grad_norm: float = 1.0, max_length: int | None = 2048, seed: int = 0,
               trainable_layers: int | None = None, val_share: float = 0.0, val_every: int = 0, patience: int = 0,
-              step_logprob: bool = False, progress: bool = True) -> tuple[ProcessPreferenceModel, dict]:
+              step_logprob: bool = False, pool: str = "last", progress: bool = True) -> tuple[ProcessPreferenceModel, dict]:
     """Train a PPM (a causal LM gets a fresh head, with ``step_logprob`` also the log-likelihood term of
     ``mmredstar.modeling.ppm``) on ``train_pairs``; returns (model, metrics).
 
@@ -137,7 +137,7 @@ def train_ppm(lm_or_ppm, processor, train_pairs, eval_pairs=None, *, lr: float =
 
     torch.manual_seed(seed)
     model = (lm_or_ppm if isinstance(lm_or_ppm, ProcessPreferenceModel)
-             else ProcessPreferenceModel(lm_or_ppm, step_logprob=step_logprob))
+             else ProcessPreferenceModel(lm_or_ppm, step_logprob=step_logprob, pool=pool))
     dev = next(model.parameters()).device
     model.to(dev)
     n_trainable = trainable_to_last(model, trainable_layers)
@@ -228,7 +228,7 @@ def train(rec) -> str:
                          max_grad_norm=t.max_grad_norm, max_length=rec.data.max_length, seed=t.seed,
                          trainable_layers=rec.ppm.trainable_layers, val_share=rec.ppm.val_share,
                          val_every=rec.ppm.val_every, patience=rec.ppm.patience, step_logprob=rec.ppm.step_logprob,
-                         progress=t.progress)
+                         pool=rec.ppm.pool, progress=t.progress)
     out = ctx.output_dir
     model.save(out, processor, {"backbone": rec.model.name, "recipe": rec.name})
     m.update(recipe=rec.name, model=rec.model.name, output_dir=os.path.abspath(out))

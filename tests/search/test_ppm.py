@@ -175,3 +175,34 @@ def test_step_logprob_score_is_the_backbones_step_likelihood_plus_the_head(tmp_p
         want = m(x, mask, st).tolist()
     assert all(abs(a - b) < 1e-5 for a, b in zip(scorer.raw([(s, ["x = 1 + 2", "x = x - 1"]), (s, ["x = 7"])]), want,
                                                 strict=True))
+
+
+def test_step_mean_pool_reads_the_mean_of_the_step_tokens_states(tmp_path):
+    """``ppm.pool: step_mean``: the value head reads the mean of the hidden states of the step's own tokens (not
+    the problem's, not the padding's); the choice survives save / load; an unknown pool is refused."""
+    import torch
+
+    from mmredstar.modeling import load_model
+    from mmredstar.modeling.ppm import ProcessPreferenceModel, batch_rows, encode_scored
+
+    lm, proc = load_model("tiny_text")
+    s = step_problems(1)[0]
+    rows = [encode_scored(proc, s, ["x = 1 + 2", "x = x - 1"]), encode_scored(proc, s, ["x = 7"])]
+    m = ProcessPreferenceModel(lm, pool="step_mean").eval()
+    x, mask, st = batch_rows(rows, proc.pad_token_id, "cpu")
+    with torch.no_grad():
+        got = m(x, mask, st)
+        for i, (r, b) in enumerate(rows):
+            h = lm(input_ids=torch.tensor([r]), output_hidden_states=True).hidden_states[-1][0]
+            assert abs(float(got[i]) - float(m.head(h[b:].mean(0)))) < 1e-4
+        last = ProcessPreferenceModel.forward(ProcessPreferenceModel(lm), x, mask, st)   # another head: differs
+    assert not torch.allclose(got, last)
+    m.save(str(tmp_path / "p"), proc)
+    scorer = PPMScorer(str(tmp_path / "p"))
+    assert scorer.model.pool == "step_mean"
+    assert all(abs(a - b) < 1e-5 for a, b in zip(scorer.raw([(s, ["x = 1 + 2", "x = x - 1"]), (s, ["x = 7"])]),
+                                                got.tolist(), strict=True))
+    with pytest.raises(ValueError, match="pool 'mean'"):
+        ProcessPreferenceModel(lm, pool="mean")
+    with pytest.raises(ValueError, match="step_start"):
+        m(x, mask)

@@ -29,8 +29,8 @@ from .config import RStarConfig, RStarError
 
 log = logging.getLogger(__name__)
 VERSION = 3
-PPM_METRICS = ("eval_pairwise_accuracy", "train_pairwise_accuracy", "first_loss", "last_loss", "train_pairs",
-               "eval_pairs")
+PPM_METRICS = ("eval_pairwise_accuracy", "eval_pairwise_accuracy_before", "train_pairwise_accuracy", "first_loss",
+               "last_loss", "train_pairs", "eval_pairs")
 
 
 def digest(obj) -> str:
@@ -273,6 +273,7 @@ def run_all(cfg: RStarConfig) -> dict:
     def do_eval():
         report = evaluate_methods(cfg, policy, ppm, list(read_samples(str(held_f))), out / "eval")
         report.update(ppm={"pairwise_accuracy": last_ppm_metrics.get("eval_pairwise_accuracy"),
+                           "pairwise_accuracy_before_training": last_ppm_metrics.get("eval_pairwise_accuracy_before"),
                            "train_pairwise_accuracy": last_ppm_metrics.get("train_pairwise_accuracy"),
                            "held_out_pairs": last_ppm_metrics.get("eval_pairs"), "path": ppm},
                       pairwise_accuracy=last_ppm_metrics.get("eval_pairwise_accuracy"),
