@@ -55,6 +55,27 @@ class CodeStepsConfig:
     """Sequences generated together (local policy)."""
     exec_timeout: float = 2.0
     """Seconds each trajectory's code may run in the sandbox."""
+    include_greedy: bool = False
+    """When sampling (temperature > 0): the first of the ``n`` whole trajectories (``code_steps``) or of the
+    ``k`` candidate steps per beam (``ppm_search``) is the policy's greedy one, the rest are sampled, so the
+    budget stays ``n`` / ``k`` and the greedy answer is always among those voted on or scored."""
+
+
+def _sample(policy: Teacher, prompts: list[Sample], n: list[int], params: SamplingParams,
+            include_greedy: bool) -> list[list[Response]]:
+    """``policy.generate``; with ``include_greedy`` (and temperature > 0) the first response of each prompt is
+    generated at temperature 0 and the other ``n - 1`` sampled."""
+    if not include_greedy or not params.temperature or not prompts:
+        return policy.generate(prompts, n, params)
+    import dataclasses
+
+    first = policy.generate(prompts, [min(1, k) for k in n], dataclasses.replace(params, temperature=0.0))
+    rest_idx = [i for i, k in enumerate(n) if k > 1]
+    rest = policy.generate([prompts[i] for i in rest_idx], [n[i] - 1 for i in rest_idx], params) if rest_idx else []
+    out = [list(rs) for rs in first]
+    for i, rs in zip(rest_idx, rest, strict=True):
+        out[i].extend(rs)
+    return out
 
 
 def _policy(cfg) -> Teacher:
@@ -78,7 +99,7 @@ class CodeStepsTeacher(Teacher):
         return self.config.model
 
     def generate(self, samples: list[Sample], n: list[int], params: SamplingParams) -> list[list[Response]]:
-        outs = self.policy.generate(samples, n, params)
+        outs = _sample(self.policy, samples, n, params, self.config.include_greedy)
         items = [(s, r.text or "") for s, rs in zip(samples, outs, strict=True) for r in rs]
         progs = ["\n".join(c for c in (step_code(x) for x in t.split(STEP_END)) if c) for _, t in items]
         runs = iter(execute(progs, per_test=self.config.exec_timeout))
@@ -154,7 +175,7 @@ class PPMSearchTeacher(Teacher):
             prompts = [with_prefix(samples[i], steps, f"{tag}.{depth}.{j}") for j, (i, (_, steps, _)) in enumerate(jobs)]
             p = SamplingParams(temperature=temp, top_p=params.top_p, max_tokens=cfg.step_max_tokens,
                                seed=params.seed * 1009 + depth + 7 * int(tag), stop=[STEP_END], extra=dict(params.extra))
-            outs = self.policy.generate(prompts, [cfg.k] * len(jobs), p)
+            outs = _sample(self.policy, prompts, [cfg.k] * len(jobs), p, cfg.include_greedy)
             cands = []
             for (i, (_, steps, codes)), rs in zip(jobs, outs, strict=True):
                 generated[i] += len(rs)

@@ -206,3 +206,19 @@ def test_step_mean_pool_reads_the_mean_of_the_step_tokens_states(tmp_path):
         ProcessPreferenceModel(lm, pool="mean")
     with pytest.raises(ValueError, match="step_start"):
         m(x, mask)
+
+
+def test_include_greedy_makes_the_first_sample_the_greedy_one():
+    """``include_greedy``: response 0 of each prompt is the policy's temperature-0 one, the other n - 1 sampled."""
+    probs = step_problems(3, seed=4)
+    base = CodeStepsTeacher(CodeStepsConfig(model="tiny_text"))
+    greedy = base.generate(probs, [1] * 3, SamplingParams(temperature=0.0, max_tokens=12, seed=0))
+    sampled = base.generate(probs, [3] * 3, SamplingParams(temperature=1.0, max_tokens=12, seed=0))
+    mixed = CodeStepsTeacher(CodeStepsConfig(model="tiny_text", include_greedy=True)).generate(
+        probs, [3] * 3, SamplingParams(temperature=1.0, max_tokens=12, seed=0))
+    for g, m in zip(greedy, mixed, strict=True):
+        assert len(m) == 3
+        assert m[0].text == g[0].text and m[0].gen["temperature"] == 0.0
+        assert [r.gen["temperature"] for r in m[1:]] == [1.0, 1.0]
+    # the untrained policy's samples differ from its greedy output, so the option changed what was generated
+    assert any(s[0].text != g[0].text for g, s in zip(greedy, sampled, strict=True))

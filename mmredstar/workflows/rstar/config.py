@@ -77,6 +77,9 @@ class EvalConfig:
     """Tokens per whole trajectory (greedy, majority)."""
     temperature: float = 1.0
     """Sampling temperature for majority voting and the PPM search's candidates."""
+    include_greedy: bool = False
+    """Majority voting's first sample and the PPM search's first candidate step per beam are the policy's
+    greedy ones (the others sampled): both methods keep their budget of N and always see the greedy answer."""
     batch_size: int = 64
     """Sequences generated together."""
 

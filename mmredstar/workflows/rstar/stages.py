@@ -306,7 +306,8 @@ def evaluate_methods(cfg: RStarConfig, policy: str, ppm: str | None, held: list,
     res = {"held_out_problems": len(held), "samples": n}
     runs = {
         "greedy": (CodeStepsTeacher(CodeStepsConfig(model=policy, batch_size=e.batch_size)), 1, 0.0, ["pass@1"]),
-        "majority": (CodeStepsTeacher(CodeStepsConfig(model=policy, batch_size=e.batch_size)), n, e.temperature,
+        "majority": (CodeStepsTeacher(CodeStepsConfig(model=policy, batch_size=e.batch_size,
+                                                      include_greedy=e.include_greedy)), n, e.temperature,
                      [f"maj@{n}"]),
     }
     if ppm:
@@ -314,6 +315,7 @@ def evaluate_methods(cfg: RStarConfig, policy: str, ppm: str | None, held: list,
                                                                max_depth=cfg.mcts.max_depth,
                                                                step_max_tokens=cfg.mcts.step_max_tokens,
                                                                candidate_temperature=e.temperature,
+                                                               include_greedy=e.include_greedy,
                                                                batch_size=e.batch_size)), 1, e.temperature, ["pass@1"])
     for name, (teacher, k, temp, metrics) in runs.items():
         spec = BenchSpec(prompt="{question}", n=k, temperature=temp, top_p=1.0, max_new_tokens=e.max_new_tokens,

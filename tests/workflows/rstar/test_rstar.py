@@ -77,14 +77,18 @@ def test_tiny_self_evolution_end_to_end(tiny_run):
 
 @pytest.mark.slow
 def test_tiny_ppm_ranks_and_search_beats_greedy(tiny_run):
-    """Measured on the 2-core box (configs/rstar/tiny.yaml, ppm.step_logprob): seed 0 pairwise 0.88 (123 held-out
-    pairs), ppm_search 0.633 vs greedy 0.183 (60 problems); seed 1 0.79 (89 pairs), 0.667 vs 0.333. The ranking
-    comes mostly from the PPM backbone's step likelihood (0.90 / 0.81 before PPM training); see the README."""
+    """Measured on the 2-core box (configs/rstar/tiny.yaml: the value head alone, ``ppm.pool: step_mean``,
+    ``eval.include_greedy``): seed 0 held-out pairwise 0.50 before PPM training, 0.75 after (117 pairs),
+    ppm_search 0.500 vs greedy 0.167 (60 problems). Seeds 1 and 2 learn less and search gains little or nothing
+    (README, "Measured"); this test holds the shipped seed to what it showed."""
     _, rep = tiny_run
-    # the PPM ranks correct-path steps above wrong-path steps on held-out problems' pairs
-    assert rep["pairwise_accuracy"] >= 0.65, rep["ppm"]
-    # PPM-guided search beats greedy decoding at the same number of samples
+    ppm = rep["ppm"]
+    # the PPM learns from the pairs to rank correct-path steps above wrong-path ones on held-out problems
+    assert rep["pairwise_accuracy"] >= 0.65, ppm
+    assert rep["pairwise_accuracy"] - ppm["pairwise_accuracy_before_training"] >= 0.1, ppm
+    # PPM-guided search beats greedy decoding and majority voting at the same number of samples
     assert rep["ppm_search"]["accuracy"] > rep["greedy"]["accuracy"], rep
+    assert rep["ppm_search"]["accuracy"] > rep["majority"]["accuracy"], rep
 
 
 def test_stages_resume_through_the_one_marker(tmp_path):
