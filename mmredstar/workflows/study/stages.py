@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmredstar.data.subset import build_subsets, parse_size, parse_sizes, size_label
+from mmredstar.evaluation.metrics import paired_difference
 from mmredstar.evaluation.report import build_table, collect_results, write_report
 from mmredstar.evaluation.runner import ModelEntry, backend_spec, evaluate_samples, read_items
 from mmredstar.evaluation.spec import load_bench_samples, load_spec, spec_from_dict
@@ -325,7 +326,36 @@ def build_report(cfg: StudyConfig, cells: list[Cell], results: list[dict], manif
            "n_items": n_items, "rows": rows, "results": results}
     if by_level:
         rep["levels"] = by_level["levels"]
+    margins = _paired_margins(cfg, cells, benches)
+    if margins:
+        rep["margins"] = margins
     return rep
+
+
+def _item_scores(cfg: StudyConfig, label: str, bench: str) -> dict[str, float]:
+    """``{item id: score in [0, 1]}`` of one row on one benchmark, from its evaluated items (``samples.jsonl``)."""
+    items = Path(cfg.out) / "eval" / label / bench / "samples.jsonl"
+    if not items.exists():
+        return {}
+    return {d["id"]: d["correct"] / d["n"] for d in read_items(items, repair=False).values() if d.get("n")}
+
+
+def _paired_margins(cfg: StudyConfig, cells: list[Cell], benches: list[str]) -> list[dict]:
+    """Within each grid, every cell minus the grid's first cell (the smallest size, the first band listed) on the
+    same items, per benchmark: ``paired_difference`` (points, paired SE, z, wins / losses). Cells of one grid are
+    scored on the same items, so the paired SE is the honest one for "harder beats easier" or "more beats less";
+    the unpaired ``sqrt(se_a^2 + se_b^2)`` overstates it when the cells agree on most items."""
+    out = []
+    for grid in dict.fromkeys(c.grid for c in cells):
+        ref, *rest = [c for c in cells if c.grid == grid]
+        for bench in benches:
+            base = _item_scores(cfg, ref.label, bench)
+            for c in rest:
+                mine = _item_scores(cfg, c.label, bench)
+                if base and mine:
+                    out.append({"grid": grid, "cell": c.name, "vs": ref.name, "bench": bench,
+                                **paired_difference(mine, base)})
+    return out
 
 
 def _builtin_by_level(cfg: StudyConfig, results: list[dict]) -> dict | None:
@@ -340,13 +370,13 @@ def _builtin_by_level(cfg: StudyConfig, results: list[dict]) -> dict | None:
         counts[lv] = counts.get(lv, 0) + 1
     rows = {}
     for r in results:
-        items = Path(cfg.out) / "eval" / r["label"] / r["bench"] / "samples.jsonl"
-        if r["bench"] != "arith_heldout" or not items.exists():
+        scores = _item_scores(cfg, r["label"], r["bench"]) if r["bench"] == "arith_heldout" else {}
+        if not scores:
             continue
         hit: dict[str, list[float]] = {}
-        for d in read_items(items, repair=False).values():
-            if d["id"] in level and d.get("n"):
-                hit.setdefault(level[d["id"]], []).append(d["correct"] / d["n"])
+        for i, v in scores.items():
+            if i in level:
+                hit.setdefault(level[i], []).append(v)
         rows[r["label"]] = {lv: round(100.0 * sum(v) / len(v), 1) for lv, v in sorted(hit.items())}
     return {"levels": dict(sorted(counts.items())), "rows": rows} if rows else None
 
@@ -379,6 +409,13 @@ def render_markdown(report: dict) -> str:
         for r in report["rows"]:
             bl = r.get("by_level") or {}
             lines.append(f"| {r['grid']} | {r['cell']} | " + " | ".join(_fmt(bl.get(lv)) for lv in lvs) + " |")
+    if report.get("margins"):
+        lines += ["", "Paired differences on the same items (each cell minus its grid's first cell; points ± paired "
+                  "SE, z, items the cell got right / wrong where the other did not):", "",
+                  "| Grid | Cell | vs | Benchmark | Points | z | Wins / losses |", "|---|---|---|---|---|---|---|"]
+        for m in report["margins"]:
+            lines.append(f"| {m['grid']} | {m['cell']} | {m['vs']} | {m['bench']} | {m['points']:+.1f} ± {m['se']:.1f} | "
+                         f"{_fmt(m['z'])} | {m['wins']} / {m['losses']} |")
     lines += ["", "Answered in the required format (% of responses with a final answer; the rest are no_answer):", "",
               "| Grid | Cell | " + " | ".join(report["benchmarks"]) + " |", "|" + "---|" * (len(report["benchmarks"]) + 2)]
     for r in report["rows"]:

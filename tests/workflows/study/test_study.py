@@ -149,6 +149,15 @@ def test_small_grid_end_to_end_and_rerun(tmp_path):
         assert row["se"]["arith_heldout"] == round(100 * r["se"], 2)
         assert sum(row["by_level"][lv] * n for lv, n in rep["levels"].items()) / 8 == pytest.approx(100 * r["pass@1"], abs=0.2)
     assert sum(rep["levels"].values()) == 8 and "| Grid | Cell | L1 | L2 | L3 | L4 | L5 |" in md
+    # paired differences within each grid, against its first cell, on the same 8 items
+    margins = {(m["grid"], m["cell"], m["vs"]): m for m in rep["margins"]}
+    assert set(margins) == {("scale", "all", "16"), ("difficulty", "hard", "easy")}
+    for (grid, cell, vs), m in margins.items():
+        assert m["n"] == 8 and m["bench"] == "arith_heldout" and m["se"] >= 0
+        diff = rows[f"{grid}-{cell}"]["scores"]["arith_heldout"] - rows[f"{grid}-{vs}"]["scores"]["arith_heldout"]
+        assert m["points"] == pytest.approx(diff, abs=0.1)
+        assert 100 * (m["wins"] - m["losses"]) / 8 == pytest.approx(m["points"], abs=0.1)  # pass@1 of 1 sample
+    assert "| Grid | Cell | vs | Benchmark | Points | z | Wins / losses |" in md and "| scale | all | 16 |" in md
     assert (out / "study.png").stat().st_size > 0 and (out / "eval" / "report.json").exists()
     # a rerun skips every finished cell and evaluation; the table is the same
     stamp = (out / "cells" / "scale" / "16" / "cell.json").stat().st_mtime_ns
