@@ -200,7 +200,7 @@ def test_tiny_study_config_runs_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_smollm2_slow_study_runs_end_to_end(tmp_path, smollm2_dir):
     """configs/study/smollm2_slow.yaml as shipped: the real SmolLM2-135M, easy / middle / hard prompts at equal
-    size and steps (~7 min on 2 cores). Every cell learns the format and beats the base model; which band wins
+    size and steps (8-10 min on 2 cores). Every cell learns the format and beats the base model; which band wins
     is reported in the README with its standard errors, not asserted (the measured gaps are within ~1-2 SE)."""
     r = CliRunner().invoke(study_cli, ["run", "configs/study/smollm2_slow.yaml", "--out", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
